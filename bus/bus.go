@@ -1,0 +1,175 @@
+// Package bus gives every Glasscast role its NATS connection and JetStream context: either an
+// embedded server that keeps JetStream data in the data folder (what `glasscast serve` uses), or
+// an external NATS cluster when roles run on many machines.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config chooses between an embedded server and an external cluster.
+type Config struct {
+	// URL of an external NATS cluster ("nats://host:4222,nats://host2:4222"). Empty runs an
+	// embedded server.
+	URL string
+	// CredsFile is an optional NATS credentials file for the external cluster.
+	CredsFile string
+	// DataDir holds the embedded server's JetStream files.
+	DataDir string
+	// Listen, when set ("127.0.0.1:4222"), lets other Glasscast processes join the embedded
+	// server. Empty keeps it in-process only, reachable by nothing outside this process.
+	Listen string
+	// Name identifies this process in NATS monitoring.
+	Name string
+}
+
+// Bus is an open connection to NATS with JetStream.
+type Bus struct {
+	Conn *nats.Conn
+	JS   jetstream.JetStream
+	srv  *server.Server
+	log  *slog.Logger
+}
+
+// Open connects to the configured NATS, starting the embedded server first if needed.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
+	b := &Bus{log: log}
+	opts := []nats.Option{
+		nats.Name(cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
+	}
+	url := cfg.URL
+	if url == "" {
+		srv, err := startEmbedded(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		b.srv = srv
+		opts = append(opts, nats.InProcessServer(srv))
+	} else if cfg.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	}
+	nc, err := connect(ctx, url, opts)
+	if err != nil {
+		b.shutdownServer()
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		b.shutdownServer()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	b.Conn, b.JS = nc, js
+	return b, nil
+}
+
+// connect retries until ctx ends, so roles can start before the cluster is reachable.
+func connect(ctx context.Context, url string, opts []nats.Option) (*nats.Conn, error) {
+	for {
+		nc, err := nats.Connect(url, opts...)
+		if err == nil {
+			return nc, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect to nats %q: %w", url, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
+	dir := filepath.Join(cfg.DataDir, "nats")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("nats data dir: %w", err)
+	}
+	o := &server.Options{
+		ServerName:             cfg.Name,
+		JetStream:              true,
+		StoreDir:               dir,
+		NoSigs:                 true,
+		DisableJetStreamBanner: true,
+	}
+	if cfg.Listen == "" {
+		o.DontListen = true
+	} else {
+		host, port, err := net.SplitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("nats listen address %q: %w", cfg.Listen, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Errorf("nats listen port %q: %w", port, err)
+		}
+		o.Host, o.Port = host, p
+	}
+	srv, err := server.NewServer(o)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	srv.SetLoggerV2(&natsLogger{log: log.With("component", "nats")}, false, false, false)
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("embedded nats did not become ready in 30s")
+	}
+	return srv, nil
+}
+
+// ClientURL is where other processes reach the embedded server, or "" when it does not listen.
+func (b *Bus) ClientURL() string {
+	if b.srv == nil || b.srv.Addr() == nil {
+		return ""
+	}
+	return b.srv.ClientURL()
+}
+
+// Close drains the connection and stops the embedded server, flushing JetStream to disk.
+func (b *Bus) Close() {
+	if b.Conn != nil {
+		_ = b.Conn.Drain()
+		// Drain is asynchronous; wait briefly so pending publishes reach the server.
+		deadline := time.Now().Add(5 * time.Second)
+		for !b.Conn.IsClosed() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	b.shutdownServer()
+}
+
+func (b *Bus) shutdownServer() {
+	if b.srv != nil {
+		b.srv.Shutdown()
+		b.srv.WaitForShutdown()
+	}
+}
+
+// natsLogger routes the embedded server's log lines into slog, keeping its chatter at debug.
+type natsLogger struct{ log *slog.Logger }
+
+func (l *natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Tracef(format string, v ...any)  {}

@@ -1,0 +1,206 @@
+// Package store keeps Glasscast's resources (channels, stream keys, playback key pairs,
+// recording configurations) and live state (streams on air, stream sessions) in NATS JetStream
+// key-value buckets, replicated into each process's memory for reads.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Channel is an IVS channel as stored; ARNs and URLs are derived from ID by the API.
+type Channel struct {
+	ID                           string            `json:"id"`
+	Name                         string            `json:"name"`
+	LatencyMode                  string            `json:"latencyMode"`
+	Type                         string            `json:"type"`
+	Authorized                   bool              `json:"authorized"`
+	InsecureIngest               bool              `json:"insecureIngest"`
+	Preset                       string            `json:"preset,omitempty"`
+	RecordingConfigurationArn    string            `json:"recordingConfigurationArn,omitempty"`
+	PlaybackRestrictionPolicyArn string            `json:"playbackRestrictionPolicyArn,omitempty"`
+	ContainerFormat              string            `json:"containerFormat,omitempty"`
+	Multitrack                   *Multitrack       `json:"multitrack,omitempty"`
+	Tags                         map[string]string `json:"tags,omitempty"`
+	// StreamKeys lists the channel's stream key IDs. Keeping them on the channel record makes
+	// the per-channel quota check and the key's creation one compare-and-set.
+	StreamKeys []string  `json:"streamKeys,omitempty"`
+	CreatedAt  time.Time `json:"createdAt"`
+}
+
+// Multitrack is IVS's multitrackInputConfiguration, stored as given.
+type Multitrack struct {
+	Enabled           bool   `json:"enabled"`
+	Policy            string `json:"policy,omitempty"`
+	MaximumResolution string `json:"maximumResolution,omitempty"`
+}
+
+// StreamKey authorizes a publisher on one channel.
+type StreamKey struct {
+	ID        string            `json:"id"`
+	ChannelID string            `json:"channelId"`
+	Value     string            `json:"value"`
+	Tags      map[string]string `json:"tags,omitempty"`
+	CreatedAt time.Time         `json:"createdAt"`
+}
+
+// PlaybackKeyPair is the public half of a key that signs playback tokens.
+type PlaybackKeyPair struct {
+	ID           string            `json:"id"`
+	Name         string            `json:"name"`
+	PublicKeyPEM string            `json:"publicKeyPem"`
+	Fingerprint  string            `json:"fingerprint"`
+	Tags         map[string]string `json:"tags,omitempty"`
+	CreatedAt    time.Time         `json:"createdAt"`
+}
+
+// RecordingConfiguration says where and how a channel's broadcasts are recorded.
+type RecordingConfiguration struct {
+	ID                     string                  `json:"id"`
+	Name                   string                  `json:"name"`
+	BucketName             string                  `json:"bucketName"`
+	State                  string                  `json:"state"`
+	StateReason            string                  `json:"stateReason,omitempty"`
+	Thumbnail              *ThumbnailConfiguration `json:"thumbnail,omitempty"`
+	ReconnectWindowSeconds int                     `json:"reconnectWindowSeconds"`
+	Rendition              *RenditionConfiguration `json:"rendition,omitempty"`
+	Tags                   map[string]string       `json:"tags,omitempty"`
+	CreatedAt              time.Time               `json:"createdAt"`
+}
+
+// ThumbnailConfiguration is IVS's thumbnailConfiguration with defaults applied.
+type ThumbnailConfiguration struct {
+	RecordingMode         string   `json:"recordingMode"`
+	TargetIntervalSeconds int64    `json:"targetIntervalSeconds"`
+	Resolution            string   `json:"resolution,omitempty"`
+	Storage               []string `json:"storage"`
+}
+
+// RenditionConfiguration is IVS's renditionConfiguration with defaults applied.
+type RenditionConfiguration struct {
+	RenditionSelection string   `json:"renditionSelection"`
+	Renditions         []string `json:"renditions,omitempty"`
+}
+
+// Live is a channel's registration while it is on air. The ingest that owns the stream
+// refreshes it every few seconds; the bucket expires it when that stops, so a crashed ingest
+// leaves nothing LIVE.
+type Live struct {
+	ChannelID string    `json:"channelId"`
+	StreamID  string    `json:"streamId"`
+	StartTime time.Time `json:"startTime"`
+	Health    string    `json:"health"`
+	// Ingest names the node that holds the publisher; metadata and stop requests go to it.
+	Ingest string `json:"ingest"`
+	// Origins are base URLs of the origins holding the stream, for edges in other processes.
+	Origins   []string  `json:"origins,omitempty"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// Session is the history of one broadcast, kept after it ends.
+type Session struct {
+	ChannelID string                  `json:"channelId"`
+	StreamID  string                  `json:"streamId"`
+	StartTime time.Time               `json:"startTime"`
+	EndTime   *time.Time              `json:"endTime,omitempty"`
+	Channel   Channel                 `json:"channel"`
+	Ingest    *IngestConfig           `json:"ingest,omitempty"`
+	Recording *RecordingConfiguration `json:"recording,omitempty"`
+	Events    []SessionEvent          `json:"events"`
+}
+
+// IngestConfig describes what the publisher sends.
+type IngestConfig struct {
+	Video *VideoConfig `json:"video,omitempty"`
+	Audio *AudioConfig `json:"audio,omitempty"`
+}
+
+// VideoConfig is the publisher's video as IVS reports it.
+type VideoConfig struct {
+	Codec           string `json:"codec"`
+	Profile         string `json:"profile,omitempty"`
+	Level           string `json:"level,omitempty"`
+	Encoder         string `json:"encoder,omitempty"`
+	TargetBitrate   int64  `json:"targetBitrate"`
+	TargetFramerate int64  `json:"targetFramerate"`
+	Width           int64  `json:"width"`
+	Height          int64  `json:"height"`
+}
+
+// AudioConfig is the publisher's audio as IVS reports it.
+type AudioConfig struct {
+	Codec         string `json:"codec"`
+	TargetBitrate int64  `json:"targetBitrate"`
+	SampleRate    int64  `json:"sampleRate"`
+	Channels      int64  `json:"channels"`
+}
+
+// SessionEvent is one entry of a session's history ("Session Created", "Stream Start", ...).
+type SessionEvent struct {
+	Name string    `json:"name"`
+	Type string    `json:"type"`
+	Time time.Time `json:"time"`
+	Code string    `json:"code,omitempty"`
+}
+
+// MaxSessionEvents bounds a session's history, as IVS truncates it.
+const MaxSessionEvents = 500
+
+// LiveTTL is how long a live registration survives without a heartbeat.
+const LiveTTL = 15 * time.Second
+
+// Store is the set of tables every role shares.
+type Store struct {
+	Channels         *Table[Channel]
+	StreamKeys       *Table[StreamKey]
+	StreamKeyValues  *Table[string] // stream key value -> stream key ID, for the ingest's lookup
+	PlaybackKeyPairs *Table[PlaybackKeyPair]
+	RecordingConfigs *Table[RecordingConfiguration]
+	Live             *Table[Live]
+	Sessions         *Table[Session] // key: <channel id>.<stream id>
+}
+
+// Open creates or opens the buckets and loads them. Tables stay in sync until ctx ends.
+func Open(ctx context.Context, js jetstream.JetStream) (*Store, error) {
+	s := &Store{}
+	var err error
+	durable := func(name string) jetstream.KeyValueConfig {
+		return jetstream.KeyValueConfig{Bucket: name, History: 1, Storage: jetstream.FileStorage}
+	}
+	if s.Channels, err = openTable[Channel](ctx, js, durable("glasscast_channels")); err != nil {
+		return nil, err
+	}
+	if s.StreamKeys, err = openTable[StreamKey](ctx, js, durable("glasscast_stream_keys")); err != nil {
+		return nil, err
+	}
+	if s.StreamKeyValues, err = openTable[string](ctx, js, durable("glasscast_stream_key_values")); err != nil {
+		return nil, err
+	}
+	if s.PlaybackKeyPairs, err = openTable[PlaybackKeyPair](ctx, js, durable("glasscast_playback_keys")); err != nil {
+		return nil, err
+	}
+	if s.RecordingConfigs, err = openTable[RecordingConfiguration](ctx, js, durable("glasscast_recording_configs")); err != nil {
+		return nil, err
+	}
+	live := jetstream.KeyValueConfig{
+		Bucket:         "glasscast_live",
+		History:        1,
+		Storage:        jetstream.FileStorage,
+		TTL:            LiveTTL,
+		LimitMarkerTTL: time.Minute, // watchers hear about expiry, so edges drop dead streams
+	}
+	if s.Live, err = openTable[Live](ctx, js, live); err != nil {
+		return nil, err
+	}
+	sessions := durable("glasscast_sessions")
+	sessions.TTL = 30 * 24 * time.Hour
+	if s.Sessions, err = openTable[Session](ctx, js, sessions); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SessionKey is the Sessions table key of a broadcast.
+func SessionKey(channelID, streamID string) string { return channelID + "." + streamID }

@@ -1,0 +1,269 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Errors a Table returns; callers test them with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	// ErrConflict means a compare-and-set lost to concurrent writers too many times in a row.
+	ErrConflict = errors.New("concurrent update conflict")
+)
+
+// Table is one JetStream key-value bucket of JSON records, replicated into memory by a watcher so
+// that reads never leave the process. Writes go to the bucket with compare-and-set and return
+// only once the local replica has applied them, so a caller reads its own writes.
+//
+// Values handed out by Get and List are shared with the replica: treat them as read-only and
+// change records only through Update.
+type Table[T any] struct {
+	kv jetstream.KeyValue
+
+	mu      sync.RWMutex
+	items   map[string]Item[T]
+	sorted  []string // keys in order; nil when it must be rebuilt
+	applied uint64   // highest bucket revision the replica reflects
+	changed chan struct{}
+	err     error // set when the watcher stopped
+}
+
+// Item is a record with the bucket revision that wrote it.
+type Item[T any] struct {
+	Key      string
+	Value    T
+	Revision uint64
+}
+
+// openTable creates the bucket if needed and loads it into memory. The watcher lives until ctx
+// ends.
+func openTable[T any](ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (*Table[T], error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("key-value bucket %s: %w", cfg.Bucket, err)
+	}
+	t := &Table[T]{kv: kv, items: map[string]Item[T]{}, changed: make(chan struct{})}
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", cfg.Bucket, err)
+	}
+	ready := make(chan struct{})
+	go t.watch(ctx, w, ready)
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return t, nil
+}
+
+func (t *Table[T]) watch(ctx context.Context, w jetstream.KeyWatcher, ready chan struct{}) {
+	defer func() { _ = w.Stop() }()
+	initial := true
+	for {
+		select {
+		case <-ctx.Done():
+			t.fail(ctx.Err())
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				t.fail(errors.New("watcher closed"))
+				return
+			}
+			if e == nil { // end of the initial snapshot
+				if initial {
+					initial = false
+					close(ready)
+				}
+				continue
+			}
+			t.apply(e)
+		}
+	}
+}
+
+func (t *Table[T]) fail(err error) {
+	t.mu.Lock()
+	t.err = err
+	close(t.changed)
+	t.changed = make(chan struct{})
+	t.mu.Unlock()
+}
+
+func (t *Table[T]) apply(e jetstream.KeyValueEntry) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e.Revision() > t.applied {
+		t.applied = e.Revision()
+	}
+	switch e.Operation() {
+	case jetstream.KeyValuePut:
+		var v T
+		if err := json.Unmarshal(e.Value(), &v); err != nil {
+			// A record this version cannot read is skipped, not fatal: it may come from a newer node.
+			break
+		}
+		if _, had := t.items[e.Key()]; !had {
+			t.sorted = nil
+		}
+		t.items[e.Key()] = Item[T]{Key: e.Key(), Value: v, Revision: e.Revision()}
+	default: // delete, purge, or expiry marker
+		if _, had := t.items[e.Key()]; had {
+			delete(t.items, e.Key())
+			t.sorted = nil
+		}
+	}
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+// waitApplied blocks until the replica reflects revision rev.
+func (t *Table[T]) waitApplied(ctx context.Context, rev uint64) error {
+	for {
+		t.mu.RLock()
+		applied, ch, err := t.applied, t.changed, t.err
+		t.mu.RUnlock()
+		if applied >= rev {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("replica stopped: %w", err)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Changed returns a channel closed at the next change to the table.
+func (t *Table[T]) Changed() <-chan struct{} {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.changed
+}
+
+// Get reads a record from the replica.
+func (t *Table[T]) Get(key string) (T, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	it, ok := t.items[key]
+	return it.Value, ok
+}
+
+// List returns every record in key order.
+func (t *Table[T]) List() []Item[T] {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.sorted == nil {
+		t.sorted = make([]string, 0, len(t.items))
+		for k := range t.items {
+			t.sorted = append(t.sorted, k)
+		}
+		slices.Sort(t.sorted)
+	}
+	out := make([]Item[T], len(t.sorted))
+	for i, k := range t.sorted {
+		out[i] = t.items[k]
+	}
+	return out
+}
+
+// Len is the number of records.
+func (t *Table[T]) Len() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.items)
+}
+
+// Create writes a new record; ErrExists if the key is taken.
+func (t *Table[T]) Create(ctx context.Context, key string, v T) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	rev, err := t.kv.Create(ctx, key, b)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("create %s: %w", key, ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	return t.waitApplied(ctx, rev)
+}
+
+// Put writes a record whatever was there; for records with a single writer (live state).
+func (t *Table[T]) Put(ctx context.Context, key string, v T) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	rev, err := t.kv.Put(ctx, key, b)
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return t.waitApplied(ctx, rev)
+}
+
+// Update applies fn to the current record and writes the result with compare-and-set, retrying
+// on concurrent writes so that no update is lost. fn may run several times; an error from it
+// aborts the update and is returned as is.
+func (t *Table[T]) Update(ctx context.Context, key string, fn func(*T) error) (T, error) {
+	var zero T
+	for attempt := 0; attempt < 32; attempt++ {
+		e, err := t.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return zero, fmt.Errorf("update %s: %w", key, ErrNotFound)
+		}
+		if err != nil {
+			return zero, fmt.Errorf("read %s: %w", key, err)
+		}
+		var v T
+		if err := json.Unmarshal(e.Value(), &v); err != nil {
+			return zero, fmt.Errorf("decode %s: %w", key, err)
+		}
+		if err := fn(&v); err != nil {
+			return zero, err
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return zero, fmt.Errorf("encode %s: %w", key, err)
+		}
+		rev, err := t.kv.Update(ctx, key, b, e.Revision())
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			continue // someone else wrote first: re-read and re-apply
+		}
+		if err != nil {
+			return zero, fmt.Errorf("update %s: %w", key, err)
+		}
+		return v, t.waitApplied(ctx, rev)
+	}
+	return zero, fmt.Errorf("update %s: %w", key, ErrConflict)
+}
+
+// Delete removes a record; ErrNotFound if it is not there.
+func (t *Table[T]) Delete(ctx context.Context, key string) error {
+	if _, err := t.kv.Get(ctx, key); errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("delete %s: %w", key, ErrNotFound)
+	} else if err != nil {
+		return fmt.Errorf("read %s: %w", key, err)
+	}
+	if err := t.kv.Delete(ctx, key); err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	// The delete marker's revision is not returned; read the bucket's last sequence instead.
+	st, err := t.kv.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("status after delete %s: %w", key, err)
+	}
+	return t.waitApplied(ctx, st.(*jetstream.KeyValueBucketStatus).StreamInfo().State.LastSeq)
+}
