@@ -1,0 +1,61 @@
+package control
+
+import (
+	"encoding/base64"
+
+	"glasscast/store"
+)
+
+// Page tokens are opaque to clients: the base64 of the last key returned, so a page stays
+// correct when records are added or removed between calls.
+func encodeNextToken(lastKey string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(lastKey))
+}
+
+func decodeNextToken(tok *string) (string, error) {
+	if tok == nil || *tok == "" {
+		return "", nil
+	}
+	if len(*tok) > 1024 || !reNextToken.MatchString(*tok) {
+		return "", constraint("nextToken", *tok, "Member must satisfy regular expression pattern: [a-zA-Z0-9+/=_-]*")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(*tok)
+	if err != nil || len(b) == 0 {
+		return "", errValidation("nextToken %q is not a token this API returned", *tok)
+	}
+	return string(b), nil
+}
+
+// page walks items in key order after the token's key, keeps those that pass keep, and stops
+// at max, returning the token for the next page ("" on the last page).
+func page[T any](items []store.Item[T], tok *string, max int, keep func(T) bool) ([]T, string, error) {
+	after, err := decodeNextToken(tok)
+	if err != nil {
+		return nil, "", err
+	}
+	var out []T
+	last := ""
+	for _, it := range items {
+		if after != "" && it.Key <= after {
+			continue
+		}
+		if keep != nil && !keep(it.Value) {
+			continue
+		}
+		if len(out) == max {
+			return out, encodeNextToken(last), nil
+		}
+		out = append(out, it.Value)
+		last = it.Key
+	}
+	return out, "", nil
+}
+
+// listResponse builds a List* answer with the AWS habit of omitting an empty nextToken.
+func listResponse(field string, items any, next string) map[string]any {
+	resp := map[string]any{field: items}
+	if next != "" {
+		resp["nextToken"] = next
+	}
+	return resp
+}

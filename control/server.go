@@ -1,0 +1,242 @@
+// Package control is Glasscast's management API: the AWS IVS (and IVS Chat) REST-JSON
+// operations, verified with SigV4 and answered from the shared store, so AWS's own CLI and
+// SDKs work against it with only the endpoint changed.
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"glasscast/auth"
+	"glasscast/store"
+)
+
+// Quotas bound what one account may create, answered with ServiceQuotaExceededException.
+type Quotas struct {
+	Channels                int
+	StreamKeysPerChannel    int
+	PlaybackKeyPairs        int
+	RecordingConfigurations int
+}
+
+// Config is the control API's configuration.
+type Config struct {
+	Region  string
+	Account string
+	// Secret returns the secret access key of an access key ID.
+	Secret func(accessKeyID string) (string, bool)
+	// PlaybackBaseURL prefixes playback URLs ("https://live.example.com"). Empty uses the
+	// scheme and host the API request arrived on.
+	PlaybackBaseURL string
+	// IngestHost is the host publishers connect to. Empty uses the API request's host name.
+	IngestHost string
+	Quotas     Quotas
+	// MaxBodyBytes bounds a request body; larger requests are refused before they are read.
+	MaxBodyBytes int64
+}
+
+// Broadcasts reaches the ingest that holds a channel's publisher; its errors are ingestctl's.
+type Broadcasts interface {
+	// Stop disconnects the channel's publisher.
+	Stop(ctx context.Context, channelID string) error
+	// PutMetadata inserts timed metadata into the channel's stream.
+	PutMetadata(ctx context.Context, channelID, metadata string) error
+}
+
+// Server answers the control API.
+type Server struct {
+	cfg        Config
+	store      *store.Store
+	broadcasts Broadcasts
+	viewers    func(channelID string) int64
+	sig        *auth.SigV4Verifier
+	log        *slog.Logger
+	ivs        map[string]op
+}
+
+type op func(ctx context.Context, r *request) (any, error)
+
+// request is what an operation sees of an HTTP request.
+type request struct {
+	body    []byte
+	query   map[string][]string
+	resARN  string // the {resourceArn} path element of /tags/ operations, decoded
+	baseURL string // scheme://host the request arrived on
+	host    string // host name without port
+}
+
+// New returns a Server. viewers reports a channel's current viewer count (nil: always 0).
+func New(cfg Config, st *store.Store, b Broadcasts, viewers func(string) int64, log *slog.Logger) *Server {
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if viewers == nil {
+		viewers = func(string) int64 { return 0 }
+	}
+	s := &Server{cfg: cfg, store: st, broadcasts: b, viewers: viewers, log: log,
+		sig: &auth.SigV4Verifier{Secret: cfg.Secret}}
+	s.ivs = map[string]op{
+		"POST /CreateChannel":                s.createChannel,
+		"POST /GetChannel":                   s.getChannel,
+		"POST /BatchGetChannel":              s.batchGetChannel,
+		"POST /ListChannels":                 s.listChannels,
+		"POST /UpdateChannel":                s.updateChannel,
+		"POST /DeleteChannel":                s.deleteChannel,
+		"POST /CreateStreamKey":              s.createStreamKey,
+		"POST /GetStreamKey":                 s.getStreamKey,
+		"POST /BatchGetStreamKey":            s.batchGetStreamKey,
+		"POST /ListStreamKeys":               s.listStreamKeys,
+		"POST /DeleteStreamKey":              s.deleteStreamKey,
+		"POST /ImportPlaybackKeyPair":        s.importPlaybackKeyPair,
+		"POST /GetPlaybackKeyPair":           s.getPlaybackKeyPair,
+		"POST /ListPlaybackKeyPairs":         s.listPlaybackKeyPairs,
+		"POST /DeletePlaybackKeyPair":        s.deletePlaybackKeyPair,
+		"POST /CreateRecordingConfiguration": s.createRecordingConfiguration,
+		"POST /GetRecordingConfiguration":    s.getRecordingConfiguration,
+		"POST /ListRecordingConfigurations":  s.listRecordingConfigurations,
+		"POST /DeleteRecordingConfiguration": s.deleteRecordingConfiguration,
+		"POST /GetStream":                    s.getStream,
+		"POST /ListStreams":                  s.listStreams,
+		"POST /StopStream":                   s.stopStream,
+		"POST /GetStreamSession":             s.getStreamSession,
+		"POST /ListStreamSessions":           s.listStreamSessions,
+		"POST /PutMetadata":                  s.putMetadata,
+		"POST /tags":                         s.tagResource,
+		"DELETE /tags":                       s.untagResource,
+		"GET /tags":                          s.listTagsForResource,
+	}
+	return s
+}
+
+// noContent marks operations that answer 204 with no body, as IVS does.
+type noContent struct{}
+
+// Handles reports whether a request is for the control API (as opposed to playback or chat on
+// the same port): it carries an AWS signature or targets an operation path.
+func (s *Server) Handles(r *http.Request) bool {
+	if strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256") {
+		return true
+	}
+	_, ok := s.ivs[routeKey(r)]
+	return ok
+}
+
+func routeKey(r *http.Request) string {
+	p := r.URL.Path
+	if strings.HasPrefix(p, "/tags/") {
+		p = "/tags"
+	}
+	return r.Method + " " + p
+}
+
+// ServeHTTP verifies the signature, dispatches to the operation and writes its answer.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	w.Header().Set("x-amzn-RequestId", uuid.NewString())
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	w.Header().Set("Access-Control-Expose-Headers", "x-amzn-RequestId,x-amzn-ErrorType,x-amz-apigw-id,Date")
+	if r.Method == http.MethodOptions {
+		w.Header().Set("Access-Control-Allow-Methods", "GET,POST,DELETE,OPTIONS")
+		w.Header().Set("Access-Control-Allow-Headers", "*")
+		w.Header().Set("Access-Control-Max-Age", "86400")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	code, status := s.serve(w, r)
+	s.log.Debug("api", "method", r.Method, "path", r.URL.Path, "status", status, "error", code, "dur", time.Since(start))
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) (string, int) {
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return s.writeError(w, errValidation("request body larger than %d bytes", s.cfg.MaxBodyBytes))
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
+	if err != nil {
+		return s.writeError(w, errValidation("reading request body: %v", err))
+	}
+	if int64(len(body)) > s.cfg.MaxBodyBytes {
+		return s.writeError(w, errValidation("request body larger than %d bytes", s.cfg.MaxBodyBytes))
+	}
+	id, err := s.sig.Verify(r, body)
+	if err != nil {
+		var se *auth.SigV4Error
+		if errors.As(err, &se) {
+			return s.writeError(w, errAccessDenied(se.Code, se.Message))
+		}
+		return s.writeError(w, errAccessDenied("AccessDeniedException", "access denied"))
+	}
+	var routes map[string]op
+	switch id.Service {
+	case "ivs":
+		routes = s.ivs
+	default:
+		return s.writeError(w, &apiError{Status: http.StatusBadRequest, Code: "UnknownOperationException",
+			Message: "this endpoint does not serve the signing service " + id.Service})
+	}
+	handler, ok := routes[routeKey(r)]
+	if !ok {
+		return s.writeError(w, &apiError{Status: http.StatusNotFound, Code: "UnknownOperationException", Message: "unknown operation " + r.Method + " " + r.URL.Path})
+	}
+	req := &request{body: body, query: r.URL.Query(), baseURL: requestBase(r), host: hostOnly(r.Host)}
+	if rest, ok := strings.CutPrefix(r.URL.Path, "/tags/"); ok {
+		req.resARN = rest // r.URL.Path is already percent-decoded once, which yields the ARN
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	out, err := handler(ctx, req)
+	if err != nil {
+		ae := asAPIError(err)
+		if ae.Status >= 500 {
+			s.log.Error("api operation failed", "path", r.URL.Path, "err", err)
+		}
+		return s.writeError(w, ae)
+	}
+	if _, ok := out.(noContent); ok {
+		w.WriteHeader(http.StatusNoContent)
+		return "", http.StatusNoContent
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return s.writeError(w, errInternal(err))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+	return "", http.StatusOK
+}
+
+func (s *Server) writeError(w http.ResponseWriter, e *apiError) (string, int) {
+	body := map[string]any{"message": e.Message, "exceptionMessage": e.Message}
+	for k, v := range e.Fields {
+		body[k] = v
+	}
+	b, _ := json.Marshal(body)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("x-amzn-ErrorType", e.Code)
+	w.WriteHeader(e.Status)
+	_, _ = w.Write(b)
+	return e.Code, e.Status
+}
+
+func requestBase(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return hostport
+}
