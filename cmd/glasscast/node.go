@@ -134,4 +134,3 @@ func accessKey(cfg *Config) (auth.AccessKey, error) {
 	}
 	return k, nil
 }
-
