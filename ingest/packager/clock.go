@@ -1,0 +1,92 @@
+package packager
+
+import "time"
+
+// The functions here map input timestamps (RTMP's, in milliseconds, from the publisher's
+// clock) onto the output timeline, which must stay continuous through rounding, lost frames,
+// pauses and clock jumps.
+
+// ticks maps an input timestamp onto t's output timeline.
+func (s *segmenter) ticks(t *track, in time.Duration) int64 {
+	return toTicks(in-s.inBase+s.outBase, t.timescale)
+}
+
+// videoDTS places a video frame at its decode time. It drops a frame decoded out of order and
+// rebases the timeline over a clock jump, which it tells from a pause by the audio: after a
+// pause the audio has moved on with the video.
+func (s *segmenter) videoDTS(t *track, f frame) (int64, bool) {
+	dts := s.ticks(t, f.dts)
+	if t.pending == nil {
+		return dts, true
+	}
+	switch d := dts - t.pendingDTS; {
+	case d < -s.jumpTicks || d > s.jumpTicks && !s.audioFollowed(f.dts, t.pendingIn):
+		s.rebase(f.dts-t.pendingIn, s.p.frameDur)
+		return s.ticks(t, f.dts), true
+	case d > s.jumpTicks:
+		// Keep the gap, or the audio would fall behind for good. Its part and segment run
+		// long (counted in LongParts).
+		s.p.log.Warn("video paused; keeping its gap", "gap", f.dts-t.pendingIn)
+	case d <= 0:
+		s.p.count(func(st *Stats) { st.DroppedVideo++ })
+		return 0, false
+	}
+	return dts, true
+}
+
+// audioDTS places an audio frame by counting the codec's frame durations, which keeps the
+// track continuous despite millisecond timestamps, and follows the input timestamps only
+// when they leave that count by more than a frame (frames lost or dropped by the publisher).
+func (s *segmenter) audioDTS(t *track, f frame, lead bool) (int64, bool) {
+	actual := s.ticks(t, f.dts)
+	if t.pending == nil {
+		if actual < toTicks(s.outBase, t.timescale) {
+			s.p.count(func(st *Stats) { st.DroppedAudio++ }) // before the video starts
+			return 0, false
+		}
+		return actual, true
+	}
+	expected := t.pendingDTS + t.pendingNominal
+	switch diff := actual - expected; {
+	case diff >= -t.pendingNominal && diff <= t.pendingNominal:
+		return expected, true
+	case diff < 0 || !lead && diff > s.jumpTicks && !s.videoFollows(t, actual, expected):
+		// Overlapping audio, or audio whose clock jumped before the video's did.
+		s.p.count(func(st *Stats) { st.DroppedAudio++ })
+		return 0, false
+	case lead && diff > s.jumpTicks:
+		s.rebase(f.dts-t.pendingIn, toDuration(t.pendingNominal, t.timescale))
+		return expected, true
+	default:
+		return actual, true
+	}
+}
+
+// audioFollowed tells whether the audio's input timestamps moved on to the video's new one
+// (now) from the previous one (prev): the video paused rather than the input clock jumping.
+func (s *segmenter) audioFollowed(now, prev time.Duration) bool {
+	a := s.p.audio
+	if a == nil || a == s.p.lead || a.pending == nil {
+		return false
+	}
+	return (now - a.pendingIn).Abs() < (a.pendingIn - prev).Abs()
+}
+
+// videoFollows tells whether a long gap in the audio track is a pause in the audio rather
+// than its clock jumping ahead of the video's: the video is nearer to where the audio resumes.
+func (s *segmenter) videoFollows(a *track, actual, expected int64) bool {
+	v := s.p.video
+	if v == nil || v.pending == nil {
+		return true
+	}
+	now := toTicks(toDuration(v.pendingDTS, v.timescale), a.timescale)
+	return max(actual-now, now-actual) < max(expected-now, now-expected)
+}
+
+// rebase shifts the input-to-media mapping after the input clock jumped by gap where step was
+// expected, so the timeline continues without a hole.
+func (s *segmenter) rebase(gap, step time.Duration) {
+	s.inBase += gap - step
+	s.p.count(func(st *Stats) { st.TimestampJumps++ })
+	s.p.log.Warn("input timestamps jumped; timeline rebased", "gap", gap)
+}

@@ -1,0 +1,218 @@
+package packager
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
+
+	"glasscast/media"
+	"glasscast/metadata"
+)
+
+// TestReconnect: a second packager continues the first one's broadcast after a publisher
+// reconnects with timestamps starting over.
+func TestReconnect(t *testing.T) {
+	first := readTS(t, encode(t, 3, x264("640x360", "30", 60), aac()))
+	second := readTS(t, encode(t, 3, x264("640x360", "30", 60), aac()))
+	wall := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	rec := &recorder{}
+	a, _ := New(Config{Rendition: "r", Now: fixedClock(wall)}, first.video, first.audio, rec)
+	feed(t, a, first, first.units)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := a.State()
+	partsA := len(rec.parts)
+	last := rec.parts[partsA-1]
+	if st.MSN != last.MSN+1 || st.PartTarget != a.PartTarget() || st.Sequence != uint32(partsA)+1 || st.Time < 3*time.Second {
+		t.Fatalf("state %+v after %d parts ending %d.%d", st, partsA, last.MSN, last.Index)
+	}
+
+	b, _ := New(Config{Rendition: "r", Start: st, Now: fixedClock(wall.Add(10 * time.Second))}, second.video, second.audio, rec)
+	feed(t, b, second, second.units)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.inits) != 2 || rec.inits[1].r.Generation != 0 || !bytes.Equal(rec.inits[0].b, rec.inits[1].b) {
+		t.Errorf("an identical init after the reconnect must keep generation 0: %+v", rec.inits[1].r)
+	}
+	resumed := rec.parts[partsA]
+	if resumed.MSN != st.MSN || resumed.Index != 0 || !resumed.Discontinuity || !resumed.Independent {
+		t.Errorf("first part after reconnect: %+v", resumed)
+	}
+	if !resumed.ProgramDateTime.Equal(wall.Add(10 * time.Second)) {
+		t.Errorf("PDT %v", resumed.ProgramDateTime)
+	}
+	for _, p := range rec.parts[partsA+1:] {
+		if p.Discontinuity {
+			t.Errorf("part %d.%d also marked discontinuous", p.MSN, p.Index)
+		}
+	}
+	// One timeline: mfhd sequence and tfdt keep increasing across the two packagers.
+	checkParts(t, rec, a.PartTarget(), 2*time.Second)
+	var ps fmp4.Parts
+	if err := ps.Unmarshal(resumed.Data); err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64(toTicks(st.Time, videoTimescale)); ps[0].Tracks[0].BaseTime != want {
+		t.Errorf("resumed video tfdt %d, want %d", ps[0].Tracks[0].BaseTime, want)
+	}
+
+	// A reconnect with other codec parameters gets a new generation.
+	c, _ := New(Config{Start: b.State()}, &codecs.H264{SPS: sps720, PPS: pps}, nil, rec)
+	in := synth{num: 30, den: 1, gop: 30, frames: 40}.input()
+	feed(t, c, in, in.units)
+	c.Close()
+	if g := rec.inits[len(rec.inits)-1].r.Generation; g != 1 {
+		t.Errorf("generation %d after a codec change across the reconnect", g)
+	}
+}
+
+// TestParameterChange: new SPS/PPS mid-stream start a segment with a new init.
+func TestParameterChange(t *testing.T) {
+	a := synth{num: 30, den: 1, gop: 60, frames: 90, sps: sps720}.input()
+	b := synth{num: 30, den: 1, gop: 60, frames: 90, sps: sps360, start: 3 * time.Second}.input()
+	rec := &recorder{}
+	p, _ := New(Config{}, a.video, nil, rec)
+	feed(t, p, a, a.units)
+	feed(t, p, b, b.units)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.inits) != 2 {
+		t.Fatalf("%d inits", len(rec.inits))
+	}
+	r0, r1 := rec.inits[0].r, rec.inits[1].r
+	if r0.Width != 1280 || r1.Width != 640 || r1.Height != 360 || r1.Generation != r0.Generation+1 || r1.FrameRate != 30 {
+		t.Errorf("renditions %+v, %+v", r0, r1)
+	}
+	at := rec.inits[1].atParts
+	if at == 0 || !rec.parts[at-1].Last || rec.parts[at].Index != 0 || !rec.parts[at].Independent {
+		t.Errorf("new init not at a segment start (part %d)", at)
+	}
+	// The change forced a short segment: the key frame at 3 s came 1 s into segment 1.
+	var d time.Duration
+	for _, p := range rec.parts[:at] {
+		if p.MSN == rec.parts[at-1].MSN {
+			d += p.Duration
+		}
+	}
+	if d != time.Second {
+		t.Errorf("segment before the change lasts %v", d)
+	}
+}
+
+// TestCloseEarly: a publisher that leaves before the frame rate is measured still gets its
+// frames out, and one that never sent a key frame gets nothing.
+func TestCloseEarly(t *testing.T) {
+	in := synth{num: 30, den: 1, gop: 60, frames: 5, audio: true}.input()
+	rec := &recorder{}
+	p, _ := New(Config{}, in.video, in.audio, rec)
+	feed(t, p, in, in.units)
+	if len(rec.parts) != 0 || p.PartTarget() != 0 {
+		t.Fatal("parts before the frame rate is known")
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.inits) != 1 || len(rec.parts) != 1 || !rec.parts[0].Last || p.PartTarget() != 204*time.Millisecond {
+		t.Fatalf("%d inits, parts %+v", len(rec.inits), rec.parts)
+	}
+	if st := p.State(); st.MSN != 1 || st.Sequence != 2 {
+		t.Errorf("state %+v", st)
+	}
+
+	rec = &recorder{}
+	p, _ = New(Config{}, in.video, nil, rec)
+	p.WriteH264(0, 0, [][]byte{filler(0x41, 100)})
+	if err := p.Close(); err != nil || len(rec.inits)+len(rec.parts) != 0 {
+		t.Fatalf("close without a key frame: %v, %d inits", err, len(rec.inits))
+	}
+	if st := p.State(); st.MSN != 0 || st.Sequence != 0 || st.Init != nil || st.PartTarget != 0 {
+		t.Errorf("state %+v", st)
+	}
+}
+
+type failingOutput struct{ recorder }
+
+func (f *failingOutput) Part(media.Part) error { return errors.New("origin gone") }
+
+func TestOutputError(t *testing.T) {
+	in := synth{num: 30, den: 1, gop: 60, frames: 30}.input()
+	p, _ := New(Config{}, in.video, nil, &failingOutput{})
+	var err error
+	for _, u := range in.units {
+		if err = p.WriteH264(u.pts, u.dts, u.au); err != nil {
+			break
+		}
+	}
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("origin gone")) {
+		t.Fatalf("error %v", err)
+	}
+}
+
+// TestConcurrentCues adds cues from another goroutine, as the metadata subscription does,
+// while the publisher's goroutine writes: each cue lands in exactly one part.
+func TestConcurrentCues(t *testing.T) {
+	in := synth{num: 30, den: 1, gop: 60, frames: 300, audio: true}.input()
+	rec := &recorder{}
+	p, _ := New(Config{}, in.video, in.audio, rec)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			p.AddCue(media.Cue{ID: strconv.Itoa(i), Time: time.Now(), Text: "cue " + strconv.Itoa(i)})
+			_ = p.PartTarget()
+			_ = p.Stats()
+		}
+	}()
+	feed(t, p, in, in.units)
+	<-done
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, part := range rec.parts {
+		msgs, err := metadata.ParseEmsg(part.Data)
+		if err != nil || len(msgs) != 2*len(part.Cues) {
+			t.Fatalf("part %d.%d: %d emsg for %d cues, %v", part.MSN, part.Index, len(msgs), len(part.Cues), err)
+		}
+		for i, c := range part.Cues {
+			if seen[c.ID] || msgs[2*i].Text != c.Text {
+				t.Errorf("cue %s repeated or mismatched (%q)", c.ID, msgs[2*i].Text)
+			}
+			seen[c.ID] = true
+		}
+	}
+	if len(seen) != 200 {
+		t.Errorf("%d cues written, want 200", len(seen))
+	}
+}
+
+// TestBadParameterSets: an SPS no decoder could use stops the packager instead of emitting
+// parts without an init.
+func TestBadParameterSets(t *testing.T) {
+	in := synth{num: 30, den: 1, gop: 60, frames: 30, sps: []byte{0x67, 0x64}}.input()
+	rec := &recorder{}
+	p, _ := New(Config{}, in.video, nil, rec)
+	var err error
+	for _, u := range in.units {
+		if err = p.WriteH264(u.pts, u.dts, u.au); err != nil {
+			break
+		}
+	}
+	if err == nil || len(rec.inits)+len(rec.parts) != 0 {
+		t.Fatalf("error %v, %d inits, %d parts", err, len(rec.inits), len(rec.parts))
+	}
+	if err2 := p.WriteH264(time.Hour, time.Hour, in.units[1].au); err2 != err {
+		t.Errorf("next write: %v, want the first error again", err2)
+	}
+	if err2 := p.Close(); err2 != err {
+		t.Errorf("Close: %v", err2)
+	}
+}

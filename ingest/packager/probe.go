@@ -1,0 +1,169 @@
+package packager
+
+import (
+	"encoding/binary"
+	"math"
+	"time"
+)
+
+// maxProbeAudio bounds the audio kept while waiting for the first video key frame (about 1.4 s
+// of AAC): only audio from the key frame on is used, so older frames are dead weight.
+const maxProbeAudio = 64
+
+// buffer holds input until the frame rate of the leading track is known, because the advertised
+// PART-TARGET depends on it and no part may be emitted before it is fixed.
+func (p *Packager) buffer(f frame) error {
+	if f.video {
+		if !p.keySeen {
+			if !f.key {
+				p.count(func(s *Stats) { s.DroppedVideo++ })
+				return nil
+			}
+			p.keySeen = true
+			p.firstWall = p.cfg.Now()
+		}
+		// The caller's NALUs are only borrowed; frames that wait must own their bytes.
+		f.payload, f.au = appendAVCC(nil, f.au, p.h265), nil
+	} else if p.video == nil && len(p.probe) == 0 {
+		p.firstWall = p.cfg.Now()
+	}
+	p.probe = append(p.probe, f)
+	if p.video != nil && !p.keySeen && len(p.probe) > maxProbeAudio {
+		p.probe = append(p.probe[:0], p.probe[1:]...)
+		p.count(func(s *Stats) { s.DroppedAudio++ })
+	}
+	if p.probed() {
+		return p.start()
+	}
+	return nil
+}
+
+// probed tells whether enough of the leading track has arrived to measure its frame duration.
+func (p *Packager) probed() bool {
+	if p.video == nil {
+		return len(p.probe) > 0 // an audio codec states its frame duration
+	}
+	var n int
+	var first, last time.Duration
+	for _, f := range p.probe {
+		if f.video {
+			if n == 0 {
+				first = f.dts
+			}
+			last = f.dts
+			n++
+		}
+	}
+	return n >= probeFrames || n >= 3 && last-first >= probeSpan
+}
+
+// start fixes the frame duration and PART-TARGET, emits the init segment and replays the
+// buffered input. Close calls it with whatever was buffered, for a publisher that left early.
+func (p *Packager) start() error {
+	var fd time.Duration
+	var first *frame
+	if p.video != nil {
+		var dts []time.Duration
+		for i := range p.probe {
+			if f := &p.probe[i]; f.video {
+				if first == nil {
+					first = f
+				}
+				dts = append(dts, f.dts)
+			}
+		}
+		if first == nil {
+			p.probe = nil
+			return nil // no key frame ever came: nothing can be played
+		}
+		info, err := p.describeVideo(first.params)
+		if err != nil {
+			return err
+		}
+		fd = snapFrameDuration(measureFrameDuration(dts), info.fps)
+		if fd <= 0 && info.fps > 0 {
+			fd = time.Duration(float64(time.Second) / info.fps)
+		}
+		if fd <= 0 {
+			fd = time.Second / 30 // a single frame and no VUI timing: any guess is as good
+		}
+	} else {
+		if len(p.probe) == 0 {
+			return nil
+		}
+		first = &p.probe[0]
+		fd = toDuration(first.nominal, p.audio.timescale)
+	}
+
+	target, n := advertisedPartTarget(p.cfg.PartTarget, fd)
+	if t := p.cfg.Start.PartTarget; t > 0 {
+		// A successor keeps its predecessor's PART-TARGET: playlists must never change it.
+		target, n = t, framesPerPart(t, fd)
+	}
+	p.frameDur, p.n = fd, n
+	p.partTarget.Store(int64(target))
+	p.ready = true
+
+	avg := p.estimateBandwidth(first.dts, fd)
+	probe := p.probe
+	p.probe = nil
+	if err := p.seg.begin(first.dts, p.firstWall, first.params, avg); err != nil {
+		return err
+	}
+	for _, f := range probe {
+		if err := p.seg.push(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// estimateBandwidth returns a mean bit rate from the probed input. It includes a key frame, so
+// it leans high; the origin replaces it with measured segment sizes.
+func (p *Packager) estimateBandwidth(from, fd time.Duration) int {
+	var videoBytes, audioBytes int
+	var last time.Duration
+	for _, f := range p.probe {
+		if f.dts < from {
+			continue
+		}
+		if f.video {
+			videoBytes += len(f.payload)
+			last = max(last, f.dts)
+		} else {
+			audioBytes += len(f.payload)
+		}
+	}
+	bits := 0.0
+	if p.video != nil {
+		bits += float64(videoBytes*8) / (last - from + fd).Seconds()
+	}
+	if p.audio != nil {
+		// A few audio frames say little about a variable bit rate; assume a common one.
+		bits += 128000
+	}
+	return int(math.Round(bits))
+}
+
+// appendAVCC appends an access unit in the length-prefixed form of an avc1/hvc1 sample,
+// leaving out what the init segment carries or players do not need: parameter sets and access
+// unit delimiters.
+func appendAVCC(dst []byte, au [][]byte, h265 bool) []byte {
+	for _, nalu := range au {
+		if len(nalu) == 0 || outOfBand(nalu, h265) {
+			continue
+		}
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(nalu)))
+		dst = append(dst, nalu...)
+	}
+	return dst
+}
+
+func outOfBand(nalu []byte, h265 bool) bool {
+	if h265 {
+		t := nalu[0] >> 1 & 0x3f
+		return t >= 32 && t <= 35 // VPS, SPS, PPS, AUD
+	}
+	t := nalu[0] & 0x1f
+	return t >= 7 && t <= 9 // SPS, PPS, AUD
+}

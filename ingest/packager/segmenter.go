@@ -1,0 +1,412 @@
+package packager
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
+
+	"glasscast/media"
+)
+
+// track is one track's samples on the output timeline, in its own timescale.
+type track struct {
+	id        int
+	timescale int64
+
+	samples []*fmp4.Sample // of the part being built, durations known
+	base    int64          // decode time of samples[0]
+
+	// pending is the newest sample: its duration is known only when the next one arrives.
+	pending        *fmp4.Sample
+	pendingDTS     int64
+	pendingIn      time.Duration // its input timestamp, to rebase over clock jumps
+	pendingNominal int64         // audio: the codec's frame duration
+
+	end     int64 // end of the last emitted sample
+	emitted bool
+}
+
+// finish moves the pending sample into the part being built, now that its duration is known.
+func (t *track) finish(dur int64) {
+	if len(t.samples) == 0 {
+		t.base = t.pendingDTS
+	}
+	t.pending.Duration = uint32(dur)
+	t.samples = append(t.samples, t.pending)
+	t.pending = nil
+}
+
+// segmenter places samples into parts and segments and emits them. Its time fields are in
+// ticks of the leading track (video when there is video).
+type segmenter struct {
+	p *Packager
+
+	inBase   time.Duration // input instant that maps to outBase
+	outBase  time.Duration // media time where this packager starts
+	wallBase time.Time     // wall clock of outBase
+	started  bool
+
+	fdTicks, targetTicks, minSegTicks, maxSegTicks, jumpTicks int64
+
+	segStart, partStart int64
+	partFrames          int
+	independent         bool
+	msn                 uint64
+	index               int
+	seq                 uint32
+	discontinuity       bool
+
+	cur        videoParams // parameter sets of the current init
+	gen        int
+	inits      int    // init segments emitted by this packager
+	initBytes  []byte // the last one
+	bandwidth  int
+	arena      []byte // AVCC bytes of the part being built; reused once the part is out
+	loggedCuts bool
+}
+
+func (s *segmenter) init(p *Packager) {
+	st := p.cfg.Start
+	s.p = p
+	s.msn, s.seq, s.outBase = st.MSN, max(st.Sequence, 1), st.Time
+	s.gen = st.Generation
+	s.discontinuity = st.resumed()
+}
+
+// begin starts the timeline: the first frame of the leading track, at input time in, becomes
+// media time outBase, and the first init segment goes out.
+func (s *segmenter) begin(in time.Duration, wall time.Time, params *videoParams, avgBandwidth int) error {
+	p := s.p
+	lead := p.lead
+	ts := lead.timescale
+	s.inBase, s.wallBase, s.bandwidth = in, wall, avgBandwidth
+	s.fdTicks = max(1, toTicks(p.frameDur, ts))
+	s.targetTicks = toTicks(p.PartTarget(), ts)
+	s.maxSegTicks = toTicks(segmentLimit(p.cfg.SegmentTarget), ts)
+	if p.video != nil {
+		// Cut at the first key frame past half the target, so 1 s GOPs make 1 s segments.
+		s.minSegTicks = toTicks(p.cfg.SegmentTarget/2, ts) - s.fdTicks/2
+	} else {
+		// Audio frames are all key frames: make segments a whole number of parts instead.
+		partTicks := int64(p.n) * s.fdTicks
+		s.minSegTicks = max(1, toTicks(p.cfg.SegmentTarget, ts)/partTicks)*partTicks - s.fdTicks/2
+	}
+	// A gap longer than this is the input clock jumping, not frames missing.
+	s.jumpTicks = max(10*s.fdTicks, toTicks(time.Second, ts))
+	s.segStart = toTicks(s.outBase, ts)
+	s.partStart = s.segStart
+	s.started = true
+	if params != nil {
+		s.cur = *params
+	}
+	return s.emitInit()
+}
+
+func (s *segmenter) push(f frame) error {
+	p := s.p
+	if f.video || p.lead == p.audio {
+		return s.pushLead(f)
+	}
+	t := p.audio
+	dts, ok := s.audioDTS(t, f, false)
+	if !ok {
+		return nil
+	}
+	if t.pending != nil {
+		t.finish(dts - t.pendingDTS)
+	}
+	s.place(t, f, dts)
+	return nil
+}
+
+// pushLead places a frame of the leading track, cutting parts and segments before it.
+func (s *segmenter) pushLead(f frame) error {
+	p := s.p
+	t := p.lead
+	var dts int64
+	var ok bool
+	if f.video {
+		dts, ok = s.videoDTS(t, f)
+	} else {
+		dts, ok = s.audioDTS(t, f, true)
+	}
+	if !ok {
+		return nil
+	}
+	if t.pending != nil {
+		if dts-s.partStart > s.targetTicks && s.partFrames > 1 {
+			// Frames are missing before f: the pending frame lasts so long that its part would
+			// exceed PART-TARGET. End the part before it instead; this part may then be short,
+			// but never too long.
+			t.pending.Payload = bytes.Clone(t.pending.Payload) // emitPart recycles the arena
+			if err := s.emitPart(t.pendingDTS, false); err != nil {
+				return err
+			}
+			s.independent, s.partFrames = !t.pending.IsNonSyncSample, 1
+		}
+		t.finish(dts - t.pendingDTS)
+		segSpan, partSpan := dts-s.segStart, dts-s.partStart
+		changed := f.params != nil && !f.params.equal(&s.cur)
+		var err error
+		switch {
+		case f.key && (changed || segSpan >= s.minSegTicks):
+			err = s.cutSegment(dts, f, false)
+		case segSpan+s.fdTicks > s.maxSegTicks:
+			err = s.cutSegment(dts, f, true)
+		case s.partFrames >= p.n || partSpan+s.fdTicks > s.targetTicks:
+			err = s.emitPart(dts, false)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if s.partFrames == 0 {
+		s.independent = f.key
+	}
+	s.place(t, f, dts)
+	s.partFrames++
+	return nil
+}
+
+func (s *segmenter) cutSegment(at int64, f frame, forced bool) error {
+	if err := s.emitPart(at, true); err != nil {
+		return err
+	}
+	s.segStart = at
+	if forced {
+		s.p.count(func(st *Stats) { st.ForcedCuts++ })
+		// Every cut of a stream with long GOPs is forced: say so once loudly, then quietly.
+		level := slogLevel(s.loggedCuts)
+		s.loggedCuts = true
+		s.p.log.Log(context.Background(), level, "no key frame within the segment target; cut at a non-key frame",
+			"msn", s.msn, "segmentTarget", s.p.cfg.SegmentTarget)
+	}
+	if f.params != nil && !f.params.equal(&s.cur) {
+		s.cur = *f.params
+		return s.emitInit()
+	}
+	return nil
+}
+
+// place makes f the pending sample of t, in the part being built.
+func (s *segmenter) place(t *track, f frame, dts int64) {
+	payload := f.payload
+	if f.au != nil {
+		start := len(s.arena)
+		s.arena = appendAVCC(s.arena, f.au, s.p.h265)
+		payload = s.arena[start:len(s.arena):len(s.arena)]
+	}
+	sample := &fmp4.Sample{IsNonSyncSample: !f.key, Payload: payload}
+	if f.video {
+		off := s.ticks(t, f.pts) - dts
+		sample.PTSOffset = int32(max(math.MinInt32, min(math.MaxInt32, off)))
+	}
+	t.pending, t.pendingDTS, t.pendingIn, t.pendingNominal = sample, dts, f.dts, f.nominal
+}
+
+// flush ends the stream: the pending samples get their nominal duration and the part they are
+// in goes out as the last of its segment.
+func (s *segmenter) flush() error {
+	p := s.p
+	lead := p.lead
+	if !s.started || lead.pending == nil {
+		return nil
+	}
+	end := lead.pendingDTS + s.fdTicks
+	if lead.pendingNominal > 0 {
+		end = lead.pendingDTS + lead.pendingNominal
+	}
+	lead.finish(end - lead.pendingDTS)
+	if a := p.audio; a != nil && a != lead && a.pending != nil {
+		a.finish(a.pendingNominal)
+	}
+	return s.emitPart(end, true)
+}
+
+// emitPart writes the part being built, which ends at lead-track time end, to the output.
+func (s *segmenter) emitPart(end int64, last bool) error {
+	p := s.p
+	ts := p.lead.timescale
+	start := toDuration(s.partStart, ts)
+	part := media.Part{
+		MSN:             s.msn,
+		Index:           s.index,
+		Duration:        toDuration(end-s.partStart, ts),
+		Independent:     s.independent,
+		Last:            last,
+		Discontinuity:   s.discontinuity && s.index == 0,
+		ProgramDateTime: s.wallBase.Add(start - s.outBase),
+		Cues:            p.takeCues(),
+	}
+	buf := make([]byte, 0, s.partBytes())
+	lo, hi := s.presentation(end)
+	for _, c := range part.Cues {
+		var err error
+		if buf, err = appendCue(buf, c, s.cueTime(c, lo, hi)); err != nil {
+			return fmt.Errorf("part %d.%d: %w", s.msn, s.index, err)
+		}
+	}
+	fp := fmp4.Part{SequenceNumber: s.seq}
+	for _, t := range []*track{p.video, p.audio} {
+		if t == nil || len(t.samples) == 0 {
+			continue
+		}
+		fp.Tracks = append(fp.Tracks, &fmp4.PartTrack{ID: t.id, BaseTime: uint64(t.base), Samples: t.samples})
+	}
+	w := &writeSeeker{b: buf, pos: len(buf)}
+	if err := fp.Marshal(w); err != nil {
+		return fmt.Errorf("part %d.%d: marshal: %w", s.msn, s.index, err)
+	}
+	part.Data = w.b
+
+	for _, t := range []*track{p.video, p.audio} {
+		if t == nil || len(t.samples) == 0 {
+			continue
+		}
+		t.end = t.base
+		for _, smp := range t.samples {
+			t.end += int64(smp.Duration)
+		}
+		t.emitted = true
+		clear(t.samples)
+		t.samples = t.samples[:0]
+	}
+	s.arena = s.arena[:0]
+	s.seq++
+	s.partStart, s.partFrames = end, 0
+	if last {
+		s.msn++
+		s.index = 0
+		s.discontinuity = false
+	} else {
+		s.index++
+	}
+	p.count(func(st *Stats) {
+		st.Parts++
+		if last {
+			st.Segments++
+		}
+		switch target := p.PartTarget(); {
+		case part.Duration > target:
+			st.LongParts++
+		case !last && !part.Independent && part.Duration*100 < target*85:
+			st.ShortParts++
+		}
+	})
+	if err := p.out.Part(part); err != nil {
+		return fmt.Errorf("output part %d.%d: %w", part.MSN, part.Index, err)
+	}
+	return nil
+}
+
+// partBytes is an upper bound of the size of the part being built, so that its buffer is
+// allocated once: the payloads, plus moof overhead (box headers, one trun entry per sample)
+// and the emsg boxes of a few cues.
+func (s *segmenter) partBytes() int {
+	n := 1024
+	for _, t := range []*track{s.p.video, s.p.audio} {
+		if t == nil {
+			continue
+		}
+		n += 128 + 16*len(t.samples)
+		for _, smp := range t.samples {
+			n += len(smp.Payload)
+		}
+	}
+	return n
+}
+
+// presentation returns the presentation interval of the part being built, which ends at
+// lead-track time end, in 90 kHz ticks. With B-frames it starts after the decode interval,
+// by the first frame's composition offset.
+func (s *segmenter) presentation(end int64) (lo, hi int64) {
+	t := s.p.lead
+	lo, hi = s.partStart, end
+	dts := t.base
+	for i, smp := range t.samples {
+		pts := dts + int64(smp.PTSOffset)
+		if i == 0 || pts < lo {
+			lo = pts
+		}
+		hi = max(hi, pts+int64(smp.Duration))
+		dts += int64(smp.Duration)
+	}
+	return toTicks(toDuration(lo, t.timescale), videoTimescale), toTicks(toDuration(hi, t.timescale), videoTimescale)
+}
+
+// cueTime maps a cue's wall-clock time onto the media timeline in 90 kHz ticks, clamped into
+// the presentation interval [lo, hi) of the part that carries it, as the AOM spec requires:
+// a cue that arrived late plays at the part's start rather than never.
+func (s *segmenter) cueTime(c media.Cue, lo, hi int64) uint64 {
+	t := toTicks(s.outBase+c.Time.Sub(s.wallBase), videoTimescale)
+	return uint64(max(lo, min(max(hi-1, lo), t)))
+}
+
+func (s *segmenter) emitInit() error {
+	p := s.p
+	var tracks []*fmp4.InitTrack
+	r := media.Rendition{Name: p.cfg.Rendition}
+	var codecNames []string
+	if p.video != nil {
+		var c codecs.Codec = &codecs.H264{SPS: s.cur.sps, PPS: s.cur.pps}
+		if p.h265 {
+			c = &codecs.H265{VPS: s.cur.vps, SPS: s.cur.sps, PPS: s.cur.pps}
+		}
+		info, err := p.describeVideo(&s.cur)
+		if err != nil {
+			return err
+		}
+		tracks = append(tracks, &fmp4.InitTrack{ID: p.video.id, TimeScale: uint32(p.video.timescale), Codec: c})
+		codecNames = append(codecNames, info.codecs)
+		r.Width, r.Height = info.width, info.height
+		r.FrameRate = math.Round(float64(time.Second)/float64(p.frameDur)*1000) / 1000
+	}
+	if p.audio != nil {
+		tracks = append(tracks, &fmp4.InitTrack{ID: p.audio.id, TimeScale: uint32(p.audio.timescale), Codec: p.audioCode})
+		codecNames = append(codecNames, audioCodecs(p.audioCode))
+	}
+	b, err := marshalInit(tracks)
+	if err != nil {
+		return err
+	}
+	// A successor whose init is byte-identical keeps the generation, so the origin need not
+	// switch EXT-X-MAP after a reconnect.
+	if s.inits > 0 || p.cfg.Start.resumed() && !bytes.Equal(b, p.cfg.Start.Init) {
+		s.gen++
+	}
+	s.inits++
+	s.initBytes = b
+	r.Codecs = joinCodecs(codecNames)
+	r.AverageBandwidth = s.bandwidth
+	r.Bandwidth = s.bandwidth * 5 / 4 // BANDWIDTH is a peak: leave room above the mean
+	r.Generation = s.gen
+	if err := p.out.Init(r, b); err != nil {
+		return fmt.Errorf("output init generation %d: %w", s.gen, err)
+	}
+	return nil
+}
+
+// state reports where a successor continues.
+func (s *segmenter) state() Start {
+	p := s.p
+	st := p.cfg.Start
+	st.PartTarget = p.PartTarget()
+	if s.inits == 0 {
+		return st
+	}
+	st.MSN, st.Sequence, st.Generation, st.Init = s.msn, s.seq, s.gen, s.initBytes
+	if s.index > 0 {
+		st.MSN++ // the open segment's number is taken
+	}
+	for _, t := range []*track{p.video, p.audio} {
+		if t != nil && t.emitted {
+			st.Time = max(st.Time, toDuration(t.end, t.timescale))
+		}
+	}
+	return st
+}
