@@ -214,8 +214,10 @@ func (s *Server) sessionOut(r *request, ss store.Session) map[string]any {
 	if rc := ss.Recording; rc != nil {
 		out["recordingConfiguration"] = s.recordingConfigOut(*rc, true)
 	}
+	// Stored oldest first; IVS answers newest first.
 	events := make([]streamEventJSON, 0, len(ss.Events))
-	for _, e := range ss.Events {
+	for i := len(ss.Events) - 1; i >= 0; i-- {
+		e := ss.Events[i]
 		events = append(events, streamEventJSON{Name: e.Name, Type: e.Type, EventTime: isoTime(e.Time), Code: e.Code})
 	}
 	out["truncatedEvents"] = events

@@ -1,0 +1,399 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	mp4codecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
+	"golang.org/x/time/rate"
+
+	"glasscast/auth"
+	"glasscast/ingest/packager"
+	"glasscast/ingestctl"
+	"glasscast/media"
+	"glasscast/store"
+)
+
+// Session event names and types, as IVS reports them in truncatedEvents and EventBridge.
+const (
+	typeState  = "IVS Stream State Change"
+	typeHealth = "IVS Stream Health Change"
+)
+
+// broadcast is one stream session on a channel this ingest owns. It outlives a publisher that
+// disconnects for up to the reconnect grace, so a quick reconnect continues the session.
+type broadcast struct {
+	s        *Server
+	channel  store.Channel
+	streamID string
+	started  time.Time
+	log      *slog.Logger
+	health   healthTracker
+	limiter  *rate.Limiter
+	done     chan struct{} // closed once the broadcast has ended and cleaned up
+
+	mu        sync.Mutex
+	pub       *publisher
+	grace     *time.Timer
+	ended     bool
+	endReason string
+	state     packager.Start // timeline to continue after a reconnect
+	out       media.Broadcast
+	health0   string
+	sub       *ingestctl.Subscription
+	stopBeat  chan struct{}
+}
+
+// attach gives a publisher its channel's broadcast: the one waiting in its reconnect grace,
+// or a new one once the channel is claimed cluster-wide. A channel that already has a
+// publisher, here or on another ingest, is refused.
+func (s *Server) attach(ctx context.Context, ch store.Channel) (*broadcast, error) {
+	s.mu.Lock()
+	if b := s.broadcasts[ch.ID]; b != nil {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		defer s.mu.Unlock()
+		if b.ended {
+			return nil, errRefused{"the channel's previous broadcast is still ending; retry"}
+		}
+		if b.pub != nil {
+			return nil, errRefused{"the channel already has a publisher"}
+		}
+		b.grace.Stop()
+		b.pub = &publisher{} // placeholder until the connection's publisher is known
+		b.health.reset()
+		b.log.Info("publisher reconnected within grace; continuing the stream session")
+		return b, nil
+	}
+	now := time.Now().UTC()
+	b := &broadcast{s: s, channel: ch, streamID: auth.NewStreamID(), started: now, done: make(chan struct{}),
+		limiter: rate.NewLimiter(rate.Limit(s.cfg.MetadataRate), s.cfg.MetadataRate), health0: healthHealthy,
+		stopBeat: make(chan struct{}), pub: &publisher{}}
+	b.log = s.log.With("channel", ch.ID, "stream", b.streamID)
+	s.broadcasts[ch.ID] = b
+	s.mu.Unlock()
+
+	if err := b.claim(ctx); err != nil {
+		s.mu.Lock()
+		delete(s.broadcasts, ch.ID)
+		s.mu.Unlock()
+		close(b.done)
+		return nil, err
+	}
+	return b, nil
+}
+
+// claim registers the channel as live with this ingest, starts the session and answers the
+// control API's requests for it.
+func (b *broadcast) claim(ctx context.Context) error {
+	s := b.s
+	live := b.liveRecord()
+	err := s.store.Live.Create(ctx, b.channel.ID, live)
+	if errors.Is(err, store.ErrExists) {
+		if cur, ok := s.store.Live.Get(b.channel.ID); ok && time.Since(cur.UpdatedAt) < store.LiveTTL {
+			return errRefused{"the channel is live on ingest " + cur.Ingest}
+		}
+		// A registration whose heartbeat stopped (a crashed ingest) is taken over.
+		err = s.store.Live.Put(ctx, b.channel.ID, live)
+	}
+	if err != nil {
+		return fmt.Errorf("register live stream: %w", err)
+	}
+	sub, err := ingestctl.Serve(s.nc, b.channel.ID, b)
+	if err != nil {
+		_ = s.store.Live.Delete(context.WithoutCancel(ctx), b.channel.ID)
+		return err
+	}
+	b.sub = sub
+	sess := store.Session{ChannelID: b.channel.ID, StreamID: b.streamID, StartTime: b.started, Channel: b.channel,
+		Events: []store.SessionEvent{{Name: "Session Created", Type: typeState, Time: b.started}, {Name: "Stream Start", Type: typeState, Time: b.started}}}
+	if rcArn := b.channel.RecordingConfigurationArn; rcArn != "" {
+		if rc, ok := s.store.RecordingConfigs.Get(rcArn[len(rcArn)-12:]); ok {
+			sess.Recording = &rc
+		}
+	}
+	if err := s.store.Sessions.Put(ctx, store.SessionKey(b.channel.ID, b.streamID), sess); err != nil {
+		b.log.Warn("record stream session", "err", err)
+	}
+	s.wg.Add(1)
+	go b.heartbeat()
+	b.log.Info("broadcast started")
+	return nil
+}
+
+func (b *broadcast) liveRecord() store.Live {
+	b.mu.Lock()
+	health := b.health0
+	b.mu.Unlock()
+	return store.Live{ChannelID: b.channel.ID, StreamID: b.streamID, StartTime: b.started, Health: health,
+		Ingest: b.s.cfg.Node, Origins: b.s.cfg.Origins, UpdatedAt: time.Now().UTC()}
+}
+
+// heartbeat refreshes the live registration and re-evaluates health until the broadcast ends.
+func (b *broadcast) heartbeat() {
+	defer b.s.wg.Done()
+	t := time.NewTicker(b.s.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stopBeat:
+			return
+		case <-t.C:
+		}
+		b.mu.Lock()
+		h := healthStarving // no publisher (reconnect grace) means no input
+		if b.pub != nil {
+			h = b.health.evaluate(time.Now())
+		}
+		changed := h != b.health0
+		b.health0 = h
+		b.mu.Unlock()
+		if changed {
+			name := "Starvation Start"
+			if h == healthHealthy {
+				name = "Starvation End"
+			}
+			b.log.Info("stream health changed", "health", h)
+			b.addEvent(store.SessionEvent{Name: name, Type: typeHealth, Time: time.Now().UTC()})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), b.s.cfg.Heartbeat)
+		if err := b.s.store.Live.Put(ctx, b.channel.ID, b.liveRecord()); err != nil {
+			b.log.Warn("refresh live registration", "err", err)
+		}
+		cancel()
+	}
+}
+
+// addEvent appends to the session's history, keeping at most store.MaxSessionEvents.
+func (b *broadcast) addEvent(e store.SessionEvent) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := b.s.store.Sessions.Update(ctx, store.SessionKey(b.channel.ID, b.streamID), func(s *store.Session) error {
+		s.Events = append(s.Events, e)
+		if n := len(s.Events); n > store.MaxSessionEvents {
+			s.Events = slices.Delete(s.Events, 0, n-store.MaxSessionEvents)
+		}
+		if e.Name == "Session Ended" {
+			t := e.Time
+			s.EndTime = &t
+		}
+		return nil
+	})
+	if err != nil {
+		b.log.Warn("record session event", "event", e.Name, "err", err)
+	}
+}
+
+// describeIngest records what the publisher sends.
+func (b *broadcast) describeIngest(ic *store.IngestConfig) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := b.s.store.Sessions.Update(ctx, store.SessionKey(b.channel.ID, b.streamID), func(s *store.Session) error {
+		s.Ingest = ic
+		return nil
+	})
+	if err != nil {
+		b.log.Warn("record ingest configuration", "err", err)
+	}
+}
+
+// newPackager returns the packager for a (re)connected publisher, continuing the timeline.
+func (b *broadcast) newPackager(video, audio mp4codecs.Codec) (*packager.Packager, error) {
+	b.mu.Lock()
+	start := b.state
+	b.mu.Unlock()
+	cfg := packager.Config{Rendition: "source", PartTarget: b.s.cfg.PartTarget, SegmentTarget: b.s.cfg.SegmentTarget,
+		Start: start, Logger: b.log}
+	if b.channel.LatencyMode == "NORMAL" {
+		cfg.SegmentTarget = b.s.cfg.NormalSegmentTarget
+	}
+	o := &output{b: b}
+	p, err := packager.New(cfg, video, audio, o)
+	if err != nil {
+		return nil, fmt.Errorf("packager: %w", err)
+	}
+	o.pkg = p
+	return p, nil
+}
+
+// keepState remembers where the last packager stopped, for the next publisher to continue.
+func (b *broadcast) keepState(st packager.Start) {
+	b.mu.Lock()
+	b.state = st
+	b.mu.Unlock()
+}
+
+// output hands a packager's objects to the origin, opening the origin broadcast on the first
+// init, once PART-TARGET is known.
+type output struct {
+	b   *broadcast
+	pkg *packager.Packager
+}
+
+func (o *output) Init(r media.Rendition, init []byte) error {
+	b := o.b
+	b.mu.Lock()
+	out := b.out
+	b.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if out == nil {
+		cfgTarget := b.s.cfg.SegmentTarget
+		if b.channel.LatencyMode == "NORMAL" {
+			cfgTarget = b.s.cfg.NormalSegmentTarget
+		}
+		var err error
+		out, err = b.s.sink.Open(ctx, media.Stream{ChannelID: b.channel.ID, StreamID: b.streamID,
+			LowLatency: b.channel.LatencyMode != "NORMAL", TargetDuration: cfgTarget, PartTarget: o.pkg.PartTarget()})
+		if err != nil {
+			return fmt.Errorf("open origin broadcast: %w", err)
+		}
+		b.mu.Lock()
+		b.out = out
+		b.mu.Unlock()
+	}
+	return out.Init(ctx, r, init)
+}
+
+func (o *output) Part(p media.Part) error {
+	o.b.mu.Lock()
+	out := o.b.out
+	o.b.mu.Unlock()
+	if out == nil {
+		return errors.New("part before init")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return out.Part(ctx, "source", p)
+}
+
+// newCue stamps timed metadata with the instant it was accepted.
+func (b *broadcast) newCue(text string) media.Cue {
+	return media.Cue{ID: auth.RandomString(12, "abcdefghijklmnopqrstuvwxyz0123456789"), Time: time.Now().UTC(), Text: text}
+}
+
+// PutMetadata implements ingestctl.Handler: the cue goes into the next part of every rendition.
+func (b *broadcast) PutMetadata(ctx context.Context, text string) error {
+	if !b.limiter.Allow() {
+		return ingestctl.ErrThrottled
+	}
+	b.mu.Lock()
+	pub := b.pub
+	ended := b.ended
+	b.mu.Unlock()
+	if ended {
+		return ingestctl.ErrNotBroadcasting
+	}
+	if pub != nil && pub.b != nil {
+		pub.onData("onTextData", []any{map[string]any{"text": text}})
+		return nil
+	}
+	// Between a disconnect and a reconnect there is no packager: the cue waits for the next one.
+	b.log.Info("timed metadata arrived while the publisher is reconnecting; it is dropped")
+	return ingestctl.ErrNotBroadcasting
+}
+
+// Stop implements ingestctl.Handler: StopStream disconnects the publisher and ends the stream
+// at once, without waiting for a reconnect.
+func (b *broadcast) Stop(ctx context.Context) error {
+	b.stop("stopped through the API")
+	return nil
+}
+
+// stop ends the broadcast now, disconnecting its publisher if it has one.
+func (b *broadcast) stop(reason string) {
+	b.mu.Lock()
+	if b.ended {
+		b.mu.Unlock()
+		return
+	}
+	b.endReason = reason
+	pub := b.pub
+	if pub == nil {
+		b.grace.Stop()
+		b.mu.Unlock()
+		b.end()
+		return
+	}
+	b.mu.Unlock()
+	// The publisher's detach ends the broadcast once its last part is flushed.
+	if pub.conn != nil {
+		pub.close()
+	}
+}
+
+// setPublisher replaces the attach placeholder with the running connection.
+func (b *broadcast) setPublisher(p *publisher) {
+	b.mu.Lock()
+	b.pub = p
+	stopping := b.endReason != ""
+	b.mu.Unlock()
+	if stopping {
+		p.close()
+	}
+}
+
+// detach is called when a publisher's connection ends. Unless the broadcast is stopping, it
+// waits ReconnectGrace for the publisher to come back before ending.
+func (b *broadcast) detach(p *publisher, err error) {
+	b.mu.Lock()
+	b.pub = nil
+	if b.endReason != "" || b.ended {
+		b.mu.Unlock()
+		b.end()
+		return
+	}
+	b.grace = time.AfterFunc(b.s.cfg.ReconnectGrace, func() {
+		b.mu.Lock()
+		if b.pub != nil || b.ended {
+			b.mu.Unlock()
+			return
+		}
+		b.endReason = "publisher did not reconnect"
+		b.mu.Unlock()
+		b.end()
+	})
+	b.mu.Unlock()
+}
+
+// end closes the broadcast everywhere: origin (ENDLIST), live registration, session history.
+func (b *broadcast) end() {
+	b.mu.Lock()
+	if b.ended {
+		b.mu.Unlock()
+		return
+	}
+	b.ended = true
+	out, sub, reason := b.out, b.sub, b.endReason
+	b.mu.Unlock()
+
+	close(b.stopBeat)
+	if sub != nil {
+		sub.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if out != nil {
+		if err := out.Close(ctx); err != nil {
+			b.log.Warn("close origin broadcast", "err", err)
+		}
+	}
+	if err := b.s.store.Live.Delete(ctx, b.channel.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		b.log.Warn("remove live registration", "err", err)
+	}
+	now := time.Now().UTC()
+	b.addEvent(store.SessionEvent{Name: "Stream End", Type: typeState, Time: now})
+	b.addEvent(store.SessionEvent{Name: "Session Ended", Type: typeState, Time: now})
+	b.s.mu.Lock()
+	if b.s.broadcasts[b.channel.ID] == b {
+		delete(b.s.broadcasts, b.channel.ID)
+	}
+	b.s.mu.Unlock()
+	b.log.Info("broadcast ended", "reason", reason)
+	close(b.done)
+}

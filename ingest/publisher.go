@@ -1,0 +1,221 @@
+package ingest
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortmplib"
+	rtmpcodecs "github.com/bluenviron/gortmplib/pkg/codecs"
+	mp4codecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
+
+	"glasscast/ingest/packager"
+	"glasscast/media"
+	"glasscast/store"
+)
+
+// publisher is one RTMP connection feeding a broadcast.
+type publisher struct {
+	b    *broadcast
+	conn net.Conn
+	rtmp *gortmplib.ServerConn
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	pkg      *packager.Packager
+	metadata map[string]any // onMetaData, for the session's ingest configuration
+	pending  []media.Cue    // cues that arrived before the packager existed
+}
+
+// close disconnects the publisher (StopStream, shutdown).
+func (p *publisher) close() { p.conn.Close() }
+
+func (p *publisher) run() error {
+	tap := &tapConn{Conn: p.rtmp, onData: p.onData}
+	r := &gortmplib.Reader{Conn: tap}
+	_ = p.conn.SetReadDeadline(time.Now().Add(readTimeout))
+	if err := r.Initialize(); err != nil {
+		return fmt.Errorf("read tracks: %w", err)
+	}
+	var video, audio mp4codecs.Codec
+	var videoTrack, audioTrack *gortmplib.Track
+	for _, t := range r.Tracks() {
+		switch c := t.Codec.(type) {
+		case *rtmpcodecs.H264:
+			if video == nil {
+				video, videoTrack = &mp4codecs.H264{SPS: c.SPS, PPS: c.PPS}, t
+			}
+		case *rtmpcodecs.H265:
+			if video == nil {
+				video, videoTrack = &mp4codecs.H265{VPS: c.VPS, SPS: c.SPS, PPS: c.PPS}, t
+			}
+		case *rtmpcodecs.MPEG4Audio:
+			if audio == nil && c.Config != nil {
+				audio, audioTrack = &mp4codecs.MPEG4Audio{Config: *c.Config}, t
+			}
+		case *rtmpcodecs.Opus:
+			if audio == nil && c.IDHeader != nil {
+				audio, audioTrack = &mp4codecs.Opus{ChannelCount: int(c.IDHeader.ChannelCount)}, t
+			}
+		default:
+			p.log.Warn("ignoring track with unsupported codec", "codec", fmt.Sprintf("%T", c))
+		}
+	}
+	if video == nil && audio == nil {
+		return errRefused{"no supported track (H.264, H.265, AAC or Opus)"}
+	}
+	p.mu.Lock()
+	meta := p.metadata
+	p.mu.Unlock()
+	p.b.describeIngest(ingestConfig(video, audio, meta))
+
+	pkg, err := p.b.newPackager(video, audio)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.pkg = pkg
+	for _, c := range p.pending {
+		pkg.AddCue(c)
+	}
+	p.pending = nil
+	p.mu.Unlock()
+	defer func() {
+		if err := pkg.Close(); err != nil {
+			p.log.Warn("flush last part", "err", err)
+		}
+		p.b.keepState(pkg.State())
+	}()
+
+	// The reader's callbacks cannot return errors; the first one stops the loop.
+	var werr error
+	fail := func(err error) {
+		if err != nil && werr == nil {
+			werr = err
+		}
+	}
+	observe := func(dts time.Duration) { p.b.health.observe(time.Now(), dts) }
+	switch video.(type) {
+	case *mp4codecs.H264:
+		r.OnDataH264(videoTrack, func(pts, dts time.Duration, au [][]byte) {
+			observe(dts)
+			fail(pkg.WriteH264(pts, dts, au))
+		})
+	case *mp4codecs.H265:
+		r.OnDataH265(videoTrack, func(pts, dts time.Duration, au [][]byte) {
+			observe(dts)
+			fail(pkg.WriteH265(pts, dts, au))
+		})
+	}
+	switch audio.(type) {
+	case *mp4codecs.MPEG4Audio:
+		r.OnDataMPEG4Audio(audioTrack, func(pts time.Duration, au []byte) {
+			if video == nil {
+				observe(pts)
+			}
+			fail(pkg.WriteMPEG4Audio(pts, au))
+		})
+	case *mp4codecs.Opus:
+		r.OnDataOpus(audioTrack, func(pts time.Duration, packet []byte) {
+			if video == nil {
+				observe(pts)
+			}
+			fail(pkg.WriteOpus(pts, packet))
+		})
+	}
+	for {
+		_ = p.conn.SetReadDeadline(time.Now().Add(readTimeout))
+		if err := r.Read(); err != nil {
+			return err
+		}
+		if werr != nil {
+			return fmt.Errorf("package: %w", werr)
+		}
+	}
+}
+
+// onData handles AMF data messages: the encoder description and in-band timed metadata.
+func (p *publisher) onData(name string, args []any) {
+	switch name {
+	case "onMetaData":
+		if len(args) > 0 {
+			p.mu.Lock()
+			p.metadata = amfObject(args[0])
+			p.mu.Unlock()
+		}
+	case "onTextData", "onCuePoint":
+		text := inbandText(name, args)
+		if text == "" {
+			return
+		}
+		c := p.b.newCue(text)
+		p.mu.Lock()
+		if p.pkg != nil {
+			p.pkg.AddCue(c)
+		} else {
+			p.pending = append(p.pending, c)
+		}
+		p.mu.Unlock()
+	}
+}
+
+// inbandText renders an onTextData/onCuePoint payload as the cue text: the "text" member of
+// onTextData as is, anything else as JSON.
+func inbandText(name string, args []any) string {
+	if len(args) == 0 {
+		return ""
+	}
+	obj := amfObject(args[0])
+	if name == "onTextData" {
+		if t, ok := obj["text"].(string); ok {
+			return t
+		}
+	}
+	if len(obj) == 0 {
+		if s, ok := args[0].(string); ok {
+			return s
+		}
+		return ""
+	}
+	b, err := json.Marshal(obj)
+	if err != nil || len(b) > 1024 {
+		return ""
+	}
+	return string(b)
+}
+
+// ingestConfig describes the input as GetStreamSession reports it.
+func ingestConfig(video, audio mp4codecs.Codec, meta map[string]any) *store.IngestConfig {
+	num := func(k string) int64 {
+		if f, ok := meta[k].(float64); ok {
+			return int64(f)
+		}
+		return 0
+	}
+	ic := &store.IngestConfig{}
+	if video != nil {
+		v := &store.VideoConfig{TargetBitrate: num("videodatarate") * 1000, TargetFramerate: num("framerate"),
+			Width: num("width"), Height: num("height")}
+		if enc, ok := meta["encoder"].(string); ok {
+			v.Encoder = enc
+		}
+		describeVideo(video, v)
+		ic.Video = v
+	}
+	if audio != nil {
+		a := &store.AudioConfig{TargetBitrate: num("audiodatarate") * 1000}
+		switch c := audio.(type) {
+		case *mp4codecs.MPEG4Audio:
+			a.Codec = fmt.Sprintf("mp4a.40.%d", c.Config.Type)
+			a.SampleRate = int64(c.Config.SampleRate)
+			a.Channels = int64(c.Config.ChannelCount)
+		case *mp4codecs.Opus:
+			a.Codec, a.SampleRate, a.Channels = "opus", 48000, int64(c.ChannelCount)
+		}
+		ic.Audio = a
+	}
+	return ic
+}
