@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"glasscast/control"
 )
@@ -28,6 +29,17 @@ type Config struct {
 	PlaybackBaseURL string
 	IngestHost      string
 	Quotas          control.Quotas
+
+	RTMPListen     string
+	RTMPSListen    string
+	TLSCert        string
+	TLSKey         string
+	PartTarget     time.Duration
+	SegmentTarget  time.Duration
+	ReconnectGrace time.Duration
+
+	OriginWindow int
+	OriginLinger time.Duration
 }
 
 func defaultConfig() *Config {
@@ -38,6 +50,14 @@ func defaultConfig() *Config {
 		Account:    "000000000000",
 		HTTPListen: ":8080",
 		Quotas:     control.Quotas{Channels: 5000, StreamKeysPerChannel: 2, PlaybackKeyPairs: 3, RecordingConfigurations: 20},
+
+		RTMPListen:     ":1935",
+		RTMPSListen:    ":1936",
+		PartTarget:     200 * time.Millisecond,
+		SegmentTarget:  2 * time.Second,
+		ReconnectGrace: 5 * time.Second,
+		OriginWindow:   12,
+		OriginLinger:   2 * time.Minute,
 	}
 }
 
@@ -61,6 +81,15 @@ func (c *Config) options() []option {
 		{"quotas.streamKeysPerChannel", "Most stream keys per channel. IVS allows 1; 2 lets a broadcaster rotate keys without going off air.", &c.Quotas.StreamKeysPerChannel},
 		{"quotas.playbackKeyPairs", "Most playback key pairs the account may import.", &c.Quotas.PlaybackKeyPairs},
 		{"quotas.recordingConfigurations", "Most recording configurations the account may create.", &c.Quotas.RecordingConfigurations},
+		{"ingest.rtmpListen", "Address of the plain RTMP listener (only channels with insecureIngest accept it). Empty disables it.", &c.RTMPListen},
+		{"ingest.rtmpsListen", "Address of the RTMPS listener. Empty disables it.", &c.RTMPSListen},
+		{"ingest.partTarget", "Requested LL-HLS part duration; the advertised PART-TARGET is a whole number of frames near it.", &c.PartTarget},
+		{"ingest.segmentTarget", "Segment target duration (TARGETDURATION); segments start on key frames, so use a key frame interval of at most this.", &c.SegmentTarget},
+		{"ingest.reconnectGrace", "How long a broadcast waits for a disconnected publisher; a reconnect within it continues the same stream session.", &c.ReconnectGrace},
+		{"tls.cert", "PEM certificate for RTMPS (and HTTPS). Empty uses a self-signed certificate generated into dataDir/tls.", &c.TLSCert},
+		{"tls.key", "PEM private key of tls.cert.", &c.TLSKey},
+		{"origin.window", "Segments listed in a media playlist (at least 6).", &c.OriginWindow},
+		{"origin.linger", "How long an ended broadcast's playlists (with EXT-X-ENDLIST) stay available.", &c.OriginLinger},
 	}
 }
 

@@ -2,17 +2,22 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"glasscast/auth"
 	"glasscast/bus"
 	"glasscast/control"
+	"glasscast/ingest"
 	"glasscast/ingestctl"
+	"glasscast/media"
+	"glasscast/origin"
 	"glasscast/store"
 )
 
@@ -21,7 +26,9 @@ type role uint
 
 const (
 	roleControl role = 1 << iota
-	rolesAll         = roleControl
+	roleIngest
+	roleOrigin
+	rolesAll = roleControl | roleIngest | roleOrigin
 )
 
 // runNode starts the given roles with shared NATS and HTTP listeners and runs until ctx ends.
@@ -82,6 +89,47 @@ func runNode(ctx context.Context, name string, args []string, roles role) error 
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 
+	var org *origin.Origin
+	if roles&roleOrigin != 0 {
+		org = origin.New(origin.Config{Region: cfg.Region, Account: cfg.Account, Window: cfg.OriginWindow,
+			Linger: cfg.OriginLinger, Logger: log.With("role", "origin")})
+		defer org.Close()
+		mux.Handle(media.PlaybackPrefix, org)
+	}
+	var roleWG sync.WaitGroup
+	roleCtx, stopRoles := context.WithCancel(ctx)
+	defer func() {
+		stopRoles()
+		roleWG.Wait()
+	}()
+	if roles&roleIngest != 0 {
+		if org == nil {
+			return errors.New("the ingest role needs an origin in the same process")
+		}
+		cert, err := auth.LoadCertificate(cfg.TLSCert, cfg.TLSKey, cfg.DataDir, []string{cfg.IngestHost, cfg.NodeName})
+		if err != nil {
+			return err
+		}
+		in := ingest.New(ingest.Config{
+			RTMPListen: cfg.RTMPListen, RTMPSListen: cfg.RTMPSListen,
+			TLS:  &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+			Node: cfg.NodeName, PartTarget: cfg.PartTarget, SegmentTarget: cfg.SegmentTarget,
+			ReconnectGrace: cfg.ReconnectGrace,
+		}, st, b.Conn, org, log.With("role", "ingest"))
+		listeners, err := in.Listen()
+		if err != nil {
+			return err
+		}
+		for _, l := range listeners {
+			log.Info("ingest listening", "addr", l.Addr().String())
+		}
+		roleWG.Add(1)
+		go func() {
+			defer roleWG.Done()
+			_ = in.Serve(roleCtx, listeners)
+		}()
+	}
+
 	ln, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)
@@ -100,6 +148,9 @@ func runNode(ctx context.Context, name string, args []string, roles role) error 
 		}
 	}
 	log.Info("shutting down")
+	// Publishers go first so their broadcasts end cleanly while playback still answers.
+	stopRoles()
+	roleWG.Wait()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
