@@ -89,6 +89,8 @@ func startServe(t *testing.T, dataDir string, extra ...string) *node {
 		"--http-listen", n.HTTP,
 		"--api-access-key-id", testAccessKey,
 		"--api-secret-access-key", testSecret,
+		"--ingest-rtmp-listen", n.RTMP,
+		"--ingest-rtmps-listen", n.RTMPS,
 		"--log-level", "debug",
 	}, extra...)
 	n.start()
