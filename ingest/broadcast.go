@@ -74,6 +74,11 @@ func (s *Server) attach(ctx context.Context, ch store.Channel) (*broadcast, erro
 	b := &broadcast{s: s, channel: ch, streamID: auth.NewStreamID(), started: now, done: make(chan struct{}),
 		limiter: rate.NewLimiter(rate.Limit(s.cfg.MetadataRate), s.cfg.MetadataRate), health0: healthHealthy,
 		stopBeat: make(chan struct{}), pub: &publisher{}}
+	// Object names (seg<msn>, init<generation>) are cached as immutable, so a new broadcast must
+	// never reuse its channel's old names: both start from the clock, which advances faster
+	// than a stream can use them.
+	base := namingBase(now)
+	b.state = packager.Start{MSN: base, Generation: int(base)}
 	b.log = s.log.With("channel", ch.ID, "stream", b.streamID)
 	s.broadcasts[ch.ID] = b
 	s.mu.Unlock()
@@ -87,6 +92,15 @@ func (s *Server) attach(ctx context.Context, ch store.Channel) (*broadcast, erro
 	}
 	return b, nil
 }
+
+// namingEpoch starts the clock that numbers a new broadcast's segments.
+var namingEpoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// namingBase is the first media sequence number of a broadcast starting at t: half-seconds
+// since namingEpoch. Segments last at least half the segment target (1 s by default), so a
+// broadcast never reaches the next one's base; the count fits 31 bits for 34 years, the most
+// some players parse.
+func namingBase(t time.Time) uint64 { return uint64(t.Sub(namingEpoch) / (500 * time.Millisecond)) }
 
 // claim registers the channel as live with this ingest, starts the session and answers the
 // control API's requests for it.
