@@ -5,6 +5,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -160,6 +161,14 @@ type Store struct {
 	RecordingConfigs *Table[RecordingConfiguration]
 	Live             *Table[Live]
 	Sessions         *Table[Session] // key: <channel id>.<stream id>
+	// TokenUses records single-use playback tokens already spent (value: their expiry).
+	TokenUses *Table[int64]
+	// Secrets holds values every node shares, such as the edges' token-derivation key.
+	Secrets *Table[string]
+	// IVS Chat (chat.go).
+	Rooms       *Table[Room]
+	ChatLogging *Table[ChatLoggingConfiguration]
+	ChatTokens  *ClaimSet // chat tokens already used
 }
 
 // Open creates or opens the buckets and loads them. Tables stay in sync until ctx ends.
@@ -199,7 +208,40 @@ func Open(ctx context.Context, js jetstream.JetStream) (*Store, error) {
 	if s.Sessions, err = openTable[Session](ctx, js, sessions); err != nil {
 		return nil, err
 	}
+	if err := s.openChat(ctx, js); err != nil {
+		return nil, err
+	}
+	uses := durable("glasscast_token_uses")
+	uses.TTL = 7 * 24 * time.Hour // longer than any token a viewer should be given
+	if s.TokenUses, err = openTable[int64](ctx, js, uses); err != nil {
+		return nil, err
+	}
+	if s.Secrets, err = openTable[string](ctx, js, durable("glasscast_secrets")); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// Secret returns the shared secret named name, creating it with gen on first use. Concurrent
+// first uses on several nodes agree on one value: only one Create wins, the others read it.
+func (s *Store) Secret(ctx context.Context, name string, gen func() string) (string, error) {
+	if v, ok := s.Secrets.Get(name); ok {
+		return v, nil
+	}
+	err := s.Secrets.Create(ctx, name, gen())
+	if err != nil && !errors.Is(err, ErrExists) {
+		return "", err
+	}
+	for {
+		if v, ok := s.Secrets.Get(name); ok {
+			return v, nil
+		}
+		select {
+		case <-s.Secrets.Changed():
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
 }
 
 // SessionKey is the Sessions table key of a broadcast.
