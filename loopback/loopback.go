@@ -6,6 +6,7 @@ package loopback
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 )
 
@@ -52,6 +53,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		Body:          pr,
 		ContentLength: -1,
 		Request:       req,
+	}
+	if n, err := strconv.ParseInt(w.sent.Get("Content-Length"), 10, 64); err == nil && n >= 0 {
+		resp.ContentLength = n
 	}
 	if req.Method == http.MethodHead {
 		resp.Body = http.NoBody

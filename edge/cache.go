@@ -1,0 +1,86 @@
+package edge
+
+import (
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+// Cache holds complete objects in an LRU bounded in bytes, and the objects being filled. A
+// key has at most one object, so any number of concurrent misses share one upstream fill:
+// the first asks upstream, the others wait on the same object (request coalescing).
+type Cache struct {
+	maxBytes int
+
+	mu       sync.Mutex
+	lru      *simplelru.LRU[string, *object]
+	bytes    int
+	inflight map[string]*object
+
+	hits, misses, coalesced, evictions uint64
+}
+
+// NewCache returns a cache holding at most maxBytes of complete objects.
+func NewCache(maxBytes int) *Cache {
+	c := &Cache{maxBytes: maxBytes, inflight: map[string]*object{}}
+	// The entry count is bounded by bytes, not by the LRU's own limit.
+	c.lru, _ = simplelru.NewLRU[string, *object](1<<30, func(_ string, o *object) { c.bytes -= o.size() })
+	return c
+}
+
+// lookup returns the object for key and whether the caller must fill it. A stale cached
+// object is dropped and replaced by a fill.
+func (c *Cache) lookup(key string, now time.Time) (o *object, fill bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if o, ok := c.inflight[key]; ok {
+		c.coalesced++
+		return o, false
+	}
+	if o, ok := c.lru.Get(key); ok {
+		if o.fresh(now) {
+			c.hits++
+			return o, false
+		}
+		c.lru.Remove(key)
+	}
+	c.misses++
+	o = newObject(key)
+	c.inflight[key] = o
+	return o, true
+}
+
+// settle moves a finished fill into the LRU, or forgets it when it must not be reused (a
+// failed or uncacheable fill), then evicts down to the byte bound.
+func (c *Cache) settle(o *object, keep bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inflight[o.key] == o {
+		delete(c.inflight, o.key)
+	}
+	if !keep {
+		return
+	}
+	c.lru.Add(o.key, o)
+	c.bytes += o.size()
+	for c.bytes > c.maxBytes && c.lru.Len() > 1 {
+		c.lru.RemoveOldest()
+		c.evictions++
+	}
+}
+
+// CacheStats are the cache's counters.
+type CacheStats struct {
+	Hits, Misses, Coalesced, Evictions uint64
+	Objects, Bytes                     int
+	Filling                            int
+}
+
+// Stats returns the counters.
+func (c *Cache) Stats() CacheStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return CacheStats{Hits: c.hits, Misses: c.misses, Coalesced: c.coalesced, Evictions: c.evictions,
+		Objects: c.lru.Len(), Bytes: c.bytes, Filling: len(c.inflight)}
+}

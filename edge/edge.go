@@ -1,0 +1,305 @@
+// Package edge is the viewer-facing tier: a caching proxy in front of origins (or other edges)
+// that coalesces concurrent misses into one upstream request, fans growing segments out as
+// they arrive, checks playback tokens for private channels and counts viewers.
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"glasscast/auth"
+	"glasscast/loopback"
+	"glasscast/media"
+	"glasscast/store"
+	"glasscast/viewers"
+)
+
+// Config is an edge's configuration.
+type Config struct {
+	Region, Account string
+	// CacheBytes bounds the bytes of cached objects (default 512 MiB).
+	CacheBytes int
+	// Upstream, when set, is the one place this edge fills from: an origin or a shield edge
+	// ("http://shield:8080"). Otherwise Local, then the origins in live registrations.
+	Upstream string
+	// Local is an origin in the same process (`serve`).
+	Local http.Handler
+	// UpstreamTimeout bounds waiting for an upstream answer and for each body chunk (default
+	// 5 s); BlockingTimeout replaces it for LL-HLS blocking requests (default 10 s, more than
+	// the origin's three target durations).
+	UpstreamTimeout time.Duration
+	BlockingTimeout time.Duration
+}
+
+// Edge serves playback paths from its cache.
+type Edge struct {
+	cfg     Config
+	store   *store.Store
+	cache   *Cache
+	tokens  *TokenVerifier
+	viewers *viewers.Tracker
+	gzip    gzipper
+	log     *slog.Logger
+
+	fixed []Upstream // Upstream or Local
+
+	mu      sync.Mutex
+	origins map[string]Upstream // remote origins by base URL
+}
+
+// New returns an edge. st provides channels, playback keys and live registrations.
+func New(ctx context.Context, cfg Config, st *store.Store, tracker *viewers.Tracker, log *slog.Logger) (*Edge, error) {
+	if cfg.CacheBytes == 0 {
+		cfg.CacheBytes = 512 << 20
+	}
+	if cfg.UpstreamTimeout == 0 {
+		cfg.UpstreamTimeout = 5 * time.Second
+	}
+	if cfg.BlockingTimeout == 0 {
+		cfg.BlockingTimeout = 10 * time.Second
+	}
+	secret, err := st.Secret(ctx, "edge-token-key", func() string { return auth.RandomString(43, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") })
+	if err != nil {
+		return nil, fmt.Errorf("edge token key: %w", err)
+	}
+	if tracker == nil {
+		tracker = viewers.NewTracker()
+	}
+	e := &Edge{cfg: cfg, store: st, cache: NewCache(cfg.CacheBytes), viewers: tracker, log: log, origins: map[string]Upstream{},
+		tokens: &TokenVerifier{store: st, region: cfg.Region, account: cfg.Account, secret: []byte(secret), now: time.Now}}
+	switch {
+	case cfg.Upstream != "":
+		e.fixed = []Upstream{NewHTTPUpstream(cfg.Upstream)}
+	case cfg.Local != nil:
+		e.fixed = []Upstream{{Base: "http://origin.local", Client: &http.Client{Transport: &loopback.Transport{Handler: cfg.Local}}}}
+	}
+	return e, nil
+}
+
+// Stats returns the cache's counters.
+func (e *Edge) Stats() CacheStats { return e.cache.Stats() }
+
+// upstreams lists where a channel's objects come from, in failover order.
+func (e *Edge) upstreams(channelID string) []Upstream {
+	if e.fixed != nil {
+		return e.fixed
+	}
+	l, ok := e.store.Live.Get(channelID)
+	if !ok {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]Upstream, 0, len(l.Origins))
+	for _, base := range l.Origins {
+		up, ok := e.origins[base]
+		if !ok {
+			up = NewHTTPUpstream(base)
+			e.origins[base] = up
+		}
+		out = append(out, up)
+	}
+	return out
+}
+
+// request is what the edge needs of a viewer's request, whichever server received it.
+type request struct {
+	method     string
+	path       string
+	rawQuery   string
+	origin     string // Origin header
+	acceptGzip bool
+	client     string // remote IP and User-Agent: a viewer identity when no session is given
+}
+
+// response is the edge's answer: either body, or obj streamed from its start.
+type response struct {
+	status  int
+	headers [][2]string
+	body    []byte
+	obj     *object
+}
+
+func (r *response) set(k, v string) { r.headers = append(r.headers, [2]string{k, v}) }
+
+func plain(status int, reason string) response {
+	r := response{status: status, body: []byte(http.StatusText(status) + "\n")}
+	r.set("Content-Type", "text/plain; charset=utf-8")
+	r.set("Cache-Control", "no-cache")
+	r.set("Access-Control-Allow-Origin", "*")
+	if reason != "" {
+		r.set("X-Glasscast-Reason", reason)
+	}
+	return r
+}
+
+// directives are the LL-HLS delivery directives: the only query parameters that reach the
+// upstream and the cache key, in a fixed order so equal requests share one key.
+var directives = []string{"_HLS_msn", "_HLS_part", "_HLS_skip"}
+
+// serve answers one playback request.
+func (e *Edge) serve(ctx context.Context, r request) response {
+	switch r.method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodOptions:
+		resp := response{status: http.StatusNoContent}
+		resp.set("Access-Control-Allow-Origin", "*")
+		resp.set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+		resp.set("Access-Control-Allow-Headers", "*")
+		resp.set("Access-Control-Max-Age", "86400")
+		return resp
+	default:
+		return plain(http.StatusMethodNotAllowed, "")
+	}
+	t, ok := media.ParsePlaybackPath(r.path)
+	if !ok || t.Region != e.cfg.Region || t.Account != e.cfg.Account {
+		return plain(http.StatusNotFound, "")
+	}
+	ch, ok := e.store.Channels.Get(t.ChannelID)
+	if !ok {
+		return plain(http.StatusNotFound, "no such channel")
+	}
+	q, err := url.ParseQuery(r.rawQuery)
+	if err != nil {
+		return plain(http.StatusBadRequest, "malformed query")
+	}
+
+	// Who is watching, and may they?
+	session := q.Get("vs")
+	child := url.Values{}
+	allowOrigin := "*"
+	if ch.Authorized {
+		g, err := e.tokens.verify(ctx, q.Get("token"), ch.ID, r.origin)
+		if err != nil {
+			var d denial
+			if !errors.As(err, &d) {
+				e.log.Warn("token check failed", "channel", ch.ID, "err", err)
+				return plain(http.StatusServiceUnavailable, "token check unavailable")
+			}
+			return plain(http.StatusForbidden, d.Error())
+		}
+		if g.Session == "" {
+			g.Session = newSession()
+		}
+		session = g.Session
+		if g.Origin != "" {
+			allowOrigin = g.Origin
+		}
+		child.Set("token", e.tokens.derive(g))
+	} else if t.Rendition == "" && session == "" {
+		session = newSession()
+	}
+	if session != "" && !ch.Authorized {
+		child.Set("vs", session)
+	}
+	for k, vs := range q {
+		if k == "token" && ch.Authorized || k == "vs" || strings.HasPrefix(k, "_HLS_") {
+			continue
+		}
+		child[k] = vs
+	}
+	if session == "" {
+		session = r.client
+	}
+	e.viewers.Seen(ch.ID, hash64(session), time.Now())
+
+	// The cache key is the path and the directives, never the viewer's token or session.
+	key := r.path
+	var dq []string
+	for _, d := range directives {
+		if v, ok := q[d]; ok {
+			dq = append(dq, url.QueryEscape(d)+"="+url.QueryEscape(v[0]))
+		}
+	}
+	if len(dq) > 0 {
+		key += "?" + strings.Join(dq, "&")
+	}
+	o, fill := e.cache.lookup(key, time.Now())
+	if fill {
+		// Only _HLS_msn makes the upstream hold the request; _HLS_skip alone is a plain reload.
+		go e.fetch(o, e.upstreams(ch.ID), key, q.Has("_HLS_msn"))
+	}
+	select {
+	case <-o.ready:
+	case <-ctx.Done():
+		return plain(http.StatusGatewayTimeout, "")
+	}
+	return e.answer(ctx, r, o, child.Encode(), allowOrigin)
+}
+
+// answer builds the viewer's response from a ready object.
+func (e *Edge) answer(ctx context.Context, r request, o *object, childQuery, allowOrigin string) response {
+	resp := response{status: o.status}
+	resp.set("Access-Control-Allow-Origin", allowOrigin)
+	resp.set("Access-Control-Expose-Headers", "Age, Date, Content-Length")
+	if allowOrigin != "*" {
+		resp.set("Vary", "Origin")
+	}
+	if o.contentType != "" {
+		resp.set("Content-Type", o.contentType)
+	}
+	now := time.Now()
+	playlist := isPlaylist(o.contentType)
+	if !o.expires.IsZero() || playlist {
+		resp.set("Age", strconv.Itoa(int(o.age(now)/time.Second)))
+	}
+	cc := o.cacheControl
+	if playlist && strings.Contains(childQuery, "token=") {
+		// A playlist carrying a viewer's token must not be stored by shared caches.
+		cc = strings.Replace(cc, "public", "private", 1)
+	}
+	if cc != "" {
+		resp.set("Cache-Control", cc)
+	}
+	if o.status != http.StatusOK || !playlist {
+		// An object of known length (a part, a complete segment) goes out whole, at link speed,
+		// once it is all here; one the upstream streams (a growing segment) streams on.
+		if o.length >= 0 {
+			if err := o.wait(ctx); err != nil {
+				return plain(http.StatusBadGateway, "upstream object incomplete")
+			}
+		}
+		if body, ok := o.complete(); ok {
+			resp.body = body
+		} else {
+			resp.obj = o
+		}
+		if o.encoding != "" {
+			resp.set("Content-Encoding", o.encoding)
+		}
+		return resp
+	}
+	// Playlists are small: wait for the whole body, then write the viewer's query in.
+	if err := o.wait(ctx); err != nil {
+		return plain(http.StatusBadGateway, "upstream playlist incomplete")
+	}
+	body, _ := o.complete()
+	body = appendQuery(body, childQuery)
+	if r.acceptGzip {
+		if gz, err := e.gzip.compress(body); err == nil {
+			body = gz
+			resp.set("Content-Encoding", "gzip")
+			resp.set("Vary", "Accept-Encoding")
+		}
+	}
+	resp.body = body
+	return resp
+}
+
+func newSession() string { return auth.RandomString(16, "abcdefghijklmnopqrstuvwxyz0123456789") }
+
+func hash64(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
+}
+

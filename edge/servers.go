@@ -1,0 +1,100 @@
+package edge
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+)
+
+// ServeFastHTTP answers a playback request on fasthttp's HTTP/1.1 server.
+func (e *Edge) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
+	r := request{
+		method:     string(ctx.Method()),
+		path:       string(ctx.Path()),
+		rawQuery:   string(ctx.QueryArgs().QueryString()),
+		origin:     string(ctx.Request.Header.Peek("Origin")),
+		acceptGzip: ctx.Request.Header.HasAcceptEncoding("gzip"),
+		client:     ctx.RemoteIP().String() + "|" + string(ctx.UserAgent()),
+	}
+	// fasthttp does not report a viewer hanging up while the handler waits; waits are bounded
+	// by the upstream timeouts instead.
+	wctx, cancel := context.WithTimeout(context.Background(), e.cfg.BlockingTimeout+e.cfg.UpstreamTimeout)
+	resp := e.serve(wctx, r)
+	cancel()
+	for _, h := range resp.headers {
+		ctx.Response.Header.Set(h[0], h[1])
+	}
+	ctx.SetStatusCode(resp.status)
+	if resp.obj == nil {
+		ctx.SetBody(resp.body)
+		return
+	}
+	o := resp.obj
+	if r.method == http.MethodHead {
+		return
+	}
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		sctx, cancel := context.WithTimeout(context.Background(), e.cfg.BlockingTimeout+e.cfg.UpstreamTimeout)
+		defer cancel()
+		_ = o.stream(sctx, func(p []byte) error {
+			if _, err := w.Write(p); err != nil {
+				return err
+			}
+			return w.Flush()
+		})
+	})
+}
+
+// ServeHTTP answers a playback request on net/http (the HTTPS listener with HTTP/2).
+func (e *Edge) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	host, _, _ := net.SplitHostPort(req.RemoteAddr)
+	r := request{
+		method:     req.Method,
+		path:       req.URL.Path,
+		rawQuery:   req.URL.RawQuery,
+		origin:     req.Header.Get("Origin"),
+		acceptGzip: acceptsGzip(req.Header.Get("Accept-Encoding")),
+		client:     host + "|" + req.UserAgent(),
+	}
+	resp := e.serve(req.Context(), r)
+	for _, h := range resp.headers {
+		w.Header().Set(h[0], h[1])
+	}
+	if resp.obj == nil {
+		w.Header().Set("Content-Length", strconv.Itoa(len(resp.body)))
+		w.WriteHeader(resp.status)
+		if req.Method != http.MethodHead {
+			_, _ = w.Write(resp.body)
+		}
+		return
+	}
+	w.WriteHeader(resp.status)
+	if req.Method == http.MethodHead {
+		return
+	}
+	fl, _ := w.(http.Flusher)
+	_ = resp.obj.stream(req.Context(), func(p []byte) error {
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+		if fl != nil {
+			fl.Flush()
+		}
+		return nil
+	})
+}
+
+func acceptsGzip(h string) bool {
+	for _, part := range strings.Split(h, ",") {
+		name, params, _ := strings.Cut(part, ";")
+		if strings.TrimSpace(name) == "gzip" && strings.ReplaceAll(params, " ", "") != "q=0" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,201 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Upstream is where an edge fills its cache from: an origin or another (shield) edge.
+type Upstream struct {
+	// Base is the scheme and host ("http://origin:8080"); requests keep their path.
+	Base   string
+	Client *http.Client
+}
+
+// NewHTTPUpstream returns an upstream reached over the network, with connections kept alive and
+// enough of them for many blocking requests at once.
+func NewHTTPUpstream(base string) Upstream {
+	tr := &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   1024,
+		IdleConnTimeout:       90 * time.Second,
+		DisableCompression:    true, // playlists are rewritten here; the edge compresses itself
+		ResponseHeaderTimeout: 0,    // bounded per request, since blocking reloads wait by design
+		ForceAttemptHTTP2:     false,
+	}
+	return Upstream{Base: strings.TrimSuffix(base, "/"), Client: &http.Client{Transport: tr}}
+}
+
+// fillTimeouts bound one upstream fill.
+type fillTimeouts struct {
+	header time.Duration // until the upstream answers
+	idle   time.Duration // between body bytes
+}
+
+// fetch fills o from the first upstream that answers, then streams its body into o. It runs
+// detached from any viewer: a viewer that leaves does not cancel what others wait for.
+func (e *Edge) fetch(o *object, ups []Upstream, pathAndQuery string, directive bool) {
+	keep := false
+	defer func() { e.cache.settle(o, keep) }()
+	to := fillTimeouts{header: e.cfg.UpstreamTimeout, idle: e.cfg.UpstreamTimeout}
+	if directive {
+		to.header = e.cfg.BlockingTimeout
+	}
+	if len(ups) == 0 {
+		e.fail(o, http.StatusBadGateway, errors.New("no upstream holds this channel"))
+		return
+	}
+	var resp *http.Response
+	var cancel context.CancelFunc
+	var err error
+	for _, up := range ups {
+		resp, cancel, err = e.request(up, pathAndQuery, to.header)
+		if err == nil {
+			break
+		}
+		e.log.Warn("upstream failed", "upstream", up.Base, "path", pathAndQuery, "err", err)
+	}
+	if err != nil {
+		status := http.StatusBadGateway
+		var ne net.Error
+		if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+			status = http.StatusGatewayTimeout
+		}
+		e.fail(o, status, err)
+		return
+	}
+	defer cancel()
+	defer resp.Body.Close()
+
+	now := time.Now()
+	o.status = resp.StatusCode
+	o.contentType = resp.Header.Get("Content-Type")
+	o.cacheControl = resp.Header.Get("Cache-Control")
+	o.encoding = resp.Header.Get("Content-Encoding")
+	o.length = resp.ContentLength
+	if a, err := strconv.Atoi(resp.Header.Get("Age")); err == nil && a > 0 {
+		o.upstreamAge = time.Duration(a) * time.Second
+	}
+	o.fetched = now
+	ttl, cacheable := cachePolicy(o.status, o.cacheControl)
+	if cacheable && ttl > 0 {
+		o.expires = now.Add(ttl - o.upstreamAge)
+	}
+	close(o.ready)
+
+	// Copy the body as it arrives; a stall longer than the idle timeout aborts the fill so no
+	// cache keeps a truncated object.
+	buf := make([]byte, 32<<10)
+	watchdog := time.AfterFunc(to.idle, cancel)
+	defer watchdog.Stop()
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			watchdog.Reset(to.idle)
+			o.append(buf[:n])
+		}
+		if rerr == io.EOF {
+			o.finish(nil)
+			keep = cacheable && !(!directive && liveLowLatencyPlaylist(o))
+			return
+		}
+		if rerr != nil {
+			o.finish(fmt.Errorf("upstream body: %w", rerr))
+			return
+		}
+	}
+}
+
+// request sends the upstream GET and waits for its header at most headerTimeout. The returned
+// cancel ends the body.
+func (e *Edge) request(up Upstream, pathAndQuery string, headerTimeout time.Duration) (*http.Response, context.CancelFunc, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, up.Base+pathAndQuery, nil)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	req.Header.Set("Accept-Encoding", "identity")
+	req.Header.Set("User-Agent", "glasscast-edge")
+	timer := time.AfterFunc(headerTimeout, cancel)
+	resp, err := up.Client.Do(req)
+	stopped := timer.Stop()
+	if err != nil {
+		cancel()
+		if !stopped {
+			return nil, nil, fmt.Errorf("no answer within %v: %w", headerTimeout, context.DeadlineExceeded)
+		}
+		return nil, nil, err
+	}
+	if !stopped { // the answer raced the timer: the context is already cancelled
+		resp.Body.Close()
+		cancel()
+		return nil, nil, fmt.Errorf("no answer within %v: %w", headerTimeout, context.DeadlineExceeded)
+	}
+	return resp, cancel, nil
+}
+
+// fail answers every waiter of o with an error status; the object is not cached.
+func (e *Edge) fail(o *object, status int, err error) {
+	o.status = status
+	o.contentType = "text/plain; charset=utf-8"
+	o.fetched = time.Now()
+	o.length = -1
+	close(o.ready)
+	o.append([]byte(http.StatusText(status) + "\n"))
+	o.finish(nil)
+	e.log.Debug("fill failed", "key", o.key, "status", status, "err", err)
+}
+
+// liveLowLatencyPlaylist reports a plain (no directive) LL-HLS media playlist. It is valid only
+// until the next part, a fraction of a second, so concurrent requests share one fill but later
+// ones fetch again: a stale copy next to a fresh delta update would look like time going back.
+// Viewers at the live edge use blocking requests, which are cached per directive.
+func liveLowLatencyPlaylist(o *object) bool {
+	if !isPlaylist(o.contentType) || o.status != http.StatusOK {
+		return false
+	}
+	body, _ := o.complete()
+	return bytes.Contains(body, []byte("#EXT-X-PART-INF")) && !bytes.Contains(body, []byte("#EXT-X-ENDLIST"))
+}
+
+// cachePolicy decides how long a response may be reused. Immutable objects (init, parts,
+// segments) stay until evicted (ttl 0); playlists live for their max-age; errors are shared by
+// concurrent waiters but kept at most a second.
+func cachePolicy(status int, cacheControl string) (ttl time.Duration, cacheable bool) {
+	cc := strings.ToLower(cacheControl)
+	if strings.Contains(cc, "no-store") || strings.Contains(cc, "no-cache") || strings.Contains(cc, "private") {
+		return 0, false
+	}
+	maxAge := -1
+	for _, f := range strings.Split(cc, ",") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(f), "max-age="); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				maxAge = n
+			}
+		}
+	}
+	switch {
+	case status >= 500:
+		return 0, false
+	case status != http.StatusOK:
+		if maxAge <= 0 {
+			return 0, false
+		}
+		return min(time.Duration(maxAge)*time.Second, time.Second), true
+	case strings.Contains(cc, "immutable"):
+		return 0, true
+	case maxAge > 0:
+		return time.Duration(maxAge) * time.Second, true
+	}
+	return 0, false
+}
