@@ -1,0 +1,276 @@
+package edge
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var reHint = regexp.MustCompile(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part(\d+)\.(\d+)\.m4s`)
+
+// nextPart reads the hinted next part of a rendition through base.
+func nextPart(t *testing.T, base, channel string) (uint64, int) {
+	t.Helper()
+	_, body := get(t, base+path(channel, "720p/index.m3u8"))
+	m := reHint.FindStringSubmatch(string(body))
+	if m == nil {
+		t.Fatalf("no preload hint in\n%s", body)
+	}
+	msn, _ := strconv.ParseUint(m[1], 10, 64)
+	part, _ := strconv.Atoi(m[2])
+	return msn, part
+}
+
+// N concurrent viewers blocking on the next part's playlist, then fetching the hinted part,
+// cost the origin one request each, on both servers.
+func TestCoalescing(t *testing.T) {
+	r := newRig(t, Config{}, "test")
+	r.publish("test", 3)
+	for _, base := range []string{r.http, r.fast} {
+		msn, part := nextPart(t, base, "test")
+		blocking := path("test", fmt.Sprintf("720p/index.m3u8?_HLS_msn=%d&_HLS_part=%d", msn, part))
+		hinted := path("test", fmt.Sprintf("720p/part%d.%d.m4s", msn, part))
+		const viewers = 200
+		var wg sync.WaitGroup
+		errs := make(chan error, 2*viewers)
+		start := time.Now()
+		for i := 0; i < viewers; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				for _, p := range []string{blocking + fmt.Sprintf("&vs=viewer%d", i), hinted + fmt.Sprintf("?token=t%d", i)} {
+					resp, err := http.Get(base + p)
+					if err != nil {
+						errs <- err
+						return
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 || len(b) == 0 {
+						errs <- fmt.Errorf("%s: %d", p, resp.StatusCode)
+					}
+				}
+			}(i)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("viewers waited %v for one part", d)
+		}
+		upBlocking := strings.Split(blocking, "&vs")[0]
+		if n := r.count(upBlocking); n != 1 {
+			t.Fatalf("%s: %d upstream requests for %d viewers' blocking playlist, want 1", base, n, viewers)
+		}
+		if n := r.count(hinted); n != 1 {
+			t.Fatalf("%s: %d upstream requests for %d viewers' hinted part, want 1", base, n, viewers)
+		}
+	}
+}
+
+// 100 viewers streaming one growing segment cost one upstream request; each receives every
+// part's bytes within 50 ms of the origin having them, and the finished segment stays cached.
+func TestGrowingSegmentFanOut(t *testing.T) {
+	r := newRig(t, Config{}, "test")
+	r.publish("test", 2)
+	msn, _ := nextPart(t, r.http, "test")
+	// Wait for the start of the next segment so the fan-out covers a whole one.
+	waitFor(t, "a new segment", func() bool { m, p := nextPart(t, r.http, "test"); return m == msn+1 && p == 0 })
+	msn++
+	seg := path("test", fmt.Sprintf("720p/seg%d.m4s", msn))
+
+	type arrival struct {
+		at    time.Time
+		total int
+	}
+	const viewers = 100
+	got := make([][]arrival, viewers)
+	bodies := make([][]byte, viewers)
+	var wg sync.WaitGroup
+	for i := 0; i < viewers; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			base := r.http
+			if i%2 == 1 {
+				base = r.fast
+			}
+			resp, err := http.Get(base + seg + fmt.Sprintf("?vs=v%d", i))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := resp.Body.Read(buf)
+				if n > 0 {
+					bodies[i] = append(bodies[i], buf[:n]...)
+					got[i] = append(got[i], arrival{time.Now(), len(bodies[i])})
+				}
+				if err != nil {
+					return
+				}
+			}
+		}(i)
+	}
+	// Watch the origin side: when each part of the segment becomes available there.
+	var partReady []arrival
+	total := 0
+	for idx := 0; idx < r.pub.PartsPerSegment(); idx++ {
+		p := fmt.Sprintf("720p/part%d.%d.m4s", msn, idx)
+		resp, body := get(t, "http://"+r.originAddr()+path("test", p)) // held until the part exists
+		if resp.StatusCode != 200 {
+			t.Fatalf("origin part %s: %d", p, resp.StatusCode)
+		}
+		total += len(body)
+		partReady = append(partReady, arrival{time.Now(), total})
+	}
+	wg.Wait()
+	_, whole := get(t, r.http+seg)
+	var worst time.Duration
+	for i := 0; i < viewers; i++ {
+		if string(bodies[i]) != string(whole) {
+			t.Fatalf("viewer %d got %d bytes, the segment has %d", i, len(bodies[i]), len(whole))
+		}
+		for _, pr := range partReady {
+			for _, a := range got[i] {
+				if a.total >= pr.total {
+					if d := a.at.Sub(pr.at); d > worst {
+						worst = d
+					}
+					break
+				}
+			}
+		}
+	}
+	bound := 50 * time.Millisecond
+	if raceEnabled {
+		bound = time.Second
+	}
+	if worst > bound {
+		t.Fatalf("a viewer received a part %v after the origin had it, want <= %v", worst, bound)
+	}
+	if n := r.count(seg); n != 1 {
+		t.Fatalf("%d upstream requests for %d viewers streaming one segment, want 1", n, viewers)
+	}
+	t.Logf("worst streaming fan-out delay for %d viewers: %v", viewers, worst)
+}
+
+func (r *rig) originAddr() string {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.originSrv == "" {
+		s := httptest.NewServer(r.origin)
+		r.t.Cleanup(s.Close)
+		r.originSrv = strings.TrimPrefix(s.URL, "http://")
+	}
+	return r.originSrv
+}
+
+// A dead origin is a quick 502, a silent one a 504 after the upstream timeout; errors are not
+// cached.
+func TestUpstreamFailures(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	r := newRig(t, Config{Upstream: dead}, "test")
+	start := time.Now()
+	resp, _ := get(t, r.http+path("test", ""))
+	if resp.StatusCode != http.StatusBadGateway || time.Since(start) > time.Second {
+		t.Fatalf("dead origin: %d after %v, want 502 within 1s", resp.StatusCode, time.Since(start))
+	}
+
+	silent, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // accept and say nothing
+		}
+	}()
+	r2 := newRig(t, Config{Upstream: "http://" + silent.Addr().String(), UpstreamTimeout: 300 * time.Millisecond}, "test")
+	start = time.Now()
+	resp, _ = get(t, r2.fast+path("test", ""))
+	if resp.StatusCode != http.StatusGatewayTimeout || time.Since(start) > 2*time.Second {
+		t.Fatalf("silent origin: %d after %v, want 504 soon after 300ms", resp.StatusCode, time.Since(start))
+	}
+	if s := r2.edge.Stats(); s.Objects != 0 {
+		t.Fatalf("an upstream error was cached: %+v", s)
+	}
+}
+
+// Cached playlists carry an accurate Age; the multivariant is reused for its max-age.
+func TestAgeAndTTL(t *testing.T) {
+	r := newRig(t, Config{}, "test")
+	r.publish("test", 1)
+	resp, _ := get(t, r.http+path("test", ""))
+	if resp.StatusCode != 200 || resp.Header.Get("Age") != "0" {
+		t.Fatalf("first multivariant: %d Age %q", resp.StatusCode, resp.Header.Get("Age"))
+	}
+	time.Sleep(1100 * time.Millisecond)
+	resp, _ = get(t, r.fast+path("test", ""))
+	if resp.Header.Get("Age") != "1" {
+		t.Fatalf("cached multivariant after 1.1 s: Age %q, want 1", resp.Header.Get("Age"))
+	}
+	if n := r.count(path("test", "")); n != 1 {
+		t.Fatalf("multivariant fetched %d times within its max-age", n)
+	}
+	if resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatal("no CORS header on a public playlist")
+	}
+}
+
+// The cache never holds more than its byte bound.
+func TestCacheBound(t *testing.T) {
+	r := newRig(t, Config{CacheBytes: 300 << 10}, "test")
+	r.publish("test", 8)
+	for msn := 100; msn < 108; msn++ {
+		for i := 0; i < 5; i++ {
+			resp, _ := get(t, r.http+path("test", fmt.Sprintf("720p/part%d.%d.m4s", msn, i)))
+			if resp.StatusCode != 200 {
+				t.Fatalf("part %d.%d: %d", msn, i, resp.StatusCode)
+			}
+		}
+	}
+	s := r.edge.Stats()
+	if s.Bytes > 300<<10 || s.Evictions == 0 {
+		t.Fatalf("cache holds %d bytes (bound %d), %d evictions", s.Bytes, 300<<10, s.Evictions)
+	}
+}
+
+// The net/http server speaks HTTP/2 over TLS, as Apple players need for low latency.
+func TestHTTP2(t *testing.T) {
+	r := newRig(t, Config{}, "test")
+	r.publish("test", 1)
+	s := httptest.NewUnstartedServer(r.edge)
+	s.EnableHTTP2 = true
+	s.StartTLS()
+	defer s.Close()
+	c := s.Client()
+	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}
+	c.Transport.(*http.Transport).ForceAttemptHTTP2 = true
+	resp, err := c.Get(s.URL + path("test", "720p/index.m3u8"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 {
+		t.Fatalf("proto %s status %d", resp.Proto, resp.StatusCode)
+	}
+}
