@@ -217,12 +217,12 @@ func (b *broadcast) describeIngest(ic *store.IngestConfig) {
 }
 
 // newPackager returns the packager for a (re)connected publisher, continuing the timeline.
-func (b *broadcast) newPackager(video, audio mp4codecs.Codec) (*packager.Packager, error) {
+func (b *broadcast) newPackager(video, audio mp4codecs.Codec, clock func() time.Time) (*packager.Packager, error) {
 	b.mu.Lock()
 	start := b.state
 	b.mu.Unlock()
 	cfg := packager.Config{Rendition: "source", PartTarget: b.s.cfg.PartTarget, SegmentTarget: b.s.cfg.SegmentTarget,
-		Start: start, Logger: b.log}
+		Start: start, Logger: b.log, Now: clock}
 	if b.channel.LatencyMode == "NORMAL" {
 		cfg.SegmentTarget = b.s.cfg.NormalSegmentTarget
 	}

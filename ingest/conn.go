@@ -135,11 +135,24 @@ func (c *budgetConn) Read(p []byte) (int, error) {
 // describes the encoder, onTextData and onCuePoint carry in-band timed metadata.
 type tapConn struct {
 	gortmplib.Conn
-	onData func(name string, args []any)
+	onData  func(name string, args []any)
+	onMedia func(dts time.Duration) // every audio or video message, as it arrives
 }
 
 func (t *tapConn) Read() (message.Message, error) {
 	msg, err := t.Conn.Read()
+	switch m := msg.(type) {
+	case *message.Video:
+		t.onMedia(m.DTS)
+	case *message.Audio:
+		t.onMedia(m.DTS)
+	case *message.VideoExCodedFrames:
+		t.onMedia(m.DTS)
+	case *message.VideoExFramesX:
+		t.onMedia(m.DTS)
+	case *message.AudioExCodedFrames:
+		t.onMedia(m.DTS)
+	}
 	if d, ok := msg.(*message.DataAMF0); ok && err == nil {
 		args := []any(d.Payload)
 		// "@setDataFrame" wraps onMetaData when it is set by the publisher.

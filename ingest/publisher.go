@@ -28,13 +28,35 @@ type publisher struct {
 	pkg      *packager.Packager
 	metadata map[string]any // onMetaData, for the session's ingest configuration
 	pending  []media.Cue    // cues that arrived before the packager existed
+
+	// The program-date-time clock maps a timestamp to the wall clock as origin + dts, where
+	// origin is the earliest (arrival - dts) seen: frames that arrive late (a slow start,
+	// gortmplib reading ahead while it detects tracks and replaying later) do not push the
+	// clock into the future. Touched only by the reading goroutine.
+	clockOrigin time.Time
+	curDTS      time.Duration // timestamp of the frame being packaged
+}
+
+// onMedia notes when each media message arrives.
+func (p *publisher) onMedia(dts time.Duration) {
+	if o := time.Now().Add(-dts); p.clockOrigin.IsZero() || o.Before(p.clockOrigin) {
+		p.clockOrigin = o
+	}
+}
+
+// mediaClock tells the packager the wall-clock time of the frame it is packaging.
+func (p *publisher) mediaClock() time.Time {
+	if p.clockOrigin.IsZero() {
+		return time.Now()
+	}
+	return p.clockOrigin.Add(p.curDTS)
 }
 
 // close disconnects the publisher (StopStream, shutdown).
 func (p *publisher) close() { p.conn.Close() }
 
 func (p *publisher) run() error {
-	tap := &tapConn{Conn: p.rtmp, onData: p.onData}
+	tap := &tapConn{Conn: p.rtmp, onData: p.onData, onMedia: p.onMedia}
 	r := &gortmplib.Reader{Conn: tap}
 	_ = p.conn.SetReadDeadline(time.Now().Add(readTimeout))
 	if err := r.Initialize(); err != nil {
@@ -72,7 +94,7 @@ func (p *publisher) run() error {
 	p.mu.Unlock()
 	p.b.describeIngest(ingestConfig(video, audio, meta))
 
-	pkg, err := p.b.newPackager(video, audio)
+	pkg, err := p.b.newPackager(video, audio, p.mediaClock)
 	if err != nil {
 		return err
 	}
@@ -97,7 +119,10 @@ func (p *publisher) run() error {
 			werr = err
 		}
 	}
-	observe := func(dts time.Duration) { p.b.health.observe(time.Now(), dts) }
+	observe := func(dts time.Duration) {
+		p.curDTS = dts
+		p.b.health.observe(time.Now(), dts)
+	}
 	switch video.(type) {
 	case *mp4codecs.H264:
 		r.OnDataH264(videoTrack, func(pts, dts time.Duration, au [][]byte) {
