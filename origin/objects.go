@@ -120,8 +120,16 @@ func (o *Origin) serveSegment(w http.ResponseWriter, r *http.Request, b *broadca
 		parts = s.data
 	}
 	prefetchable := s == nil && b.low() && !b.ended && isPrefetched(rd, msn)
+	// A segment a playlist announced with EXT-X-PREFETCH before the broadcast ended will
+	// never exist. Amazon's IVS player asks for it as soon as the previous one ends; a 404
+	// would be a playback error, while an empty answer sends it to the playlist, ENDLIST,
+	// and the Ended state.
+	neverStarted := s == nil && b.low() && b.ended && isPrefetched(rd, msn)
 	b.mu.RUnlock()
 	switch {
+	case neverStarted:
+		endedPrefetch(w)
+		return
 	case parts != nil:
 		serveBytes(w, r, ctype, parts)
 		return
@@ -144,7 +152,7 @@ func (o *Origin) serveSegment(w http.ResponseWriter, r *http.Request, b *broadca
 		if errors.Is(err, errTimeout) {
 			fail(w, http.StatusServiceUnavailable, cacheError, "segment not started in time")
 		} else {
-			fail(w, http.StatusNotFound, cacheError, "broadcast ended before the segment")
+			endedPrefetch(w)
 		}
 		return
 	}
@@ -169,6 +177,14 @@ func isPrefetched(rd *rendition, msn uint64) bool {
 // complete. The response has no Content-Length; each part is flushed on its own. If the
 // segment stops growing for three target durations the response is aborted, so that no cache
 // keeps a truncated segment as if it were whole.
+// endedPrefetch answers a prefetched segment that the end of the broadcast cancelled: empty,
+// and never stored by a cache.
+func endedPrefetch(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusOK)
+}
+
 func (o *Origin) streamSegment(w http.ResponseWriter, r *http.Request, b *broadcast, rd *rendition, msn uint64, ctype string) {
 	h := w.Header()
 	h.Set("Content-Type", ctype)
