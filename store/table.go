@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,8 +31,8 @@ type Table[T any] struct {
 
 	mu      sync.RWMutex
 	items   map[string]Item[T]
-	sorted  []string // keys in order; nil when it must be rebuilt
-	applied uint64   // highest bucket revision the replica reflects
+	sorted  []Item[T] // items in key order, shared by List callers; nil when it must be rebuilt
+	applied uint64    // highest bucket revision the replica reflects
 	changed chan struct{}
 	err     error // set when the watcher stopped
 }
@@ -111,10 +112,8 @@ func (t *Table[T]) apply(e jetstream.KeyValueEntry) {
 			// A record this version cannot read is skipped, not fatal: it may come from a newer node.
 			break
 		}
-		if _, had := t.items[e.Key()]; !had {
-			t.sorted = nil
-		}
 		t.items[e.Key()] = Item[T]{Key: e.Key(), Value: v, Revision: e.Revision()}
+		t.sorted = nil
 	default: // delete, purge, or expiry marker
 		if _, had := t.items[e.Key()]; had {
 			delete(t.items, e.Key())
@@ -160,22 +159,26 @@ func (t *Table[T]) Get(key string) (T, bool) {
 	return it.Value, ok
 }
 
-// List returns every record in key order.
+// List returns every record in key order. The slice is shared with other callers until the
+// table changes: read it, never modify it.
 func (t *Table[T]) List() []Item[T] {
+	t.mu.RLock()
+	if out := t.sorted; out != nil {
+		t.mu.RUnlock()
+		return out
+	}
+	t.mu.RUnlock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.sorted == nil {
-		t.sorted = make([]string, 0, len(t.items))
-		for k := range t.items {
-			t.sorted = append(t.sorted, k)
+		out := make([]Item[T], 0, len(t.items))
+		for _, it := range t.items {
+			out = append(out, it)
 		}
-		slices.Sort(t.sorted)
+		slices.SortFunc(out, func(a, b Item[T]) int { return strings.Compare(a.Key, b.Key) })
+		t.sorted = out
 	}
-	out := make([]Item[T], len(t.sorted))
-	for i, k := range t.sorted {
-		out[i] = t.items[k]
-	}
-	return out
+	return t.sorted
 }
 
 // Len is the number of records.
