@@ -13,9 +13,12 @@ import (
 	"golang.org/x/time/rate"
 
 	"glasscast/auth"
+	"glasscast/events"
 	"glasscast/ingest/packager"
+	"glasscast/ingest/transcode"
 	"glasscast/ingestctl"
 	"glasscast/media"
+	"glasscast/metrics"
 	"glasscast/store"
 )
 
@@ -42,11 +45,13 @@ type broadcast struct {
 	grace     *time.Timer
 	ended     bool
 	endReason string
-	state     packager.Start // timeline to continue after a reconnect
+	state     packager.Start            // timeline to continue after a reconnect
+	ladder    map[string]packager.Start // and the transcoded renditions'
 	out       media.Broadcast
 	health0   string
 	sub       *ingestctl.Subscription
 	stopBeat  chan struct{}
+	meter     metrics.IngestMeter // set by claim, before any publisher runs
 }
 
 // attach gives a publisher its channel's broadcast: the one waiting in its reconnect grace,
@@ -134,6 +139,10 @@ func (b *broadcast) claim(ctx context.Context) error {
 	if err := s.store.Sessions.Put(ctx, store.SessionKey(b.channel.ID, b.streamID), sess); err != nil {
 		b.log.Warn("record stream session", "err", err)
 	}
+	b.meter = s.cfg.Meters.Open(b.channel.ID, b.channel.Name, b.streamID)
+	for _, e := range sess.Events {
+		b.emit(e)
+	}
 	s.wg.Add(1)
 	go b.heartbeat()
 	b.log.Info("broadcast started")
@@ -163,10 +172,14 @@ func (b *broadcast) heartbeat() {
 		h := healthStarving // no publisher (reconnect grace) means no input
 		if b.pub != nil {
 			h = b.health.evaluate(time.Now())
+			if b.pub.starving() {
+				h = healthStarving // the transcoder falls behind real time
+			}
 		}
 		changed := h != b.health0
 		b.health0 = h
 		b.mu.Unlock()
+		b.meter.Health(h)
 		if changed {
 			name := "Starvation Start"
 			if h == healthHealthy {
@@ -201,6 +214,19 @@ func (b *broadcast) addEvent(e store.SessionEvent) {
 	if err != nil {
 		b.log.Warn("record session event", "event", e.Name, "err", err)
 	}
+	b.emit(e)
+}
+
+// emit publishes a session event as an EventBridge event, once: at the point where it enters
+// the session's history.
+func (b *broadcast) emit(e store.SessionEvent) {
+	if b.s.cfg.Events == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b.s.cfg.Events.StreamEvent(ctx, events.StreamChange{DetailType: e.Type, Name: e.Name, ChannelID: b.channel.ID,
+		ChannelName: b.channel.Name, StreamID: b.streamID, Code: e.Code, Time: e.Time})
 }
 
 // describeIngest records what the publisher sends.
@@ -216,38 +242,70 @@ func (b *broadcast) describeIngest(ic *store.IngestConfig) {
 	}
 }
 
-// newPackager returns the packager for a (re)connected publisher, continuing the timeline.
-func (b *broadcast) newPackager(video, audio mp4codecs.Codec, clock func() time.Time) (*packager.Packager, error) {
+// newPipeline returns what packages a (re)connected publisher's stream, continuing the
+// timeline: one packager for BASIC channels (and audio-only streams), a transcoding ladder for
+// the others. clock stamps the first frame's program-date-time.
+func (b *broadcast) newPipeline(video, audio mp4codecs.Codec, clock func() time.Time) (pipeline, error) {
 	b.mu.Lock()
-	start := b.state
+	start, prev := b.state, b.ladder
 	b.mu.Unlock()
-	cfg := packager.Config{Rendition: "source", PartTarget: b.s.cfg.PartTarget, SegmentTarget: b.s.cfg.SegmentTarget,
+	cfg := packager.Config{Rendition: transcode.SourceName, PartTarget: b.s.cfg.PartTarget, SegmentTarget: b.s.cfg.SegmentTarget,
 		Start: start, Logger: b.log, Now: clock}
 	if b.channel.LatencyMode == "NORMAL" {
 		cfg.SegmentTarget = b.s.cfg.NormalSegmentTarget
 	}
 	o := &output{b: b}
-	p, err := packager.New(cfg, video, audio, o)
+	tc := b.s.cfg.Transcode
+	if video != nil && !tc.Disabled && transcode.IsTranscoded(b.channel.Type) {
+		l, err := transcode.New(transcode.Config{ChannelType: b.channel.Type, Preset: b.channel.Preset,
+			FFmpeg: tc.FFmpeg, X264Preset: tc.X264Preset, Packager: cfg, Renditions: prev,
+			Event: b.transcodeEvent, Logger: b.log}, video, audio, o)
+		if err != nil {
+			return nil, fmt.Errorf("ladder: %w", err)
+		}
+		o.partTarget = l.PartTarget
+		return l, nil
+	}
+	p, err := packager.New(cfg, video, audio, renditionOutput{o, transcode.SourceName})
 	if err != nil {
 		return nil, fmt.Errorf("packager: %w", err)
 	}
-	o.pkg = p
+	o.partTarget = p.PartTarget
 	return p, nil
 }
 
-// keepState remembers where the last packager stopped, for the next publisher to continue.
-func (b *broadcast) keepState(st packager.Start) {
-	b.mu.Lock()
-	b.state = st
-	b.mu.Unlock()
+// transcodeEvent records a transcoder failure or recovery in the session's history.
+func (b *broadcast) transcodeEvent(name, code string) {
+	b.addEvent(store.SessionEvent{Name: name, Type: typeHealth, Time: time.Now().UTC(), Code: code})
 }
 
-// output hands a packager's objects to the origin, opening the origin broadcast on the first
-// init, once PART-TARGET is known.
-type output struct {
-	b   *broadcast
-	pkg *packager.Packager
+// keepState remembers where the last pipeline stopped, for the next publisher to continue.
+func (b *broadcast) keepState(p pipeline) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch p := p.(type) {
+	case *packager.Packager:
+		b.state = p.State()
+	case *transcode.Ladder:
+		b.state, b.ladder = p.State()
+	}
 }
+
+// output hands a broadcast's renditions to the origin, opening the origin broadcast on the
+// first init, once PART-TARGET is known.
+type output struct {
+	b          *broadcast
+	partTarget func() time.Duration
+}
+
+// renditionOutput is the packager.Output of a single packager's rendition.
+type renditionOutput struct {
+	o    *output
+	name string
+}
+
+func (r renditionOutput) Init(rd media.Rendition, init []byte) error { return r.o.Init(rd, init) }
+func (r renditionOutput) Part(p media.Part) error                    { return r.o.Part(r.name, p) }
 
 func (o *output) Init(r media.Rendition, init []byte) error {
 	b := o.b
@@ -263,7 +321,7 @@ func (o *output) Init(r media.Rendition, init []byte) error {
 		}
 		var err error
 		out, err = b.s.sink.Open(ctx, media.Stream{ChannelID: b.channel.ID, StreamID: b.streamID,
-			LowLatency: b.channel.LatencyMode != "NORMAL", TargetDuration: cfgTarget, PartTarget: o.pkg.PartTarget()})
+			LowLatency: b.channel.LatencyMode != "NORMAL", TargetDuration: cfgTarget, PartTarget: o.partTarget()})
 		if err != nil {
 			return fmt.Errorf("open origin broadcast: %w", err)
 		}
@@ -274,7 +332,7 @@ func (o *output) Init(r media.Rendition, init []byte) error {
 	return out.Init(ctx, r, init)
 }
 
-func (o *output) Part(p media.Part) error {
+func (o *output) Part(rendition string, p media.Part) error {
 	o.b.mu.Lock()
 	out := o.b.out
 	o.b.mu.Unlock()
@@ -283,7 +341,11 @@ func (o *output) Part(p media.Part) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return out.Part(ctx, "source", p)
+	err := out.Part(ctx, rendition, p)
+	if err == nil {
+		o.b.meter.Part(time.Since(p.ProgramDateTime.Add(p.Duration)))
+	}
+	return err
 }
 
 // newCue stamps timed metadata with the instant it was accepted.
@@ -304,7 +366,7 @@ func (b *broadcast) PutMetadata(ctx context.Context, text string) error {
 		return ingestctl.ErrNotBroadcasting
 	}
 	if pub != nil && pub.b != nil {
-		pub.onData("onTextData", []any{map[string]any{"text": text}})
+		pub.addCue(text)
 		return nil
 	}
 	// Between a disconnect and a reconnect there is no packager: the cue waits for the next one.
@@ -403,6 +465,7 @@ func (b *broadcast) end() {
 	now := time.Now().UTC()
 	b.addEvent(store.SessionEvent{Name: "Stream End", Type: typeState, Time: now})
 	b.addEvent(store.SessionEvent{Name: "Session Ended", Type: typeState, Time: now})
+	b.meter.Close()
 	b.s.mu.Lock()
 	if b.s.broadcasts[b.channel.ID] == b {
 		delete(b.s.broadcasts, b.channel.ID)

@@ -14,6 +14,7 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/amf0"
 	"github.com/bluenviron/gortmplib/pkg/message"
 
+	"glasscast/metrics"
 	"glasscast/store"
 )
 
@@ -137,6 +138,7 @@ type tapConn struct {
 	gortmplib.Conn
 	onData  func(name string, args []any)
 	onMedia func(dts time.Duration) // every audio or video message, as it arrives
+	meter   metrics.IngestMeter     // counts bytes, frames and key frames
 }
 
 func (t *tapConn) Read() (message.Message, error) {
@@ -152,6 +154,24 @@ func (t *tapConn) Read() (message.Message, error) {
 		t.onMedia(m.DTS)
 	case *message.AudioExCodedFrames:
 		t.onMedia(m.DTS)
+	}
+	if t.meter != nil && err == nil {
+		switch m := msg.(type) {
+		case *message.Video:
+			if m.Type == message.VideoTypeAU {
+				t.meter.Video(len(m.AU), m.IsKeyFrame, m.DTS)
+			}
+		case *message.VideoExCodedFrames:
+			t.meter.Video(len(m.Payload), false, m.DTS)
+		case *message.VideoExFramesX:
+			t.meter.Video(len(m.Payload), false, m.DTS)
+		case *message.Audio:
+			if m.Codec != message.CodecMPEG4Audio || m.AACType == message.AudioAACTypeAU {
+				t.meter.Audio(len(m.AU))
+			}
+		case *message.AudioExCodedFrames:
+			t.meter.Audio(len(m.Payload))
+		}
 	}
 	if d, ok := msg.(*message.DataAMF0); ok && err == nil {
 		args := []any(d.Payload)

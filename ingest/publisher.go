@@ -12,7 +12,7 @@ import (
 	rtmpcodecs "github.com/bluenviron/gortmplib/pkg/codecs"
 	mp4codecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 
-	"glasscast/ingest/packager"
+	"glasscast/ingest/transcode"
 	"glasscast/media"
 	"glasscast/store"
 )
@@ -25,7 +25,7 @@ type publisher struct {
 	log  *slog.Logger
 
 	mu       sync.Mutex
-	pkg      *packager.Packager
+	pipe     pipeline
 	metadata map[string]any // onMetaData, for the session's ingest configuration
 	pending  []media.Cue    // cues that arrived before the packager existed
 
@@ -52,11 +52,30 @@ func (p *publisher) mediaClock() time.Time {
 	return p.clockOrigin.Add(p.curDTS)
 }
 
+// pipeline packages a publisher's stream: a packager for BASIC channels, a transcoding ladder
+// (transcode.Ladder) for the others.
+type pipeline interface {
+	WriteH264(pts, dts time.Duration, au [][]byte) error
+	WriteH265(pts, dts time.Duration, au [][]byte) error
+	WriteMPEG4Audio(pts time.Duration, au []byte) error
+	WriteOpus(pts time.Duration, packet []byte) error
+	AddCue(c media.Cue)
+	Close() error
+}
+
+// starving reports a transcoder that falls behind real time.
+func (p *publisher) starving() bool {
+	p.mu.Lock()
+	l, ok := p.pipe.(*transcode.Ladder)
+	p.mu.Unlock()
+	return ok && l.Starving()
+}
+
 // close disconnects the publisher (StopStream, shutdown).
 func (p *publisher) close() { p.conn.Close() }
 
 func (p *publisher) run() error {
-	tap := &tapConn{Conn: p.rtmp, onData: p.onData, onMedia: p.onMedia}
+	tap := &tapConn{Conn: p.rtmp, onData: p.onData, onMedia: p.onMedia, meter: p.b.meter}
 	r := &gortmplib.Reader{Conn: tap}
 	_ = p.conn.SetReadDeadline(time.Now().Add(readTimeout))
 	if err := r.Initialize(); err != nil {
@@ -94,12 +113,12 @@ func (p *publisher) run() error {
 	p.mu.Unlock()
 	p.b.describeIngest(ingestConfig(video, audio, meta))
 
-	pkg, err := p.b.newPackager(video, audio, p.mediaClock)
+	pkg, err := p.b.newPipeline(video, audio, p.mediaClock)
 	if err != nil {
 		return err
 	}
 	p.mu.Lock()
-	p.pkg = pkg
+	p.pipe = pkg
 	for _, c := range p.pending {
 		pkg.AddCue(c)
 	}
@@ -109,7 +128,7 @@ func (p *publisher) run() error {
 		if err := pkg.Close(); err != nil {
 			p.log.Warn("flush last part", "err", err)
 		}
-		p.b.keepState(pkg.State())
+		p.b.keepState(pkg)
 	}()
 
 	// The reader's callbacks cannot return errors; the first one stops the loop.
@@ -172,19 +191,23 @@ func (p *publisher) onData(name string, args []any) {
 			p.mu.Unlock()
 		}
 	case "onTextData", "onCuePoint":
-		text := inbandText(name, args)
-		if text == "" {
-			return
+		if text := inbandText(name, args); text != "" {
+			p.addCue(text)
 		}
-		c := p.b.newCue(text)
-		p.mu.Lock()
-		if p.pkg != nil {
-			p.pkg.AddCue(c)
-		} else {
-			p.pending = append(p.pending, c)
-		}
-		p.mu.Unlock()
 	}
+}
+
+// addCue puts timed metadata (in-band or from PutMetadata) into the next part of every
+// rendition, or holds it until the pipeline exists.
+func (p *publisher) addCue(text string) {
+	c := p.b.newCue(text)
+	p.mu.Lock()
+	if p.pipe != nil {
+		p.pipe.AddCue(c)
+	} else {
+		p.pending = append(p.pending, c)
+	}
+	p.mu.Unlock()
 }
 
 // inbandText renders an onTextData/onCuePoint payload as the cue text: the "text" member of

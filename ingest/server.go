@@ -15,7 +15,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"glasscast/events"
 	"glasscast/media"
+	"glasscast/metrics"
 	"glasscast/store"
 )
 
@@ -44,6 +46,22 @@ type Config struct {
 	MetadataRate int
 	// Heartbeat is how often live registrations are refreshed (default 2 s).
 	Heartbeat time.Duration
+	// Transcode configures the ffmpeg ladder of STANDARD and ADVANCED channels.
+	Transcode TranscodeConfig
+	// Events hears stream state and health changes, as EventBridge events; nil: nobody.
+	Events events.StreamEvents
+	// Meters measures each broadcast's input every second (IVS's ingest metrics); nil: none.
+	Meters metrics.IngestMeters
+}
+
+// TranscodeConfig configures transcoding.
+type TranscodeConfig struct {
+	// Disabled passes every channel through as BASIC channels are (no ffmpeg needed).
+	Disabled bool
+	// FFmpeg is the ffmpeg command (default "ffmpeg", found on PATH).
+	FFmpeg string
+	// X264Preset is the encoder speed of the renditions (default "veryfast").
+	X264Preset string
 }
 
 func (c *Config) defaults() {
@@ -67,6 +85,9 @@ func (c *Config) defaults() {
 	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = 2 * time.Second
+	}
+	if c.Meters == nil {
+		c.Meters = metrics.NopIngest{}
 	}
 }
 
