@@ -192,15 +192,7 @@ func (s *Server) ownARN(a arn) bool { return a.Region == s.cfg.Region && a.Accou
 // channelByARN resolves a channel ARN, answering ValidationException for a malformed one and
 // ResourceNotFoundException for an unknown one.
 func (s *Server) channelByARN(field, v string) (store.Channel, error) {
-	a, ok := parseARN(v)
-	if !ok || a.Service != "ivs" || a.Type != "channel" {
-		return store.Channel{}, constraint(field, v, "Member must satisfy regular expression pattern: arn:aws:ivs:[a-z0-9-]+:[0-9]+:channel/[a-zA-Z0-9-]+")
-	}
-	c, found := s.store.Channels.Get(a.ID)
-	if !found || !s.ownARN(a) {
-		return store.Channel{}, errNotFound("channel %s not found", v)
-	}
-	return c, nil
+	return byARN(s, s.store.Channels, "channel", "channel", field, v)
 }
 
 func (s *Server) createChannel(ctx context.Context, r *request) (any, error) {
@@ -233,14 +225,11 @@ func (s *Server) createChannel(ctx context.Context, r *request) (any, error) {
 }
 
 func (s *Server) getChannel(ctx context.Context, r *request) (any, error) {
-	var in struct{ Arn *string }
-	if err := decode(r.body, &in); err != nil {
+	resARN, err := arnArg(r)
+	if err != nil {
 		return nil, err
 	}
-	if err := required("arn", in.Arn != nil); err != nil {
-		return nil, err
-	}
-	c, err := s.channelByARN("arn", *in.Arn)
+	c, err := s.channelByARN("arn", resARN)
 	if err != nil {
 		return nil, err
 	}
@@ -369,25 +358,22 @@ func (s *Server) updateChannel(ctx context.Context, r *request) (any, error) {
 }
 
 func (s *Server) deleteChannel(ctx context.Context, r *request) (any, error) {
-	var in struct{ Arn *string }
-	if err := decode(r.body, &in); err != nil {
+	resARN, err := arnArg(r)
+	if err != nil {
 		return nil, err
 	}
-	if err := required("arn", in.Arn != nil); err != nil {
-		return nil, err
-	}
-	c, err := s.channelByARN("arn", *in.Arn)
+	c, err := s.channelByARN("arn", resARN)
 	if err != nil {
 		return nil, err
 	}
 	if _, live := s.store.Live.Get(c.ID); live {
-		return nil, errConflict("channel %s is live; stop the stream before deleting it", *in.Arn)
+		return nil, errConflict("channel %s is live; stop the stream before deleting it", resARN)
 	}
 	// The channel goes first: once it is gone its keys authorize nothing, even if deleting a
 	// key below fails halfway.
 	if err := s.store.Channels.Delete(ctx, c.ID); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, errNotFound("channel %s not found", *in.Arn)
+			return nil, errNotFound("channel %s not found", resARN)
 		}
 		return nil, err
 	}

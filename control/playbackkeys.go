@@ -97,26 +97,15 @@ func (s *Server) importPlaybackKeyPair(ctx context.Context, r *request) (any, er
 }
 
 func (s *Server) playbackKeyByARN(field, v string) (store.PlaybackKeyPair, error) {
-	a, ok := parseARN(v)
-	if !ok || a.Service != "ivs" || a.Type != "playback-key" {
-		return store.PlaybackKeyPair{}, constraint(field, v, "Member must satisfy regular expression pattern: arn:aws:ivs:[a-z0-9-]+:[0-9]+:playback-key/[a-zA-Z0-9-]+")
-	}
-	k, found := s.store.PlaybackKeyPairs.Get(a.ID)
-	if !found || !s.ownARN(a) {
-		return store.PlaybackKeyPair{}, errNotFound("playback key pair %s not found", v)
-	}
-	return k, nil
+	return byARN(s, s.store.PlaybackKeyPairs, "playback-key", "playback key pair", field, v)
 }
 
 func (s *Server) getPlaybackKeyPair(ctx context.Context, r *request) (any, error) {
-	var in struct{ Arn *string }
-	if err := decode(r.body, &in); err != nil {
+	resARN, err := arnArg(r)
+	if err != nil {
 		return nil, err
 	}
-	if err := required("arn", in.Arn != nil); err != nil {
-		return nil, err
-	}
-	k, err := s.playbackKeyByARN("arn", *in.Arn)
+	k, err := s.playbackKeyByARN("arn", resARN)
 	if err != nil {
 		return nil, err
 	}
@@ -147,20 +136,17 @@ func (s *Server) listPlaybackKeyPairs(ctx context.Context, r *request) (any, err
 }
 
 func (s *Server) deletePlaybackKeyPair(ctx context.Context, r *request) (any, error) {
-	var in struct{ Arn *string }
-	if err := decode(r.body, &in); err != nil {
+	resARN, err := arnArg(r)
+	if err != nil {
 		return nil, err
 	}
-	if err := required("arn", in.Arn != nil); err != nil {
-		return nil, err
-	}
-	k, err := s.playbackKeyByARN("arn", *in.Arn)
+	k, err := s.playbackKeyByARN("arn", resARN)
 	if err != nil {
 		return nil, err
 	}
 	if err := s.store.PlaybackKeyPairs.Delete(ctx, k.ID); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, errNotFound("playback key pair %s not found", *in.Arn)
+			return nil, errNotFound("playback key pair %s not found", resARN)
 		}
 		return nil, err
 	}

@@ -76,7 +76,8 @@ func (s *Server) createRecordingConfiguration(ctx context.Context, r *request) (
 	if err := checkTags("tags", in.Tags); err != nil {
 		return nil, err
 	}
-	c := store.RecordingConfiguration{ID: auth.NewID(), BucketName: bucket, Tags: in.Tags, State: "ACTIVE", CreatedAt: time.Now().UTC(),
+	// CREATING until the archive role, which holds the S3 settings, has reached the bucket.
+	c := store.RecordingConfiguration{ID: auth.NewID(), BucketName: bucket, Tags: in.Tags, State: "CREATING", CreatedAt: time.Now().UTC(),
 		Thumbnail: &store.ThumbnailConfiguration{RecordingMode: "INTERVAL", TargetIntervalSeconds: 60, Storage: []string{"SEQUENTIAL"}},
 		Rendition: &store.RenditionConfiguration{RenditionSelection: "ALL"}}
 	if in.Name != nil {
@@ -147,26 +148,15 @@ func (s *Server) createRecordingConfiguration(ctx context.Context, r *request) (
 }
 
 func (s *Server) recordingConfigByARN(field, v string) (store.RecordingConfiguration, error) {
-	a, ok := parseARN(v)
-	if !ok || a.Service != "ivs" || a.Type != "recording-configuration" {
-		return store.RecordingConfiguration{}, constraint(field, v, "Member must satisfy regular expression pattern: arn:aws:ivs:[a-z0-9-]+:[0-9]+:recording-configuration/[a-zA-Z0-9-]+")
-	}
-	c, found := s.store.RecordingConfigs.Get(a.ID)
-	if !found || !s.ownARN(a) {
-		return store.RecordingConfiguration{}, errNotFound("recording configuration %s not found", v)
-	}
-	return c, nil
+	return byARN(s, s.store.RecordingConfigs, "recording-configuration", "recording configuration", field, v)
 }
 
 func (s *Server) getRecordingConfiguration(ctx context.Context, r *request) (any, error) {
-	var in struct{ Arn *string }
-	if err := decode(r.body, &in); err != nil {
+	resARN, err := arnArg(r)
+	if err != nil {
 		return nil, err
 	}
-	if err := required("arn", in.Arn != nil); err != nil {
-		return nil, err
-	}
-	c, err := s.recordingConfigByARN("arn", *in.Arn)
+	c, err := s.recordingConfigByARN("arn", resARN)
 	if err != nil {
 		return nil, err
 	}
@@ -197,14 +187,11 @@ func (s *Server) listRecordingConfigurations(ctx context.Context, r *request) (a
 }
 
 func (s *Server) deleteRecordingConfiguration(ctx context.Context, r *request) (any, error) {
-	var in struct{ Arn *string }
-	if err := decode(r.body, &in); err != nil {
+	resARN, err := arnArg(r)
+	if err != nil {
 		return nil, err
 	}
-	if err := required("arn", in.Arn != nil); err != nil {
-		return nil, err
-	}
-	c, err := s.recordingConfigByARN("arn", *in.Arn)
+	c, err := s.recordingConfigByARN("arn", resARN)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +203,7 @@ func (s *Server) deleteRecordingConfiguration(ctx context.Context, r *request) (
 	}
 	if err := s.store.RecordingConfigs.Delete(ctx, c.ID); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, errNotFound("recording configuration %s not found", *in.Arn)
+			return nil, errNotFound("recording configuration %s not found", resARN)
 		}
 		return nil, err
 	}

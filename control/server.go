@@ -26,6 +26,12 @@ type Quotas struct {
 	StreamKeysPerChannel    int
 	PlaybackKeyPairs        int
 	RecordingConfigurations int
+
+	// IVS Chat; 0 means unlimited.
+	ChatRooms                 int
+	ChatLoggingConfigurations int
+	// ChatThrottle enforces IVS Chat's per-operation TPS quotas with ThrottlingException.
+	ChatThrottle bool
 }
 
 // Config is the control API's configuration.
@@ -42,6 +48,11 @@ type Config struct {
 	Quotas     Quotas
 	// MaxBodyBytes bounds a request body; larger requests are refused before they are read.
 	MaxBodyBytes int64
+	// Chat mints chat tokens and reaches live rooms; nil answers those IVS Chat operations with an error.
+	Chat ChatBackend
+	// Metrics answers CloudWatch's GetMetricData and ListMetrics (service monitoring); nil
+	// answers them with ServiceUnavailable.
+	Metrics MetricsReader
 }
 
 // Broadcasts reaches the ingest that holds a channel's publisher; its errors are ingestctl's.
@@ -61,6 +72,7 @@ type Server struct {
 	sig        *auth.SigV4Verifier
 	log        *slog.Logger
 	ivs        map[string]op
+	ivschat    map[string]op
 }
 
 type op func(ctx context.Context, r *request) (any, error)
@@ -114,6 +126,7 @@ func New(cfg Config, st *store.Store, b Broadcasts, viewers func(string) int64, 
 		"DELETE /tags":                       s.untagResource,
 		"GET /tags":                          s.listTagsForResource,
 	}
+	s.ivschat = s.ivschatRoutes()
 	return s
 }
 
@@ -127,7 +140,8 @@ func (s *Server) Handles(r *http.Request) bool {
 		return true
 	}
 	_, ok := s.ivs[routeKey(r)]
-	return ok
+	_, chat := s.ivschat[routeKey(r)]
+	return ok || chat
 }
 
 func routeKey(r *http.Request) string {
@@ -178,6 +192,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 	switch id.Service {
 	case "ivs":
 		routes = s.ivs
+	case "ivschat":
+		routes = s.ivschat
+	case "monitoring":
+		return s.serveCloudWatch(w, r, body)
 	default:
 		return s.writeError(w, &apiError{Status: http.StatusBadRequest, Code: "UnknownOperationException",
 			Message: "this endpoint does not serve the signing service " + id.Service})

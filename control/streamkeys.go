@@ -51,15 +51,7 @@ func (s *Server) removeStreamKey(ctx context.Context, k store.StreamKey) {
 }
 
 func (s *Server) streamKeyByARN(field, v string) (store.StreamKey, error) {
-	a, ok := parseARN(v)
-	if !ok || a.Service != "ivs" || a.Type != "stream-key" {
-		return store.StreamKey{}, constraint(field, v, "Member must satisfy regular expression pattern: arn:aws:ivs:[a-z0-9-]+:[0-9]+:stream-key/[a-zA-Z0-9-]+")
-	}
-	k, found := s.store.StreamKeys.Get(a.ID)
-	if !found || !s.ownARN(a) {
-		return store.StreamKey{}, errNotFound("stream key %s not found", v)
-	}
-	return k, nil
+	return byARN(s, s.store.StreamKeys, "stream-key", "stream key", field, v)
 }
 
 func (s *Server) createStreamKey(ctx context.Context, r *request) (any, error) {
@@ -107,14 +99,11 @@ func (s *Server) createStreamKey(ctx context.Context, r *request) (any, error) {
 }
 
 func (s *Server) getStreamKey(ctx context.Context, r *request) (any, error) {
-	var in struct{ Arn *string }
-	if err := decode(r.body, &in); err != nil {
+	resARN, err := arnArg(r)
+	if err != nil {
 		return nil, err
 	}
-	if err := required("arn", in.Arn != nil); err != nil {
-		return nil, err
-	}
-	k, err := s.streamKeyByARN("arn", *in.Arn)
+	k, err := s.streamKeyByARN("arn", resARN)
 	if err != nil {
 		return nil, err
 	}
@@ -189,14 +178,11 @@ func (s *Server) listStreamKeys(ctx context.Context, r *request) (any, error) {
 }
 
 func (s *Server) deleteStreamKey(ctx context.Context, r *request) (any, error) {
-	var in struct{ Arn *string }
-	if err := decode(r.body, &in); err != nil {
+	resARN, err := arnArg(r)
+	if err != nil {
 		return nil, err
 	}
-	if err := required("arn", in.Arn != nil); err != nil {
-		return nil, err
-	}
-	k, err := s.streamKeyByARN("arn", *in.Arn)
+	k, err := s.streamKeyByARN("arn", resARN)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"glasscast/store"
 )
 
 var (
@@ -129,4 +131,32 @@ func parseARN(s string) (arn, bool) {
 		return arn{}, false
 	}
 	return arn{Service: m[1], Region: m[2], Account: m[3], Type: m[4], ID: m[5]}, true
+}
+
+// byARN resolves an IVS resource ARN of type typ to its record: ValidationException for a
+// malformed ARN or one of another type, ResourceNotFoundException for an unknown one or one of
+// another region or account.
+func byARN[T any](s *Server, t *store.Table[T], typ, noun, field, v string) (T, error) {
+	var zero T
+	a, ok := parseARN(v)
+	if !ok || a.Service != "ivs" || a.Type != typ {
+		return zero, constraint(field, v, "Member must satisfy regular expression pattern: arn:aws:ivs:[a-z0-9-]+:[0-9]+:"+typ+"/[a-zA-Z0-9-]+")
+	}
+	rec, found := t.Get(a.ID)
+	if !found || !s.ownARN(a) {
+		return zero, errNotFound("%s %s not found", noun, v)
+	}
+	return rec, nil
+}
+
+// arnArg reads the {"arn": ...} body that Get and Delete operations take.
+func arnArg(r *request) (string, error) {
+	var in struct{ Arn *string }
+	if err := decode(r.body, &in); err != nil {
+		return "", err
+	}
+	if err := required("arn", in.Arn != nil); err != nil {
+		return "", err
+	}
+	return *in.Arn, nil
 }
