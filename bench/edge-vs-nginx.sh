@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Measures cache-hit throughput for one ~30 KB part: Glasscast's edge against nginx configured
+# as a caching reverse proxy (bench/nginx-edge.conf), both in front of the same origin, side
+# by side in one run. Needs ffmpeg, nginx and wrk (apt). Prints requests/s for each.
+#   bash bench/edge-vs-nginx.sh [seconds] [connections]
+set -euo pipefail
+secs=${1:-15}
+conns=${2:-100}
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; [ -f $work/nginx.pid ] && kill $(cat $work/nginx.pid) 2>/dev/null; cat $work/error.log 2>/dev/null | tail -3; rm -rf $work' EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+api=$(port); origin=$(port); nats=$(port); edge=$(port); ngx=$(port); rtmp=$(port)
+
+go build -o "$work/glasscast" "$root/cmd/glasscast"
+"$work/glasscast" serve --data-dir "$work/serve" --http-listen 127.0.0.1:$api --https-listen "" \
+  --ingest-rtmp-listen 127.0.0.1:$rtmp --ingest-rtmps-listen "" --origin-listen 127.0.0.1:$origin \
+  --nats-listen 127.0.0.1:$nats --api-access-key-id AKGCBENCHBENCHBENCH0 --api-secret-access-key benchsecret >"$work/serve.log" 2>&1 &
+"$work/glasscast" edge --data-dir "$work/edge" --http-listen 127.0.0.1:$edge --https-listen "" \
+  --nats-url nats://127.0.0.1:$nats --edge-upstream http://127.0.0.1:$origin >"$work/edge.log" 2>&1 &
+sed -e "s|__PORT__|$ngx|; s|__ORIGIN__|127.0.0.1:$origin|; s|__DIR__|$work|g" "$root/bench/nginx-edge.conf" >"$work/nginx.conf"
+mkdir -p "$work/cache"
+# nginx workers run as an unprivileged user when started by root.
+chmod 755 "$work"; chmod 777 "$work/cache"
+nginx -c "$work/nginx.conf" -p "$work"
+sleep 2
+
+export AWS_ACCESS_KEY_ID=AKGCBENCHBENCHBENCH0 AWS_SECRET_ACCESS_KEY=benchsecret AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+ch=$(aws ivs create-channel --type BASIC --insecure-ingest --endpoint-url http://127.0.0.1:$api --output json)
+key=$(echo "$ch" | python3 -c 'import json,sys; print(json.load(sys.stdin)["streamKey"]["value"])')
+url=$(echo "$ch" | python3 -c 'import json,sys; print(json.load(sys.stdin)["channel"]["playbackUrl"])')
+# About 1.2 Mb/s of video makes parts of about 30 KB at 0.2 s.
+ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440 \
+  -c:v libx264 -preset veryfast -tune zerolatency -g 60 -b:v 1100k -maxrate 1100k -bufsize 600k -pix_fmt yuv420p \
+  -c:a aac -b:a 64k -f flv rtmp://127.0.0.1:$rtmp/app/$key &
+sleep 6
+path=${url#http://127.0.0.1:$api}
+media=${path%.m3u8}/source
+part=$(curl -s "http://127.0.0.1:$origin$media/index.m3u8" | grep -o 'part[0-9]*\.[0-9]*\.m4s' | sed -n 3p)
+size=$(curl -s "http://127.0.0.1:$origin$media/$part" | wc -c)
+echo "part $part: $size bytes; $secs s, $conns connections, wrk -t2"
+for target in "glasscast-edge 127.0.0.1:$edge" "nginx 127.0.0.1:$ngx"; do
+  set -- $target
+  curl -s -o /dev/null "http://$2$media/$part"   # fill the cache
+  rps=$(wrk -t2 -c$conns -d${secs}s "http://$2$media/$part" | awk '/Requests\/sec/ {print $2}')
+  echo "$1: $rps requests/s"
+done

@@ -1,0 +1,331 @@
+// Package bench generates load against a Glasscast deployment the way real clients behave:
+// LL-HLS viewers that block on the next part as hls.js does, and chat clients. It prints live
+// progress and a final report of throughput, errors and delivery latency.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"glasscast/origin/llhlscheck"
+)
+
+// ViewersConfig describes a viewer load run.
+type ViewersConfig struct {
+	URL      string        // multivariant playlist URL (with ?token= for private channels)
+	Viewers  int           // concurrent simulated players
+	Duration time.Duration // how long each plays
+	Ramp     time.Duration // spread the viewers' starts over this long
+	// MaxErrorRate fails the run when errors exceed this fraction of requests.
+	MaxErrorRate float64
+	Progress     io.Writer // live progress, once a second (nil: none)
+}
+
+// ViewersReport is the outcome of a run.
+type ViewersReport struct {
+	Requests    int64
+	Bytes       int64
+	Elapsed     time.Duration
+	Errors      map[string]int64
+	Parts       int64
+	DelayP50    time.Duration
+	DelayP95    time.Duration
+	DelayP99    time.Duration
+	DelayMax    time.Duration
+	ErrorRate   float64
+	Unsupported string // why delays were not measured, if they were not
+}
+
+func (r ViewersReport) String() string {
+	s := fmt.Sprintf("requests %d (%.0f/s), %.1f MB (%.1f Mbit/s), parts %d\n", r.Requests,
+		float64(r.Requests)/r.Elapsed.Seconds(), float64(r.Bytes)/1e6, float64(r.Bytes)*8/1e6/r.Elapsed.Seconds(), r.Parts)
+	s += fmt.Sprintf("part delivery delay (received - part end by program-date-time): p50 %v p95 %v p99 %v max %v\n",
+		r.DelayP50.Round(time.Millisecond), r.DelayP95.Round(time.Millisecond), r.DelayP99.Round(time.Millisecond), r.DelayMax.Round(time.Millisecond))
+	keys := make([]string, 0, len(r.Errors))
+	for k := range r.Errors {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	s += fmt.Sprintf("errors %.3f%%:", 100*r.ErrorRate)
+	if len(keys) == 0 {
+		s += " none"
+	}
+	for _, k := range keys {
+		s += fmt.Sprintf(" %s=%d", k, r.Errors[k])
+	}
+	return s + "\n"
+}
+
+// stats are shared by every simulated viewer.
+type stats struct {
+	requests, bytes, parts atomic.Int64
+	mu                     sync.Mutex
+	errors                 map[string]int64
+	delays                 []time.Duration
+}
+
+func (s *stats) fail(kind string) {
+	s.mu.Lock()
+	s.errors[kind]++
+	s.mu.Unlock()
+}
+
+// Viewers runs the load and returns its report; the error is non-nil when the error rate
+// exceeded cfg.MaxErrorRate.
+func Viewers(ctx context.Context, cfg ViewersConfig) (ViewersReport, error) {
+	st := &stats{errors: map[string]int64{}}
+	client := &http.Client{Transport: &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConns:        cfg.Viewers * 4,
+		MaxIdleConnsPerHost: cfg.Viewers * 4,
+		DisableCompression:  false,
+	}}
+	start := time.Now()
+	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration+cfg.Ramp)
+	defer cancel()
+	stopProgress := make(chan struct{})
+	if cfg.Progress != nil {
+		go progress(cfg.Progress, st, start, stopProgress)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < cfg.Viewers; i++ {
+		delay := time.Duration(0)
+		if cfg.Viewers > 1 {
+			delay = cfg.Ramp * time.Duration(i) / time.Duration(cfg.Viewers)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-time.After(delay):
+			case <-runCtx.Done():
+				return
+			}
+			vctx, vcancel := context.WithTimeout(runCtx, cfg.Duration)
+			defer vcancel()
+			(&viewer{client: client, st: st}).run(vctx, cfg.URL)
+		}()
+	}
+	wg.Wait()
+	close(stopProgress)
+	rep := ViewersReport{Requests: st.requests.Load(), Bytes: st.bytes.Load(), Parts: st.parts.Load(),
+		Elapsed: time.Since(start), Errors: st.errors}
+	var errs int64
+	for _, n := range st.errors {
+		errs += n
+	}
+	if rep.Requests > 0 {
+		rep.ErrorRate = float64(errs) / float64(rep.Requests)
+	}
+	sort.Slice(st.delays, func(i, j int) bool { return st.delays[i] < st.delays[j] })
+	if n := len(st.delays); n > 0 {
+		q := func(p float64) time.Duration { return st.delays[min(n-1, int(p*float64(n)))] }
+		rep.DelayP50, rep.DelayP95, rep.DelayP99, rep.DelayMax = q(0.50), q(0.95), q(0.99), st.delays[n-1]
+	}
+	if rep.ErrorRate > cfg.MaxErrorRate {
+		return rep, fmt.Errorf("error rate %.2f%% above %.2f%%", 100*rep.ErrorRate, 100*cfg.MaxErrorRate)
+	}
+	return rep, nil
+}
+
+func progress(w io.Writer, st *stats, start time.Time, stop chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var last int64
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			n := st.requests.Load()
+			st.mu.Lock()
+			var errs int64
+			for _, e := range st.errors {
+				errs += e
+			}
+			st.mu.Unlock()
+			fmt.Fprintf(w, "%4.0fs  %6d req/s  %8d requests  %6d parts  %d errors\n", time.Since(start).Seconds(), n-last, n, st.parts.Load(), errs)
+			last = n
+		}
+	}
+}
+
+// viewer plays one stream like hls.js in low-latency mode.
+type viewer struct {
+	client  *http.Client
+	st      *stats
+	fetched map[string]bool
+}
+
+func (v *viewer) get(ctx context.Context, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	v.st.requests.Add(1)
+	resp, err := v.client.Do(req)
+	if err != nil {
+		if ctx.Err() == nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				v.st.fail("timeout")
+			} else {
+				v.st.fail("network")
+			}
+		}
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	v.st.bytes.Add(int64(len(b)))
+	if err != nil {
+		if ctx.Err() == nil {
+			v.st.fail("body")
+		}
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		v.st.fail(strconv.Itoa(resp.StatusCode))
+		return nil, fmt.Errorf("%s: %s", u, resp.Status)
+	}
+	return b, nil
+}
+
+func (v *viewer) run(ctx context.Context, mvURL string) {
+	v.fetched = map[string]bool{}
+	base, err := url.Parse(mvURL)
+	if err != nil {
+		v.st.fail("bad-url")
+		return
+	}
+	body, err := v.get(ctx, mvURL)
+	if err != nil {
+		return
+	}
+	mv, err := llhlscheck.ParseMultivariant(body)
+	if err != nil || len(mv.Variants) == 0 {
+		v.st.fail("bad-multivariant")
+		return
+	}
+	media := resolve(base, mv.Variants[0].URI)
+	body, err = v.get(ctx, media.String())
+	if err != nil {
+		return
+	}
+	for ctx.Err() == nil {
+		pl, err := llhlscheck.ParseMedia(body)
+		if err != nil {
+			v.st.fail("bad-playlist")
+			return
+		}
+		if pl.Ended {
+			return
+		}
+		v.fetchNewParts(ctx, media, pl)
+		msn, part, ok := nextDirective(pl)
+		if !ok {
+			v.st.fail("no-parts")
+			return
+		}
+		q := media.Query()
+		q.Set("_HLS_msn", strconv.FormatUint(msn, 10))
+		q.Set("_HLS_part", strconv.Itoa(part))
+		next := *media
+		next.RawQuery = q.Encode()
+		if body, err = v.get(ctx, next.String()); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			time.Sleep(200 * time.Millisecond) // back off before retrying, as players do
+			body, err = v.get(ctx, media.String())
+			if err != nil {
+				return
+			}
+		}
+	}
+}
+
+// fetchNewParts downloads each part of the playlist's live edge once, the first time it is
+// listed, and records how long after its end (by program-date-time) it arrived.
+func (v *viewer) fetchNewParts(ctx context.Context, media *url.URL, pl *llhlscheck.MediaPlaylist) {
+	segs := pl.Segments
+	if pl.Pending != nil {
+		segs = append(segs[:len(segs):len(segs)], pl.Pending)
+	}
+	first := len(v.fetched) == 0
+	for si, seg := range segs {
+		end := seg.PDT
+		for _, p := range seg.Parts {
+			end = end.Add(time.Duration(p.Duration * float64(time.Second)))
+			if v.fetched[p.URI] {
+				continue
+			}
+			v.fetched[p.URI] = true
+			// A player tuning in starts at the live edge: only the newest parts are loaded.
+			if first && si < len(segs)-1 {
+				continue
+			}
+			if _, err := v.get(ctx, resolve(media, p.URI).String()); err != nil {
+				continue
+			}
+			v.st.parts.Add(1)
+			if !seg.PDT.IsZero() && !first {
+				d := time.Since(end)
+				v.st.mu.Lock()
+				v.st.delays = append(v.st.delays, d)
+				v.st.mu.Unlock()
+			}
+		}
+	}
+	// Forget parts that left the playlist so the map stays small.
+	if len(v.fetched) > 200 {
+		keep := map[string]bool{}
+		for _, seg := range segs {
+			for _, p := range seg.Parts {
+				keep[p.URI] = v.fetched[p.URI]
+			}
+		}
+		v.fetched = keep
+	}
+}
+
+// nextDirective is the part after the last one listed: what hls.js asks for next.
+func nextDirective(pl *llhlscheck.MediaPlaylist) (uint64, int, bool) {
+	for _, h := range pl.PreloadHints {
+		if h["TYPE"] == "PART" {
+			var msn uint64
+			var idx int
+			uri, _, _ := strings.Cut(strings.Trim(h["URI"], `"`), "?")
+			if _, err := fmt.Sscanf(uri, "part%d.%d.m4s", &msn, &idx); err == nil {
+				return msn, idx, true
+			}
+		}
+	}
+	if pl.Pending != nil && len(pl.Pending.Parts) > 0 {
+		last := pl.Pending.Parts[len(pl.Pending.Parts)-1]
+		return last.MSN, last.Index + 1, true
+	}
+	if n := len(pl.Segments); n > 0 {
+		return pl.Segments[n-1].MSN + 1, 0, true
+	}
+	return 0, 0, false
+}
+
+func resolve(base *url.URL, ref string) *url.URL {
+	r, err := url.Parse(ref)
+	if err != nil {
+		return base
+	}
+	return base.ResolveReference(r)
+}

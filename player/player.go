@@ -1,0 +1,74 @@
+// Package player serves Glasscast's web player: an hls.js page for one channel
+// (/player/<channel id>) or any playback URL (/player/?url=...), with every asset embedded in
+// the binary so nothing is loaded from a CDN.
+package player
+
+import (
+	"embed"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"strings"
+
+	"glasscast/media"
+)
+
+//go:embed web
+var web embed.FS
+
+// Config says where channels' playlists live.
+type Config struct {
+	Region, Account string
+	// Prefix is the path the handler is mounted at (default "/player/").
+	Prefix string
+}
+
+// Handler serves the player pages and assets.
+type Handler struct {
+	cfg    Config
+	page   *template.Template
+	assets http.Handler
+}
+
+// New returns the player handler.
+func New(cfg Config) *Handler {
+	if cfg.Prefix == "" {
+		cfg.Prefix = "/player/"
+	}
+	sub, _ := fs.Sub(web, "web")
+	return &Handler{
+		cfg:    cfg,
+		page:   template.Must(template.ParseFS(sub, "index.html")),
+		assets: http.StripPrefix(cfg.Prefix+"assets/", http.FileServer(http.FS(sub))),
+	}
+}
+
+type pageData struct {
+	Assets, URL, Token string
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rest, ok := strings.CutPrefix(r.URL.Path, h.cfg.Prefix)
+	if !ok || r.Method != http.MethodGet && r.Method != http.MethodHead {
+		http.NotFound(w, r)
+		return
+	}
+	if strings.HasPrefix(rest, "assets/") {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		h.assets.ServeHTTP(w, r)
+		return
+	}
+	d := pageData{Assets: h.cfg.Prefix + "assets", URL: r.URL.Query().Get("url"), Token: r.URL.Query().Get("token")}
+	if rest != "" {
+		// /player/<channel id>: that channel's playback URL on this host.
+		if _, ok := media.ParsePlaybackPath(media.MultivariantPath(h.cfg.Region, h.cfg.Account, rest)); !ok {
+			http.NotFound(w, r)
+			return
+		}
+		d.URL = media.MultivariantPath(h.cfg.Region, h.cfg.Account, rest)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; media-src 'self' blob: data: https: http:; connect-src 'self' https: http:; img-src 'self' data: https:; style-src 'self'; script-src 'self'; worker-src 'self' blob:")
+	_ = h.page.Execute(w, d)
+}

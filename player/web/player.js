@@ -1,0 +1,166 @@
+// Glasscast's reference player: hls.js in low-latency mode, live latency and quality on
+// screen, and timed metadata (PutMetadata, in-band RTMP cues) rendered as overlays. Kept small:
+// it is also the example integration for users. State is exposed on window.glasscast so
+// scripts (and the browser tests) can read it.
+(function () {
+  'use strict';
+  const $ = (id) => document.getElementById(id);
+  const video = $('video');
+  const state = window.glasscast = { hls: null, cues: [], errors: [], levels: [] };
+
+  function withToken(url, token) {
+    if (!token) return url;
+    const u = new URL(url, location.href);
+    u.searchParams.set('token', token);
+    return u.toString();
+  }
+
+  // Wall-clock time of media time t, from the program-date-time of what is playing now.
+  function dateOf(t) {
+    const hls = state.hls;
+    if (!hls || !hls.playingDate) return null;
+    return hls.playingDate.getTime() + (t - video.currentTime) * 1000;
+  }
+
+  // The text of an ID3v2 tag's TXXX (or other text) frame: what the broadcaster sent.
+  function id3Text(bytes) {
+    if (bytes.length < 10 || bytes[0] !== 0x49 || bytes[1] !== 0x44 || bytes[2] !== 0x33) return '';
+    const syncsafe = (o) => (bytes[o] << 21) | (bytes[o + 1] << 14) | (bytes[o + 2] << 7) | bytes[o + 3];
+    const v4 = bytes[3] === 4;
+    const end = Math.min(bytes.length, 10 + syncsafe(6));
+    for (let o = 10; o + 10 <= end;) {
+      const id = String.fromCharCode(bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]);
+      const size = v4 ? syncsafe(o + 4) : (bytes[o + 4] << 24) | (bytes[o + 5] << 16) | (bytes[o + 6] << 8) | bytes[o + 7];
+      const body = bytes.subarray(o + 10, o + 10 + size);
+      o += 10 + size;
+      if (id[0] !== 'T' || body.length < 1) continue;
+      const enc = body[0];
+      const utf16 = enc === 1 || enc === 2;
+      const dec = new TextDecoder(enc === 0 ? 'latin1' : utf16 ? (enc === 2 ? 'utf-16be' : 'utf-16') : 'utf-8');
+      let text = body.subarray(1);
+      if (id === 'TXXX') { // skip the description, null-terminated in the frame's encoding
+        let i = 0;
+        if (utf16) { while (i + 1 < text.length && (text[i] || text[i + 1])) i += 2; i += 2; } else { while (i < text.length && text[i]) i++; i++; }
+        text = text.subarray(i);
+      }
+      return dec.decode(text).replace(/\0+$/, '');
+    }
+    return '';
+  }
+
+  // Timed metadata is taken from hls.js's parsed samples and fired when the playhead reaches
+  // it, not from the text track hls.js builds: Chromium drops a cue added to that track
+  // before its empty WebVTT source has loaded, so the first cue of a stream would be lost.
+  const pending = [];
+  const seen = new Set();
+  function onMetadata(e, data) {
+    for (const s of data.samples) {
+      const text = id3Text(s.data);
+      const key = s.pts.toFixed(3) + '|' + text;
+      if (!text || seen.has(key)) continue;
+      seen.add(key);
+      pending.push({ pts: s.pts, text, type: s.type });
+    }
+    pending.sort((a, b) => a.pts - b.pts);
+  }
+  function fireDue() {
+    while (pending.length && pending[0].pts <= video.currentTime) {
+      const p = pending.shift();
+      if (video.currentTime - p.pts > 10) continue; // long past (a seek): do not replay
+      const entry = { text: p.text, type: p.type, startTime: p.pts, firedAt: Date.now(), mediaDate: dateOf(p.pts) };
+      state.cues.push(entry);
+      const li = document.createElement('li');
+      li.textContent = new Date(entry.firedAt).toISOString().slice(11, 23) + '  ' + p.text;
+      $('cues').prepend(li);
+      render(p.text);
+    }
+  }
+  setInterval(fireDue, 40);
+
+  function render(text) {
+    const overlay = $('overlay');
+    let m;
+    try { m = JSON.parse(text); } catch (e) { m = { type: 'text', text: text }; }
+    overlay.replaceChildren();
+    const h = document.createElement('h3');
+    switch (m.type) {
+      case 'poll': {
+        h.textContent = m.question || 'Poll';
+        const ul = document.createElement('ul');
+        for (const o of m.options || m.answers || []) {
+          const li = document.createElement('li');
+          li.textContent = o;
+          ul.append(li);
+        }
+        overlay.append(h, ul);
+        break;
+      }
+      case 'product': {
+        h.textContent = m.name || m.title || 'Product';
+        const p = document.createElement('div');
+        p.className = 'price';
+        p.textContent = m.price || '';
+        overlay.append(h, p);
+        break;
+      }
+      case 'score': {
+        h.textContent = (m.home || 'Home') + ' – ' + (m.away || 'Away');
+        const s = document.createElement('div');
+        s.className = 'score';
+        s.textContent = (m.homeScore ?? 0) + ' : ' + (m.awayScore ?? 0);
+        overlay.append(h, s);
+        break;
+      }
+      default:
+        h.textContent = m.text || text;
+        overlay.append(h);
+    }
+    overlay.hidden = false;
+    clearTimeout(render.timer);
+    render.timer = setTimeout(() => { overlay.hidden = true; }, 10000);
+  }
+
+  function stats() {
+    const hls = state.hls;
+    if (!hls) return;
+    $('latency').textContent = isFinite(hls.latency) ? hls.latency.toFixed(2) + ' s (target ' + (hls.targetLatency || 0).toFixed(2) + ' s)' : '–';
+    if (hls.playingDate) $('wallclock').textContent = ((Date.now() - hls.playingDate.getTime()) / 1000).toFixed(2) + ' s';
+    const lvl = hls.levels[hls.currentLevel];
+    if (lvl) $('quality').textContent = (lvl.height ? lvl.height + 'p' : '') + ' ' + Math.round(lvl.bitrate / 1000) + ' kb/s' + (hls.autoLevelEnabled ? ' (auto)' : '');
+    const b = video.buffered;
+    if (b.length) $('buffer').textContent = (b.end(b.length - 1) - video.currentTime).toFixed(2) + ' s';
+  }
+  setInterval(stats, 250);
+
+  function play(url) {
+    if (state.hls) state.hls.destroy();
+    state.cues.length = 0;
+    $('status').textContent = 'loading';
+    if (!window.Hls || !Hls.isSupported()) {
+      video.src = url; // Safari: native HLS
+      video.play().catch(() => {});
+      return;
+    }
+    pending.length = 0;
+    seen.clear();
+    // maxLiveSyncPlaybackRate lets hls.js play slightly fast to reach its target latency after a
+    // stall instead of staying behind for good.
+    const hls = state.hls = new Hls({ lowLatencyMode: true, enableEmsgMetadataCues: true, enableID3MetadataCues: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.5 });
+    hls.on(Hls.Events.FRAG_PARSING_METADATA, onMetadata);
+    hls.on(Hls.Events.MANIFEST_PARSED, (e, d) => { state.levels = d.levels.map((l) => l.height); $('status').textContent = 'playing'; video.play().catch(() => {}); });
+    hls.on(Hls.Events.ERROR, (e, d) => {
+      state.errors.push({ type: d.type, details: d.details, fatal: d.fatal, code: d.response && d.response.code });
+      if (d.fatal) $('status').textContent = 'error: ' + d.details + (d.response ? ' (' + d.response.code + ')' : '');
+    });
+    hls.loadSource(url);
+    hls.attachMedia(video);
+  }
+
+  $('source').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const url = withToken($('url').value, $('token').value.trim());
+    history.replaceState(null, '', '?url=' + encodeURIComponent($('url').value) + ($('token').value ? '&token=' + encodeURIComponent($('token').value) : ''));
+    play(url);
+  });
+  if ($('url').value) play(withToken($('url').value, $('token').value.trim()));
+})();
