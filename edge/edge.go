@@ -67,7 +67,9 @@ func New(ctx context.Context, cfg Config, st *store.Store, tracker *viewers.Trac
 	if cfg.BlockingTimeout == 0 {
 		cfg.BlockingTimeout = 10 * time.Second
 	}
-	secret, err := st.Secret(ctx, "edge-token-key", func() string { return auth.RandomString(43, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") })
+	secret, err := st.Secret(ctx, "edge-token-key", func() string {
+		return auth.RandomString(43, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+	})
 	if err != nil {
 		return nil, fmt.Errorf("edge token key: %w", err)
 	}
@@ -302,4 +304,3 @@ func hash64(s string) uint64 {
 	h.Write([]byte(s))
 	return h.Sum64()
 }
-

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -29,7 +30,7 @@ const (
 // rig is an origin fed by a synthetic publisher, a counting proxy in front of it, and an edge
 // filling from that proxy, served by both of the edge's servers.
 type rig struct {
-	t      *testing.T
+	t      testing.TB
 	store  *store.Store
 	origin *origin.Origin
 	pub    *origintest.Publisher
@@ -40,11 +41,12 @@ type rig struct {
 	mu        sync.Mutex
 	upstream  map[string]int // request URI -> count
 	originSrv string
+	partAt    map[string]time.Time
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newStore(t *testing.T) *store.Store {
+func newStore(t testing.TB) *store.Store {
 	t.Helper()
 	b, err := bus.Open(context.Background(), bus.Config{DataDir: t.TempDir(), Name: "edge-test"}, quiet())
 	if err != nil {
@@ -60,7 +62,7 @@ func newStore(t *testing.T) *store.Store {
 }
 
 // newRig starts everything; channels lists the channel IDs to create ("priv*" are private).
-func newRig(t *testing.T, cfg Config, channels ...string) *rig {
+func newRig(t testing.TB, cfg Config, channels ...string) *rig {
 	t.Helper()
 	r := &rig{t: t, store: newStore(t), upstream: map[string]int{}}
 	ctx := context.Background()
@@ -104,7 +106,7 @@ func newRig(t *testing.T, cfg Config, channels ...string) *rig {
 // publish starts a synthetic broadcast on channel at real-time pace.
 func (r *rig) publish(channel string, backfill int) {
 	r.t.Helper()
-	r.pub = origintest.New(r.origin, origintest.Config{ChannelID: channel, Backfill: backfill, FirstMSN: 100})
+	r.pub = origintest.New(&timedSink{Sink: r.origin, r: r}, origintest.Config{ChannelID: channel, Backfill: backfill, FirstMSN: 100})
 	if err := r.pub.Open(context.Background()); err != nil {
 		r.t.Fatal(err)
 	}
@@ -112,6 +114,40 @@ func (r *rig) publish(channel string, backfill int) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = r.pub.Run(ctx) }()
 	r.t.Cleanup(func() { cancel(); <-done })
+}
+
+// timedSink notes when the origin accepted each part, the reference for delivery delays.
+type timedSink struct {
+	media.Sink
+	r *rig
+}
+
+type timedBroadcast struct {
+	media.Broadcast
+	r *rig
+}
+
+func (s *timedSink) Open(ctx context.Context, st media.Stream) (media.Broadcast, error) {
+	b, err := s.Sink.Open(ctx, st)
+	return &timedBroadcast{Broadcast: b, r: s.r}, err
+}
+
+func (b *timedBroadcast) Part(ctx context.Context, rendition string, p media.Part) error {
+	err := b.Broadcast.Part(ctx, rendition, p)
+	b.r.mu.Lock()
+	if b.r.partAt == nil {
+		b.r.partAt = map[string]time.Time{}
+	}
+	b.r.partAt[fmt.Sprintf("%s/%d.%d", rendition, p.MSN, p.Index)] = time.Now()
+	b.r.mu.Unlock()
+	return err
+}
+
+// partTime is when the origin accepted a part.
+func (r *rig) partTime(rendition string, msn uint64, index int) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.partAt[fmt.Sprintf("%s/%d.%d", rendition, msn, index)]
 }
 
 func (r *rig) count(uri string) int {
@@ -128,7 +164,7 @@ func path(channel, rest string) string {
 	return strings.TrimSuffix(p, ".m3u8") + "/" + rest
 }
 
-func get(t *testing.T, url string, hdr ...string) (*http.Response, []byte) {
+func get(t testing.TB, url string, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
 	for i := 0; i+1 < len(hdr); i += 2 {
@@ -143,7 +179,7 @@ func get(t *testing.T, url string, hdr ...string) (*http.Response, []byte) {
 	return resp, b
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
