@@ -38,8 +38,26 @@ type Config struct {
 	SegmentTarget  time.Duration
 	ReconnectGrace time.Duration
 
-	OriginWindow int
-	OriginLinger time.Duration
+	OriginWindow     int
+	OriginLinger     time.Duration
+	OriginListen     string
+	OriginPublicURL  string
+	OriginPushToken  string
+	OriginDateRanges bool
+
+	IngestOriginURLs string
+
+	HTTPSListen  string
+	EdgeUpstream string
+	EdgeCacheMB  int
+
+	Chat chatConfig
+
+	Archive archiveConfig
+
+	Transcode transcodeConfig
+
+	Monitoring monitoringConfig
 }
 
 func defaultConfig() *Config {
@@ -49,7 +67,7 @@ func defaultConfig() *Config {
 		Region:     "us-east-1",
 		Account:    "000000000000",
 		HTTPListen: ":8080",
-		Quotas:     control.Quotas{Channels: 5000, StreamKeysPerChannel: 2, PlaybackKeyPairs: 3, RecordingConfigurations: 20},
+		Quotas:     control.Quotas{Channels: 5000, StreamKeysPerChannel: 2, PlaybackKeyPairs: 3, RecordingConfigurations: 20, ChatRooms: 50000, ChatLoggingConfigurations: 10},
 
 		RTMPListen:     ":1935",
 		RTMPSListen:    ":1936",
@@ -58,6 +76,12 @@ func defaultConfig() *Config {
 		ReconnectGrace: 5 * time.Second,
 		OriginWindow:   12,
 		OriginLinger:   2 * time.Minute,
+		HTTPSListen:    ":8443",
+		EdgeCacheMB:    512,
+		Chat:           defaultChatConfig(),
+		Archive:        defaultArchiveConfig(),
+		Transcode:      defaultTranscodeConfig(),
+		Monitoring:     defaultMonitoringConfig(),
 	}
 }
 
@@ -90,6 +114,49 @@ func (c *Config) options() []option {
 		{"tls.key", "PEM private key of tls.cert.", &c.TLSKey},
 		{"origin.window", "Segments listed in a media playlist (at least 6).", &c.OriginWindow},
 		{"origin.linger", "How long an ended broadcast's playlists (with EXT-X-ENDLIST) stay available.", &c.OriginLinger},
+		{"origin.listen", "When set, the origin also listens here for edges and ingests in other processes (playback paths and /_push/).", &c.OriginListen},
+		{"origin.publicUrl", "Base URL other processes use to reach origin.listen (default http://<origin.listen>); published in live registrations.", &c.OriginPublicURL},
+		{"origin.dateRanges", "Also announce timed metadata as EXT-X-DATERANGE in media playlists (for players that read only date ranges; hls.js then fires each cue twice).", &c.OriginDateRanges},
+		{"origin.pushToken", "Shared secret ingests present to origins. Empty uses one generated once and shared over NATS.", &c.OriginPushToken},
+		{"ingest.originUrls", "Comma-separated origin base URLs an ingest without an in-process origin pushes to (several for failover).", &c.IngestOriginURLs},
+		{"https.listen", "Address of the HTTPS listener (HTTP/2, which Apple players need for low-latency HLS); same paths as http.listen. Empty disables it.", &c.HTTPSListen},
+		{"edge.upstream", "Where this edge fills its cache from: an origin or a shield edge URL. Empty uses the in-process origin or the origins of live registrations.", &c.EdgeUpstream},
+		{"edge.cacheMb", "Most megabytes of media and playlists an edge caches.", &c.EdgeCacheMB},
+		{"quotas.chatRooms", "Most IVS Chat rooms the account may create.", &c.Quotas.ChatRooms},
+		{"quotas.chatLoggingConfigurations", "Most IVS Chat logging configurations the account may create.", &c.Quotas.ChatLoggingConfigurations},
+		{"quotas.chatThrottle", "Answer IVS Chat API calls past IVS's default TPS quotas (CreateChatToken 200/s, SendEvent, DeleteMessage and\nDisconnectUser 100/s, tags 10/s, rooms 5/s, logging configurations 3/s) with ThrottlingException, as IVS does.", &c.Quotas.ChatThrottle},
+		{"chat.path", "Path of the IVS Chat messaging WebSocket on the HTTP listeners; pages pass ws://<host>:<port><path> as regionOrUrl.", &c.Chat.Path},
+		{"chat.sendQueue", "Frames queued for one chat client; a client that falls further behind is disconnected.", &c.Chat.SendQueue},
+		{"chat.pingInterval", "How often idle chat connections are pinged; a client silent for two intervals is dropped.", &c.Chat.PingInterval},
+		{"chat.writeTimeout", "Longest time one write to a chat client may take before the client is dropped.", &c.Chat.WriteTimeout},
+		{"chat.reviewTargets", "Message review webhooks standing in for Lambda functions: comma-separated <function ARN>=<URL> pairs.\nA room's messageReviewHandler.uri may also be an https:// URL (or http:// on 127.0.0.1), called directly.", &c.Chat.ReviewTargets},
+		{"chat.streamMaxMb", "Megabytes of room frames the chat stream keeps (fan-out and the logging backlog).", &c.Chat.StreamMaxMB},
+		{"chat.streamMaxAge", "How long the chat stream keeps frames; chat logging catches up within it after an outage.", &c.Chat.StreamMaxAge},
+		{"chat.logDir", "Folder of cloudWatchLogs chat logging destinations (<logGroupName>/aws/IVSChatLogs/1.0/room_<id>.log). Empty uses dataDir/chat-logs.", &c.Chat.LogDir},
+		{"chat.logStdout", "Also print every cloudWatchLogs chat log record on standard output.", &c.Chat.LogStdout},
+		{"chat.s3FlushInterval", "How often chat log records are written to S3 (the archive.s3* endpoint and keys) as a gzip object per room.", &c.Chat.S3FlushEvery},
+		{"chat.s3BufferMb", "Most megabytes of chat log records held while S3 is unreachable; past it the oldest are dropped.", &c.Chat.S3BufferMB},
+		{"archive.enabled", "Run the recorder in this process (serve and archive). Turn it off where another process records.", &c.Archive.Enabled},
+		{"archive.s3Endpoint", "S3 endpoint recordings are written to (e.g. http://127.0.0.1:7070), or \"aws\" for AWS S3 itself.\nEmpty writes each bucket's recordings to a folder under archive.localDir instead.", &c.Archive.S3Endpoint},
+		{"archive.s3Buckets", "Buckets kept on another S3 endpoint than archive.s3Endpoint: comma-separated <bucket>=<endpoint URL or aws> pairs.", &c.Archive.S3Buckets},
+		{"archive.s3Region", "Region signed into S3 requests. Empty uses region.", &c.Archive.S3Region},
+		{"archive.s3AccessKeyId", "Access key id for recording uploads. Empty uses AWS_ACCESS_KEY_ID, else unsigned requests.", &c.Archive.S3AccessKeyID},
+		{"archive.s3SecretAccessKey", "Secret of archive.s3AccessKeyId (or AWS_SECRET_ACCESS_KEY).", &c.Archive.S3Secret},
+		{"archive.s3PathStyle", "Address buckets as path segments (http://endpoint/bucket/key), which most self-hosted S3 servers need.", &c.Archive.S3PathStyle},
+		{"archive.localDir", "Folder holding one folder per bucket when no S3 endpoint applies. Empty uses dataDir/recordings.", &c.Archive.LocalDir},
+		{"archive.spoolMaxMb", "Most megabytes of recorded media waiting on local disk (dataDir/archive/spool) for S3; past it new segments are lost\nand the recording ends with recording-failed.json.", &c.Archive.SpoolMaxMB},
+		{"ingest.transcode", "Transcode STANDARD and ADVANCED channels into IVS's adaptive ladder with ffmpeg. false passes every channel through as BASIC.", &c.Transcode.Enabled},
+		{"ingest.ffmpeg", "ffmpeg command the transcoder runs: a path, or a name found on PATH.", &c.Transcode.FFmpeg},
+		{"ingest.x264Preset", "x264 preset of transcoded renditions (medium ... ultrafast); a transcoder that falls behind real time restarts one step faster.", &c.Transcode.X264Preset},
+		{"archive.spoolMaxAge", "Longest a recorded segment waits in the spool for S3 before it is given up as lost.", &c.Archive.SpoolMaxAge},
+		{"archive.originUrl", "Origin (or edge) base URL a separate archive reads streams from when their live registration names no origin.", &c.Archive.OriginURL},
+		{"events.webhooks", "Webhooks that receive IVS EventBridge events: comma-separated URLs, each optionally filtered by a fragment that is not sent,\ne.g. https://hooks.example.com/ivs#types=stream-state|recording-state&channels=AbCdef1G2hij.", &c.Monitoring.Webhooks},
+		{"events.webhookSecret", "Secret that signs webhook requests (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature).\nEmpty uses one generated once, shared over NATS and printed when created.", &c.Monitoring.WebhookSecret},
+		{"events.webhookMaxBackoff", "Longest wait between two delivery attempts to a webhook that fails; events wait, in order, until it answers 2xx.", &c.Monitoring.WebhookMaxBackoff},
+		{"events.maxAge", "How long the events stream keeps events: a webhook that is down longer loses the oldest.", &c.Monitoring.EventsMaxAge},
+		{"events.maxMb", "Most megabytes of events the events stream keeps.", &c.Monitoring.EventsMaxMB},
+		{"metrics.record", "Keep the AWS/IVS metric aggregates that GetMetricData answers from (JetStream streams with CloudWatch's retention).", &c.Monitoring.Record},
+		{"events.ingestBitrateLimitMbps", "Ingest bit rate (Mb/s, averaged over 5 s) past which a stream gets an IVS Limit Breach event, once (IVS: 8.5). 0 checks nothing.", &c.Monitoring.MaxIngestMbps},
 	}
 }
 

@@ -17,6 +17,13 @@ const usage = `glasscast — self-hosted live streaming compatible with AWS IVS
 Usage:
   glasscast serve    [flags]   run every role in one process (API, ingest, origin, edge, chat)
   glasscast control  [flags]   run the control API alone, joined to others by --nats-url
+  glasscast ingest   [flags]   run an RTMP/RTMPS ingest that pushes to --ingest-origin-urls
+  glasscast origin   [flags]   run an origin that listens on --origin-listen
+  glasscast edge     [flags]   run an edge (caching proxy) in front of --edge-upstream or live origins
+  glasscast archive  [flags]   record live channels to S3 in IVS's layout, joined to others by --nats-url
+  glasscast recordings list|url [flags]   list a bucket's recordings, or print where one plays from
+  glasscast bench    viewers   simulated LL-HLS viewers against a playback URL, with a latency report
+  glasscast events   tail      follow IVS EventBridge events (stream, health, recording) as JSON lines
   glasscast config             print every configuration option, documented, as YAML
   glasscast version            print the version
 
@@ -48,6 +55,20 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runNode(ctx, "serve", args, rolesAll)
 	case "control":
 		return runNode(ctx, "control", args, roleControl)
+	case "ingest":
+		return runNode(ctx, "ingest", args, roleIngest)
+	case "origin":
+		return runNode(ctx, "origin", args, roleOrigin)
+	case "edge":
+		return runNode(ctx, "edge", args, roleEdge)
+	case "archive":
+		return runNode(ctx, "archive", args, roleArchive)
+	case "recordings":
+		return runRecordings(ctx, args)
+	case "bench":
+		return runBench(ctx, args)
+	case "events":
+		return runEvents(ctx, args)
 	case "config":
 		fmt.Print(exampleYAML(defaultConfig().options()))
 		return nil

@@ -2,20 +2,22 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
-	"glasscast/auth"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
 	"glasscast/bus"
 	"glasscast/control"
-	"glasscast/ingest"
-	"glasscast/ingestctl"
+	"glasscast/edge"
 	"glasscast/media"
 	"glasscast/origin"
 	"glasscast/store"
@@ -28,8 +30,49 @@ const (
 	roleControl role = 1 << iota
 	roleIngest
 	roleOrigin
-	rolesAll = roleControl | roleIngest | roleOrigin
+	roleEdge
+	roleArchive
+	rolesAll = roleControl | roleIngest | roleOrigin | roleEdge | roleArchive
 )
+
+// node is one glasscast process: the roles it runs and what they share (NATS, the store, the
+// HTTP listeners). Each role's start function lives in a file named after the role.
+type node struct {
+	cfg   *Config
+	roles role
+	log   *slog.Logger
+	bus   *bus.Bus
+	store *store.Store
+
+	// mux serves what is not playback on the HTTP and HTTPS listeners (API, health, chat,
+	// metrics); playback goes to the edge, or to the origin when this process has no edge.
+	mux      *http.ServeMux
+	api      http.Handler                   // the control API, chosen by request shape
+	apiMatch func(*http.Request) bool       // reports whether a request is for the API
+	playback http.Handler                   // playback on net/http
+	fastPB   func(ctx *fasthttp.RequestCtx) // playback on fasthttp
+	fastExt  map[string]fasthttp.RequestHandler
+
+	localOrigin  *origin.Origin // the origin role in this process, if any
+	originPublic string         // its base URL for other processes, if it listens
+	edge         *edge.Edge
+	chatAPI      control.ChatBackend // IVS Chat's side of the control API, when this process runs it
+	mon          *monitoring         // /metrics, events and meters (monitoring.go)
+
+	wg      sync.WaitGroup // role goroutines
+	cleanup []func()       // run in reverse at shutdown
+}
+
+func (n *node) defer_(f func()) { n.cleanup = append(n.cleanup, f) }
+
+// goRole runs f until the node stops.
+func (n *node) goRole(f func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+}
 
 // runNode starts the given roles with shared NATS and HTTP listeners and runs until ctx ends.
 func runNode(ctx context.Context, name string, args []string, roles role) error {
@@ -48,113 +91,153 @@ func runNode(ctx context.Context, name string, args []string, roles role) error 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	n := &node{cfg: cfg, roles: roles, log: log, mux: http.NewServeMux(), fastExt: map[string]fasthttp.RequestHandler{}}
 
-	b, err := bus.Open(ctx, bus.Config{URL: cfg.NATSURL, CredsFile: cfg.NATSCreds, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Name: cfg.NodeName}, log)
+	n.bus, err = bus.Open(ctx, bus.Config{URL: cfg.NATSURL, CredsFile: cfg.NATSCreds, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Name: cfg.NodeName}, log)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer n.bus.Close()
 	// The store's watchers live as long as the process, and stop before the bus closes.
 	storeCtx, stopStore := context.WithCancel(context.Background())
 	defer stopStore()
-	st, err := store.Open(storeCtx, b.JS)
-	if err != nil {
+	if n.store, err = store.Open(storeCtx, n.bus.JS); err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
+	n.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 
-	mux := http.NewServeMux()
-	var api *control.Server
-	if roles&roleControl != 0 {
-		key, err := accessKey(cfg)
-		if err != nil {
-			return err
-		}
-		api = control.New(control.Config{
-			Region: cfg.Region, Account: cfg.Account,
-			Secret: func(id string) (string, bool) {
-				if id == key.AccessKeyID {
-					return key.SecretAccessKey, true
-				}
-				return "", false
-			},
-			PlaybackBaseURL: cfg.PlaybackBaseURL, IngestHost: cfg.IngestHost, Quotas: cfg.Quotas,
-		}, st, &ingestctl.Client{NC: b.Conn}, nil, log.With("role", "control"))
-	}
-	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if api != nil && api.Handles(r) {
-			api.ServeHTTP(w, r)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-
-	var org *origin.Origin
-	if roles&roleOrigin != 0 {
-		org = origin.New(origin.Config{Region: cfg.Region, Account: cfg.Account, Window: cfg.OriginWindow,
-			Linger: cfg.OriginLinger, Logger: log.With("role", "origin")})
-		defer org.Close()
-		mux.Handle(media.PlaybackPrefix, org)
-	}
-	var roleWG sync.WaitGroup
 	roleCtx, stopRoles := context.WithCancel(ctx)
 	defer func() {
 		stopRoles()
-		roleWG.Wait()
+		n.wg.Wait()
+		for i := len(n.cleanup) - 1; i >= 0; i-- {
+			n.cleanup[i]()
+		}
 	}()
-	if roles&roleIngest != 0 {
-		if org == nil {
-			return errors.New("the ingest role needs an origin in the same process")
+	for _, start := range []struct {
+		r     role
+		start func(context.Context) error
+	}{
+		{rolesAll, n.startMonitoring},
+		{roleOrigin, n.startOrigin},
+		{roleEdge, n.startEdge},
+		{roleEdge | roleControl, n.startChat},
+		{roleControl, n.startControl},
+		{roleIngest, n.startIngest},
+		{roleArchive, n.startArchive},
+	} {
+		if roles&start.r != 0 {
+			if err := start.start(roleCtx); err != nil {
+				return err
+			}
 		}
-		cert, err := auth.LoadCertificate(cfg.TLSCert, cfg.TLSKey, cfg.DataDir, []string{cfg.IngestHost, cfg.NodeName})
-		if err != nil {
-			return err
-		}
-		in := ingest.New(ingest.Config{
-			RTMPListen: cfg.RTMPListen, RTMPSListen: cfg.RTMPSListen,
-			TLS:  &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-			Node: cfg.NodeName, PartTarget: cfg.PartTarget, SegmentTarget: cfg.SegmentTarget,
-			ReconnectGrace: cfg.ReconnectGrace,
-		}, st, b.Conn, org, log.With("role", "ingest"))
-		listeners, err := in.Listen()
-		if err != nil {
-			return err
-		}
-		for _, l := range listeners {
-			log.Info("ingest listening", "addr", l.Addr().String())
-		}
-		roleWG.Add(1)
-		go func() {
-			defer roleWG.Done()
-			_ = in.Serve(roleCtx, listeners)
-		}()
 	}
 
-	ln, err := net.Listen("tcp", cfg.HTTPListen)
+	servers, err := n.listen()
 	if err != nil {
-		return fmt.Errorf("http listen: %w", err)
+		return err
 	}
-	srv := &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("glasscast ready", "roles", name, "http", ln.Addr().String(), "nats", natsDescription(cfg, b),
-		"dataDir", cfg.DataDir, "startup", time.Since(started).Round(time.Millisecond))
+	log.Info("glasscast ready", "roles", name, "http", cfg.HTTPListen, "https", cfg.HTTPSListen,
+		"nats", natsDescription(cfg, n.bus), "dataDir", cfg.DataDir, "startup", time.Since(started).Round(time.Millisecond))
 
 	select {
 	case <-ctx.Done():
-	case err := <-errc:
-		if !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("http server: %w", err)
-		}
+	case err := <-servers.errc:
+		return err
 	}
 	log.Info("shutting down")
 	// Publishers go first so their broadcasts end cleanly while playback still answers.
 	stopRoles()
-	roleWG.Wait()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(shutdownCtx)
+	n.wg.Wait()
+	servers.shutdown()
 	return nil
+}
+
+// servers are the node's HTTP listeners.
+type servers struct {
+	errc     chan error
+	shutdown func()
+}
+
+// listen opens the HTTP (fasthttp, HTTP/1.1) and HTTPS (net/http, HTTP/2) listeners. Both
+// answer the same paths: playback from the edge, everything else from the shared mux.
+func (n *node) listen() (*servers, error) {
+	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case n.apiMatch != nil && n.apiMatch(r):
+			n.api.ServeHTTP(w, r)
+		case n.playback != nil && strings.HasPrefix(r.URL.Path, media.PlaybackPrefix):
+			n.playback.ServeHTTP(w, r)
+		default:
+			n.mux.ServeHTTP(w, r)
+		}
+	})
+	viaNetHTTP := fasthttpadaptor.NewFastHTTPHandler(root)
+	fastRoot := func(ctx *fasthttp.RequestCtx) {
+		path := string(ctx.Path())
+		if n.fastPB != nil && strings.HasPrefix(path, media.PlaybackPrefix) && !ctx.IsPost() {
+			n.fastPB(ctx)
+			return
+		}
+		if h, ok := n.fastExt[path]; ok {
+			h(ctx)
+			return
+		}
+		viaNetHTTP(ctx)
+	}
+	s := &servers{errc: make(chan error, 2)}
+	var closers []func()
+
+	ln, err := net.Listen("tcp", n.cfg.HTTPListen)
+	if err != nil {
+		return nil, fmt.Errorf("http listen: %w", err)
+	}
+	fs := &fasthttp.Server{
+		Handler:            fastRoot,
+		Name:               "glasscast",
+		ReadTimeout:        60 * time.Second,
+		IdleTimeout:        120 * time.Second,
+		MaxRequestBodySize: 4 << 20,
+		ReadBufferSize:     8 << 10, // bounds request headers; a chat connection keeps it for life
+		NoDefaultDate:      false,
+		CloseOnShutdown:    true,
+		StreamRequestBody:  false,
+	}
+	go func() {
+		if err := fs.Serve(ln); err != nil {
+			s.errc <- fmt.Errorf("http server: %w", err)
+		}
+	}()
+	closers = append(closers, func() { _ = fs.Shutdown() })
+
+	if n.cfg.HTTPSListen != "" {
+		tlsCfg, err := n.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		tlsCfg.NextProtos = []string{"h2", "http/1.1"}
+		hl, err := net.Listen("tcp", n.cfg.HTTPSListen)
+		if err != nil {
+			return nil, fmt.Errorf("https listen: %w", err)
+		}
+		hs := &http.Server{Handler: root, TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+		go func() {
+			if err := hs.ServeTLS(hl, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.errc <- fmt.Errorf("https server: %w", err)
+			}
+		}()
+		closers = append(closers, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = hs.Shutdown(ctx)
+		})
+	}
+	s.shutdown = func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	return s, nil
 }
 
 func natsDescription(cfg *Config, b *bus.Bus) string {
@@ -165,23 +248,4 @@ func natsDescription(cfg *Config, b *bus.Bus) string {
 		return "embedded, listening on " + u
 	}
 	return "embedded"
-}
-
-// accessKey returns the configured API credential, or the one kept in the data folder,
-// created and shown once on first start.
-func accessKey(cfg *Config) (auth.AccessKey, error) {
-	if cfg.AccessKeyID != "" {
-		return auth.AccessKey{AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey}, nil
-	}
-	k, created, err := auth.LoadOrCreateAccessKey(cfg.DataDir)
-	if err != nil {
-		return k, err
-	}
-	if created {
-		// Printed on the terminal once, never logged: it is the only way to learn the secret
-		// besides reading credentials.json in the data folder.
-		fmt.Fprintf(os.Stdout, "\nCreated an API access key (stored in %s/credentials.json):\n  export AWS_ACCESS_KEY_ID=%s\n  export AWS_SECRET_ACCESS_KEY=%s\n  export AWS_REGION=%s\n\n",
-			cfg.DataDir, k.AccessKeyID, k.SecretAccessKey, cfg.Region)
-	}
-	return k, nil
 }

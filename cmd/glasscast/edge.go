@@ -1,0 +1,31 @@
+package main
+
+import (
+	"context"
+
+	"glasscast/edge"
+	"glasscast/player"
+	"glasscast/viewers"
+)
+
+// startEdge serves playback on the HTTP listeners from a cache filled from the in-process
+// origin, a configured upstream (a shield edge or an origin), or the origins named in live
+// registrations.
+func (n *node) startEdge(ctx context.Context) error {
+	cfg := n.cfg
+	ec := edge.Config{Region: cfg.Region, Account: cfg.Account, CacheBytes: cfg.EdgeCacheMB << 20, Upstream: cfg.EdgeUpstream}
+	if ec.Upstream == "" && n.localOrigin != nil {
+		ec.Local = n.localOrigin
+	}
+	tracker := viewers.NewTracker()
+	e, err := edge.New(ctx, ec, n.store, tracker, n.log.With("role", "edge"))
+	if err != nil {
+		return err
+	}
+	n.edge = e
+	n.playback = e
+	n.fastPB = e.ServeFastHTTP
+	n.goRole(func() { viewers.Publish(ctx, n.bus.Conn, cfg.NodeName, tracker, viewerReportInterval, n.log) })
+	n.mux.Handle("/player/", player.New(player.Config{Region: cfg.Region, Account: cfg.Account}))
+	return nil
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"glasscast/ingest"
+	"glasscast/media"
+	"glasscast/origin/push"
+)
+
+// startIngest accepts RTMP and RTMPS publishers and feeds the origin: in process under serve,
+// over HTTP to ingest.originUrls otherwise (to several at once for failover).
+func (n *node) startIngest(ctx context.Context) error {
+	cfg := n.cfg
+	var sink media.Sink
+	var origins []string
+	switch {
+	case cfg.IngestOriginURLs != "":
+		token, err := n.pushToken(ctx)
+		if err != nil {
+			return err
+		}
+		var tee media.Tee
+		for _, u := range strings.Split(cfg.IngestOriginURLs, ",") {
+			u = strings.TrimSuffix(strings.TrimSpace(u), "/")
+			tee = append(tee, push.NewClient(push.ClientConfig{URL: u + "/_push", Token: token}))
+			origins = append(origins, u)
+		}
+		sink = tee
+	case n.localOrigin != nil:
+		sink = n.localOrigin
+		if n.originPublic != "" {
+			origins = []string{n.originPublic}
+		}
+	default:
+		return errors.New("the ingest role needs an origin: run it with the origin role or set ingest.originUrls")
+	}
+	tlsCfg, err := n.tlsConfig()
+	if err != nil {
+		return err
+	}
+	in := ingest.New(ingest.Config{
+		RTMPListen: cfg.RTMPListen, RTMPSListen: cfg.RTMPSListen, TLS: tlsCfg,
+		Node: cfg.NodeName, Origins: origins, PartTarget: cfg.PartTarget, SegmentTarget: cfg.SegmentTarget,
+		ReconnectGrace: cfg.ReconnectGrace, Transcode: cfg.Transcode.ingest(),
+		Events: n.streamEvents(), Meters: n.ingestMeters(),
+	}, n.store, n.bus.Conn, sink, n.log.With("role", "ingest"))
+	listeners, err := in.Listen()
+	if err != nil {
+		return err
+	}
+	for _, l := range listeners {
+		n.log.Info("ingest listening", "addr", l.Addr().String())
+	}
+	n.goRole(func() { _ = in.Serve(ctx, listeners) })
+	return nil
+}
