@@ -246,9 +246,15 @@ func TestControlAPI(t *testing.T) {
 		DestinationConfiguration: &types.DestinationConfiguration{S3: &types.S3DestinationConfiguration{BucketName: aws.String("ok-bucket")}},
 		ThumbnailConfiguration:   &types.ThumbnailConfiguration{TargetIntervalSeconds: aws.Int64(61)}})
 	wantCode(t, err, "ValidationException")
-	grc, err := c.GetRecordingConfiguration(ctx, &ivs.GetRecordingConfigurationInput{Arn: rc.RecordingConfiguration.Arn})
-	if err != nil || grc.RecordingConfiguration.State != types.RecordingConfigurationStateActive {
-		t.Fatalf("GetRecordingConfiguration: %v", err)
+	// CREATING until the archive has reached the bucket (without S3 configured, a local folder).
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		grc, err := c.GetRecordingConfiguration(ctx, &ivs.GetRecordingConfigurationInput{Arn: rc.RecordingConfiguration.Arn})
+		if err == nil && grc.RecordingConfiguration.State == types.RecordingConfigurationStateActive {
+			break
+		}
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("GetRecordingConfiguration: %v %+v", err, grc)
+		}
 	}
 	lrc, err := c.ListRecordingConfigurations(ctx, &ivs.ListRecordingConfigurationsInput{})
 	if err != nil || len(lrc.RecordingConfigurations) != 1 {
@@ -402,7 +408,8 @@ func TestChannelQuota(t *testing.T) {
 func TestGeneratedCredentials(t *testing.T) {
 	dir := t.TempDir()
 	n := &node{t: t, DataDir: dir, HTTP: freePort(t)}
-	n.args = []string{"serve", "--data-dir", dir, "--http-listen", n.HTTP}
+	n.args = []string{"serve", "--data-dir", dir, "--http-listen", n.HTTP, "--https-listen", freePort(t),
+		"--ingest-rtmp-listen", freePort(t), "--ingest-rtmps-listen", freePort(t)}
 	n.start()
 	t.Cleanup(n.stop)
 	m := regexp.MustCompile(`AWS_ACCESS_KEY_ID=(\S+)\s+export AWS_SECRET_ACCESS_KEY=(\S+)`).FindStringSubmatch(waitLog(t, n, "AWS_SECRET_ACCESS_KEY"))

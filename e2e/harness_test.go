@@ -55,11 +55,12 @@ const (
 
 // node is one running glasscast process.
 type node struct {
-	t       *testing.T
+	t       testing.TB
 	DataDir string
 	HTTP    string // host:port
 	RTMP    string
 	RTMPS   string
+	HTTPS   string
 	args    []string
 	cmd     *exec.Cmd
 	logMu   sync.Mutex
@@ -67,23 +68,38 @@ type node struct {
 	exited  chan struct{}
 }
 
-func freePort(t *testing.T) string {
+// handedOut remembers every port freePort gave, so that a port closed and handed out again
+// by the kernel is not given to two listeners of one test.
+var handedOut sync.Map
+
+func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if _, dup := handedOut.LoadOrStore(addr, true); !dup {
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // startServe runs `glasscast serve` on free ports with dataDir ("" for a fresh one).
 func startServe(t *testing.T, dataDir string, extra ...string) *node {
 	t.Helper()
+	return startServeTB(t, dataDir, extra...)
+}
+
+// startServeTB is startServe for benchmarks too.
+func startServeTB(t testing.TB, dataDir string, extra ...string) *node {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	n := &node{t: t, DataDir: dataDir, HTTP: freePort(t), RTMP: freePort(t), RTMPS: freePort(t)}
+	n := &node{t: t, DataDir: dataDir, HTTP: freePort(t), RTMP: freePort(t), RTMPS: freePort(t), HTTPS: freePort(t)}
 	n.args = append([]string{"serve",
 		"--data-dir", dataDir,
 		"--http-listen", n.HTTP,
@@ -91,6 +107,7 @@ func startServe(t *testing.T, dataDir string, extra ...string) *node {
 		"--api-secret-access-key", testSecret,
 		"--ingest-rtmp-listen", n.RTMP,
 		"--ingest-rtmps-listen", n.RTMPS,
+		"--https-listen", n.HTTPS,
 		"--log-level", "debug",
 	}, extra...)
 	n.start()
@@ -166,7 +183,11 @@ func (n *node) stop() {
 	case <-time.After(15 * time.Second):
 		_ = n.cmd.Process.Kill()
 		<-n.exited
-		n.t.Errorf("glasscast did not stop within 15s of SIGTERM")
+		logs := n.Logs()
+		if len(logs) > 3000 {
+			logs = logs[len(logs)-3000:]
+		}
+		n.t.Errorf("glasscast %s did not stop within 15s of SIGTERM; last log lines:\n%s", n.args[0], logs)
 	}
 }
 
@@ -227,4 +248,37 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 
 func staticCreds(id, secret string) aws.CredentialsProvider {
 	return credentials.NewStaticCredentialsProvider(id, secret, "")
+}
+
+// startRole runs one role (`glasscast edge`, `glasscast origin`, ...) with its own data folder
+// and HTTP port; extra carries what joins it to the others (--nats-url, upstreams).
+func startRole(t *testing.T, role string, extra ...string) *node {
+	t.Helper()
+	n := &node{t: t, DataDir: t.TempDir(), HTTP: freePort(t), HTTPS: freePort(t)}
+	n.args = append([]string{role,
+		"--data-dir", n.DataDir,
+		"--http-listen", n.HTTP,
+		"--https-listen", n.HTTPS,
+		"--log-level", "debug",
+	}, extra...)
+	n.start()
+	t.Cleanup(n.stop)
+	return n
+}
+
+func readAll(resp *http.Response) ([]byte, error) {
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
+func httpGet(ctx context.Context, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	return readAll(resp)
 }

@@ -1,0 +1,12 @@
+// Launches Debian's Chromium headless with the flags this sandbox needs (no background
+// networking: the machine has no internet and refused connections slow Chromium down).
+import { chromium } from 'playwright-core';
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+  });
+}
