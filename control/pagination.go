@@ -59,3 +59,28 @@ func listResponse(field string, items any, next string) map[string]any {
 	}
 	return resp
 }
+
+// listAll answers a List operation that takes only nextToken and maxResults: a page of every
+// record of t, each turned into its API shape by out, under the response member field.
+func listAll[T, J any](r *request, t *store.Table[T], maxResults int, field string, out func(T) J) (any, error) {
+	var in struct {
+		NextToken  *string
+		MaxResults *int
+	}
+	if err := decode(r.body, &in); err != nil {
+		return nil, err
+	}
+	max, err := checkMaxResults(in.MaxResults, maxResults)
+	if err != nil {
+		return nil, err
+	}
+	recs, next, err := page(t.List(), in.NextToken, max, nil)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]J, 0, len(recs))
+	for _, rec := range recs {
+		items = append(items, out(rec))
+	}
+	return listResponse(field, items, next), nil
+}

@@ -113,26 +113,7 @@ func (s *Server) getPlaybackKeyPair(ctx context.Context, r *request) (any, error
 }
 
 func (s *Server) listPlaybackKeyPairs(ctx context.Context, r *request) (any, error) {
-	var in struct {
-		NextToken  *string
-		MaxResults *int
-	}
-	if err := decode(r.body, &in); err != nil {
-		return nil, err
-	}
-	max, err := checkMaxResults(in.MaxResults, 100)
-	if err != nil {
-		return nil, err
-	}
-	keys, next, err := page(s.store.PlaybackKeyPairs.List(), in.NextToken, max, nil)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]playbackKeyJSON, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, s.playbackKeyOut(k, false))
-	}
-	return listResponse("keyPairs", out, next), nil
+	return listAll(r, s.store.PlaybackKeyPairs, 100, "keyPairs", func(k store.PlaybackKeyPair) playbackKeyJSON { return s.playbackKeyOut(k, false) })
 }
 
 func (s *Server) deletePlaybackKeyPair(ctx context.Context, r *request) (any, error) {

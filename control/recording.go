@@ -164,26 +164,7 @@ func (s *Server) getRecordingConfiguration(ctx context.Context, r *request) (any
 }
 
 func (s *Server) listRecordingConfigurations(ctx context.Context, r *request) (any, error) {
-	var in struct {
-		NextToken  *string
-		MaxResults *int
-	}
-	if err := decode(r.body, &in); err != nil {
-		return nil, err
-	}
-	max, err := checkMaxResults(in.MaxResults, 100)
-	if err != nil {
-		return nil, err
-	}
-	cfgs, next, err := page(s.store.RecordingConfigs.List(), in.NextToken, max, nil)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]recordingConfigJSON, 0, len(cfgs))
-	for _, c := range cfgs {
-		out = append(out, s.recordingConfigOut(c, false))
-	}
-	return listResponse("recordingConfigurations", out, next), nil
+	return listAll(r, s.store.RecordingConfigs, 100, "recordingConfigurations", func(c store.RecordingConfiguration) recordingConfigJSON { return s.recordingConfigOut(c, false) })
 }
 
 func (s *Server) deleteRecordingConfiguration(ctx context.Context, r *request) (any, error) {

@@ -50,21 +50,31 @@ func (s *Server) streamOut(r *request, l store.Live, withURL bool) streamJSON {
 	return out
 }
 
-func (s *Server) getStream(ctx context.Context, r *request) (any, error) {
+// liveChannel reads a {"channelArn"} body and returns the channel and its live registration,
+// or ChannelNotBroadcasting.
+func (s *Server) liveChannel(r *request) (store.Channel, store.Live, string, error) {
 	var in struct{ ChannelArn *string }
 	if err := decode(r.body, &in); err != nil {
-		return nil, err
+		return store.Channel{}, store.Live{}, "", err
 	}
 	if err := required("channelArn", in.ChannelArn != nil); err != nil {
-		return nil, err
+		return store.Channel{}, store.Live{}, "", err
 	}
 	c, err := s.channelByARN("channelArn", *in.ChannelArn)
 	if err != nil {
-		return nil, err
+		return store.Channel{}, store.Live{}, "", err
 	}
 	l, ok := s.live(c.ID)
 	if !ok {
-		return nil, errNotBroadcasting(*in.ChannelArn)
+		return store.Channel{}, store.Live{}, "", errNotBroadcasting(*in.ChannelArn)
+	}
+	return c, l, *in.ChannelArn, nil
+}
+
+func (s *Server) getStream(ctx context.Context, r *request) (any, error) {
+	_, l, _, err := s.liveChannel(r)
+	if err != nil {
+		return nil, err
 	}
 	return map[string]any{"stream": s.streamOut(r, l, true)}, nil
 }
@@ -109,22 +119,12 @@ func (s *Server) listStreams(ctx context.Context, r *request) (any, error) {
 }
 
 func (s *Server) stopStream(ctx context.Context, r *request) (any, error) {
-	var in struct{ ChannelArn *string }
-	if err := decode(r.body, &in); err != nil {
-		return nil, err
-	}
-	if err := required("channelArn", in.ChannelArn != nil); err != nil {
-		return nil, err
-	}
-	c, err := s.channelByARN("channelArn", *in.ChannelArn)
+	c, _, channelArn, err := s.liveChannel(r)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := s.live(c.ID); !ok {
-		return nil, errNotBroadcasting(*in.ChannelArn)
-	}
 	if err := s.broadcasts.Stop(ctx, c.ID); err != nil {
-		return nil, s.broadcastError(*in.ChannelArn, err)
+		return nil, s.broadcastError(channelArn, err)
 	}
 	return map[string]any{}, nil
 }
