@@ -45,6 +45,9 @@ func NewStreamID() string { return "st-" + RandomString(23, alnum) }
 // NewStreamKeyValue returns a stream key secret: "sk_<region>_" and 36 alphanumerics (214 bits).
 func NewStreamKeyValue(region string) string { return "sk_" + region + "_" + RandomString(36, alnum) }
 
+// NewSecret returns a shared secret between nodes: 43 alphanumerics (256 bits).
+func NewSecret() string { return RandomString(43, alnum) }
+
 // AccessKey is one API credential.
 type AccessKey struct {
 	AccessKeyID     string `json:"accessKeyId"`

@@ -84,3 +84,25 @@ func listAll[T, J any](r *request, t *store.Table[T], maxResults int, field stri
 	}
 	return listResponse(field, items, next), nil
 }
+
+// channelPage reads the {channelArn, nextToken, maxResults} body of a List operation scoped to
+// one channel.
+func (s *Server) channelPage(r *request, maxResults int) (store.Channel, *string, int, error) {
+	var in struct {
+		ChannelArn *string
+		NextToken  *string
+		MaxResults *int
+	}
+	if err := decode(r.body, &in); err != nil {
+		return store.Channel{}, nil, 0, err
+	}
+	if err := required("channelArn", in.ChannelArn != nil); err != nil {
+		return store.Channel{}, nil, 0, err
+	}
+	max, err := checkMaxResults(in.MaxResults, maxResults)
+	if err != nil {
+		return store.Channel{}, nil, 0, err
+	}
+	c, err := s.channelByARN("channelArn", *in.ChannelArn)
+	return c, in.NextToken, max, err
+}

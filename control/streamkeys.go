@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"glasscast/auth"
@@ -132,22 +133,7 @@ func (s *Server) batchGetStreamKey(ctx context.Context, r *request) (any, error)
 }
 
 func (s *Server) listStreamKeys(ctx context.Context, r *request) (any, error) {
-	var in struct {
-		ChannelArn *string
-		NextToken  *string
-		MaxResults *int
-	}
-	if err := decode(r.body, &in); err != nil {
-		return nil, err
-	}
-	if err := required("channelArn", in.ChannelArn != nil); err != nil {
-		return nil, err
-	}
-	max, err := checkMaxResults(in.MaxResults, 50)
-	if err != nil {
-		return nil, err
-	}
-	c, err := s.channelByARN("channelArn", *in.ChannelArn)
+	c, tok, max, err := s.channelPage(r, 50)
 	if err != nil {
 		return nil, err
 	}
@@ -157,16 +143,8 @@ func (s *Server) listStreamKeys(ctx context.Context, r *request) (any, error) {
 			items = append(items, store.Item[store.StreamKey]{Key: id, Value: k})
 		}
 	}
-	slices.SortFunc(items, func(a, b store.Item[store.StreamKey]) int {
-		if a.Key < b.Key {
-			return -1
-		}
-		if a.Key > b.Key {
-			return 1
-		}
-		return 0
-	})
-	keys, next, err := page(items, in.NextToken, max, nil)
+	slices.SortFunc(items, func(a, b store.Item[store.StreamKey]) int { return strings.Compare(a.Key, b.Key) })
+	keys, next, err := page(items, tok, max, nil)
 	if err != nil {
 		return nil, err
 	}

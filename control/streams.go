@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -235,15 +236,7 @@ func (s *Server) channelSessions(channelID string) []store.Item[store.Session] {
 		key := fmt.Sprintf("%019d.%s", math.MaxInt64-it.Value.StartTime.UnixNano(), it.Value.StreamID)
 		out = append(out, store.Item[store.Session]{Key: key, Value: it.Value, Revision: it.Revision})
 	}
-	slices.SortFunc(out, func(a, b store.Item[store.Session]) int {
-		switch {
-		case a.Key < b.Key:
-			return -1
-		case a.Key > b.Key:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b store.Item[store.Session]) int { return strings.Compare(a.Key, b.Key) })
 	return out
 }
 
@@ -279,26 +272,11 @@ func (s *Server) getStreamSession(ctx context.Context, r *request) (any, error) 
 }
 
 func (s *Server) listStreamSessions(ctx context.Context, r *request) (any, error) {
-	var in struct {
-		ChannelArn *string
-		NextToken  *string
-		MaxResults *int
-	}
-	if err := decode(r.body, &in); err != nil {
-		return nil, err
-	}
-	if err := required("channelArn", in.ChannelArn != nil); err != nil {
-		return nil, err
-	}
-	max, err := checkMaxResults(in.MaxResults, 100)
+	c, tok, max, err := s.channelPage(r, 100)
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.channelByARN("channelArn", *in.ChannelArn)
-	if err != nil {
-		return nil, err
-	}
-	sessions, next, err := page(s.channelSessions(c.ID), in.NextToken, max, nil)
+	sessions, next, err := page(s.channelSessions(c.ID), tok, max, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -67,9 +67,7 @@ func New(ctx context.Context, cfg Config, st *store.Store, tracker *viewers.Trac
 	if cfg.BlockingTimeout == 0 {
 		cfg.BlockingTimeout = 10 * time.Second
 	}
-	secret, err := st.Secret(ctx, "edge-token-key", func() string {
-		return auth.RandomString(43, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-	})
+	secret, err := st.Secret(ctx, "edge-token-key", auth.NewSecret)
 	if err != nil {
 		return nil, fmt.Errorf("edge token key: %w", err)
 	}

@@ -70,9 +70,7 @@ func (n *node) pushToken(ctx context.Context) (string, error) {
 	if n.cfg.OriginPushToken != "" {
 		return n.cfg.OriginPushToken, nil
 	}
-	return n.store.Secret(ctx, "origin-push-token", func() string {
-		return auth.RandomString(43, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-	})
+	return n.store.Secret(ctx, "origin-push-token", auth.NewSecret)
 }
 
 // tlsConfig is the certificate shared by RTMPS and HTTPS.
