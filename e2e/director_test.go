@@ -190,3 +190,22 @@ func tail(s string, n int) string {
 	}
 	return s
 }
+
+// TestDirectorInServe: with director.enabled, serve answers viewers' multivariant requests as
+// a director choosing its own edge, whose answer it fetches without asking itself again.
+func TestDirectorInServe(t *testing.T) {
+	a := startServe(t, "", "--director-enabled", "--node-name", "solo")
+	c := a.ivsClient()
+	ctx := ctxT(t, 2*time.Minute)
+	ch, key := testChannel(t, ctx, c, &ivs.CreateChannelInput{Type: types.ChannelTypeBasicChannelType, InsecureIngest: true})
+	publish(t, a.rtmpURL(key), pubOptions{})
+	waitLive(t, ctx, c, ch.Arn)
+	waitPlayable(t, *ch.PlaybackUrl)
+	code, edge, body := askDirector(t, http.DefaultClient, *ch.PlaybackUrl)
+	if code != 200 || edge != "solo" || !strings.Contains(body, "http://"+a.HTTP+"/api/video/v1/") {
+		t.Fatalf("%d from %q:\n%s", code, edge, body)
+	}
+	if frames, _ := playVia(t, http.DefaultClient, *ch.PlaybackUrl, 4*time.Second); frames < 40 {
+		t.Fatalf("decoded only %d frames in 4 s", frames)
+	}
+}
