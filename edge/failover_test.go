@@ -66,6 +66,26 @@ func TestBreakerStates(t *testing.T) {
 	}
 }
 
+// A breaker nobody asks about stops probing (an origin whose broadcasts ended) and lets the
+// next request that wants the upstream try it.
+func TestBreakerForgets(t *testing.T) {
+	var probes atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b := NewBreaker("x", func(context.Context) error { probes.Add(1); return fmt.Errorf("down") }, 10*time.Millisecond, 20*time.Millisecond, quiet())
+	b.forget = 100 * time.Millisecond
+	b.Failure(ctx, fmt.Errorf("boom"))
+	waitFor(t, "probing to stop", func() bool { return b.State() == "half-open" })
+	n := probes.Load()
+	time.Sleep(100 * time.Millisecond)
+	if probes.Load() != n {
+		t.Fatal("a forgotten upstream is still probed")
+	}
+	if !b.Allow() {
+		t.Fatal("a forgotten upstream is not tried again")
+	}
+}
+
 // Discovered origins are tried same zone first, then same region, then the others, each rank
 // in the ingest's order.
 func TestNearest(t *testing.T) {
