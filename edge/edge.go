@@ -38,6 +38,14 @@ type Config struct {
 	// the origin's three target durations).
 	UpstreamTimeout time.Duration
 	BlockingTimeout time.Duration
+	// TokenBinding binds private channels' viewer sessions to the viewer's address (default
+	// BindAddress). SessionMaxAge bounds a session (default 12 h): its media playlist URLs
+	// stop working then; ObjectTokenTTL bounds the object URLs each media playlist renews
+	// (default 60 s). Now is the clock tokens are checked against (default time.Now).
+	TokenBinding   Binding
+	SessionMaxAge  time.Duration
+	ObjectTokenTTL time.Duration
+	Now            func() time.Time
 }
 
 // Edge serves playback paths from its cache.
@@ -67,6 +75,18 @@ func New(ctx context.Context, cfg Config, st *store.Store, tracker *viewers.Trac
 	if cfg.BlockingTimeout == 0 {
 		cfg.BlockingTimeout = 10 * time.Second
 	}
+	if cfg.TokenBinding == "" {
+		cfg.TokenBinding = BindAddress
+	}
+	if cfg.SessionMaxAge == 0 {
+		cfg.SessionMaxAge = 12 * time.Hour
+	}
+	if cfg.ObjectTokenTTL == 0 {
+		cfg.ObjectTokenTTL = time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	secret, err := st.Secret(ctx, "edge-token-key", auth.NewSecret)
 	if err != nil {
 		return nil, fmt.Errorf("edge token key: %w", err)
@@ -75,7 +95,8 @@ func New(ctx context.Context, cfg Config, st *store.Store, tracker *viewers.Trac
 		tracker = viewers.NewTracker()
 	}
 	e := &Edge{cfg: cfg, store: st, cache: NewCache(cfg.CacheBytes), viewers: tracker, log: log, origins: map[string]Upstream{},
-		tokens: &TokenVerifier{store: st, region: cfg.Region, account: cfg.Account, secret: []byte(secret), now: time.Now}}
+		tokens: &TokenVerifier{store: st, region: cfg.Region, account: cfg.Account, secret: []byte(secret), now: cfg.Now,
+			binding: cfg.TokenBinding, sessionMaxAge: cfg.SessionMaxAge, objectTTL: cfg.ObjectTokenTTL}}
 	switch {
 	case cfg.Upstream != "":
 		e.fixed = []Upstream{NewHTTPUpstream(cfg.Upstream)}
@@ -175,37 +196,52 @@ func (e *Edge) serve(ctx context.Context, r request) response {
 
 	// Who is watching, and may they?
 	session := q.Get("vs")
-	child := url.Values{}
+	child, report := url.Values{}, url.Values{} // the queries of child URIs and of rendition reports
 	allowOrigin := "*"
+	var g grant
 	if ch.Authorized {
-		g, err := e.tokens.verify(ctx, q.Get("token"), ch.ID, r.origin)
+		kind := objectPath
+		switch {
+		case t.Rendition == "":
+			kind = multivariantPath
+		case strings.HasSuffix(t.File, ".m3u8"):
+			kind = mediaPlaylistPath
+		}
+		token := q.Get("token")
+		g, err = e.tokens.check(ctx, token, ch.ID, kind, r.origin, r.ip())
 		if err != nil {
-			var d denial
-			if !errors.As(err, &d) {
-				e.log.Warn("token check failed", "channel", ch.ID, "err", err)
-				return plain(http.StatusServiceUnavailable, "token check unavailable")
-			}
-			return plain(http.StatusForbidden, d.Error())
+			return e.refuse(ch.ID, err)
 		}
 		if g.Session == "" {
 			g.Session = newSession()
 		}
 		session = g.Session
-		if g.Origin != "" {
-			allowOrigin = g.Origin
+		allowOrigin = g.allowOrigin(kind, r.origin)
+		// Media playlist URLs carry a session token: players reload the URL the multivariant
+		// gave them for the whole broadcast, so it lives as long as the session and is passed
+		// on unchanged. Object URLs carry a short token that each media playlist renews.
+		sessionToken := token
+		if kind == multivariantPath || g.Scope != scopePlaylists {
+			sessionToken = e.tokens.derive(g, scopePlaylists, r.ip(), e.cfg.SessionMaxAge)
 		}
-		child.Set("token", e.tokens.derive(g))
+		report.Set("token", sessionToken)
+		if kind == multivariantPath {
+			child.Set("token", sessionToken)
+		} else {
+			child.Set("token", e.tokens.derive(g, scopeObjects, r.ip(), e.cfg.ObjectTokenTTL))
+		}
 	} else if t.Rendition == "" && session == "" {
 		session = newSession()
 	}
 	if session != "" && !ch.Authorized {
 		child.Set("vs", session)
+		report.Set("vs", session)
 	}
 	for k, vs := range q {
 		if k == "token" && ch.Authorized || k == "vs" || strings.HasPrefix(k, "_HLS_") {
 			continue
 		}
-		child[k] = vs
+		child[k], report[k] = vs, vs
 	}
 	if session == "" {
 		session = r.client
@@ -233,13 +269,40 @@ func (e *Edge) serve(ctx context.Context, r request) response {
 	case <-ctx.Done():
 		return plain(http.StatusGatewayTimeout, "")
 	}
-	return e.answer(ctx, r, o, child.Encode(), allowOrigin)
+	resp := e.answer(ctx, r, o, child.Encode(), report.Encode(), allowOrigin)
+	// A single-use token is spent by the request that succeeds with it, not by one refused or
+	// answered 404 because the broadcast has not started.
+	if resp.status == http.StatusOK {
+		if err := e.tokens.spend(ctx, g); err != nil {
+			return e.refuse(ch.ID, err)
+		}
+	}
+	return resp
+}
+
+// refuse answers a failed token check: 403 with the reason, or 503 when the check itself
+// could not be made.
+func (e *Edge) refuse(channelID string, err error) response {
+	var d denial
+	if !errors.As(err, &d) {
+		e.log.Warn("token check failed", "channel", channelID, "err", err)
+		return plain(http.StatusServiceUnavailable, "token check unavailable")
+	}
+	return plain(http.StatusForbidden, d.Error())
+}
+
+// ip is the viewer's address, which sessions are bound to.
+func (r request) ip() string {
+	ip, _, _ := strings.Cut(r.client, "|")
+	return ip
 }
 
 // answer builds the viewer's response from a ready object.
-func (e *Edge) answer(ctx context.Context, r request, o *object, childQuery, allowOrigin string) response {
+func (e *Edge) answer(ctx context.Context, r request, o *object, childQuery, reportQuery, allowOrigin string) response {
 	resp := response{status: o.status}
-	resp.set("Access-Control-Allow-Origin", allowOrigin)
+	if allowOrigin != "" { // none for a request without Origin to an origin-restricted token
+		resp.set("Access-Control-Allow-Origin", allowOrigin)
+	}
 	resp.set("Access-Control-Expose-Headers", "Age, Date, Content-Length")
 	if allowOrigin != "*" {
 		resp.set("Vary", "Origin")
@@ -283,12 +346,16 @@ func (e *Edge) answer(ctx context.Context, r request, o *object, childQuery, all
 		return plain(http.StatusBadGateway, "upstream playlist incomplete")
 	}
 	body, _ := o.complete()
-	body = appendQuery(body, childQuery)
+	body = appendQuery(body, childQuery, reportQuery)
 	if r.acceptGzip {
 		if gz, err := e.gzip.compress(body); err == nil {
 			body = gz
 			resp.set("Content-Encoding", "gzip")
-			resp.set("Vary", "Accept-Encoding")
+			if allowOrigin != "*" { // one Vary header: the servers keep the last one set
+				resp.set("Vary", "Origin, Accept-Encoding")
+			} else {
+				resp.set("Vary", "Accept-Encoding")
+			}
 		}
 	}
 	resp.body = body
