@@ -51,6 +51,10 @@ type Config struct {
 	EdgeUpstream string
 	EdgeCacheMB  int
 
+	EdgeTokenBinding   string
+	EdgeSessionMaxAge  time.Duration
+	EdgeObjectTokenTTL time.Duration
+
 	Chat chatConfig
 
 	Archive archiveConfig
@@ -82,6 +86,10 @@ func defaultConfig() *Config {
 		Archive:        defaultArchiveConfig(),
 		Transcode:      defaultTranscodeConfig(),
 		Monitoring:     defaultMonitoringConfig(),
+
+		EdgeTokenBinding:   "ip",
+		EdgeSessionMaxAge:  12 * time.Hour,
+		EdgeObjectTokenTTL: time.Minute,
 	}
 }
 
@@ -122,6 +130,9 @@ func (c *Config) options() []option {
 		{"https.listen", "Address of the HTTPS listener (HTTP/2, which Apple players need for low-latency HLS); same paths as http.listen. Empty disables it.", &c.HTTPSListen},
 		{"edge.upstream", "Where this edge fills its cache from: an origin or a shield edge URL. Empty uses the in-process origin or the origins of live registrations.", &c.EdgeUpstream},
 		{"edge.cacheMb", "Most megabytes of media and playlists an edge caches.", &c.EdgeCacheMB},
+		{"edge.tokenBinding", "What a private channel's viewer session is bound to, so that its URLs play for no other client: ip (the IPv4 address\nor IPv6 /64), subnet (IPv4 /24 or IPv6 /48, for carrier NAT that moves a viewer between addresses) or none.", &c.EdgeTokenBinding},
+		{"edge.sessionMaxAge", "How long a private channel's viewer session (its media playlist URLs) lasts; then the player needs a new token.", &c.EdgeSessionMaxAge},
+		{"edge.objectTokenTtl", "How long the segment and part URLs of a private channel's media playlist stay valid; each playlist renews them.", &c.EdgeObjectTokenTTL},
 		{"quotas.chatRooms", "Most IVS Chat rooms the account may create.", &c.Quotas.ChatRooms},
 		{"quotas.chatLoggingConfigurations", "Most IVS Chat logging configurations the account may create.", &c.Quotas.ChatLoggingConfigurations},
 		{"quotas.chatThrottle", "Answer IVS Chat API calls past IVS's default TPS quotas (CreateChatToken 200/s, SendEvent, DeleteMessage and\nDisconnectUser 100/s, tags 10/s, rooms 5/s, logging configurations 3/s) with ThrottlingException, as IVS does.", &c.Quotas.ChatThrottle},

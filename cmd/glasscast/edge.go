@@ -13,7 +13,12 @@ import (
 // registrations.
 func (n *node) startEdge(ctx context.Context) error {
 	cfg := n.cfg
-	ec := edge.Config{Region: cfg.Region, Account: cfg.Account, CacheBytes: cfg.EdgeCacheMB << 20, Upstream: cfg.EdgeUpstream}
+	binding, err := edge.ParseBinding(cfg.EdgeTokenBinding)
+	if err != nil {
+		return err
+	}
+	ec := edge.Config{Region: cfg.Region, Account: cfg.Account, CacheBytes: cfg.EdgeCacheMB << 20, Upstream: cfg.EdgeUpstream,
+		TokenBinding: binding, SessionMaxAge: cfg.EdgeSessionMaxAge, ObjectTokenTTL: cfg.EdgeObjectTokenTTL}
 	if ec.Upstream == "" && n.localOrigin != nil {
 		ec.Local = n.localOrigin
 	}
