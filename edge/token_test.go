@@ -430,3 +430,45 @@ func TestClaimTypes(t *testing.T) {
 		}
 	}
 }
+
+// Address binding keeps one subscriber's network together: an IPv6 /64 under "ip" (privacy
+// extensions rotate addresses inside it), a /24 or /48 under "subnet".
+func TestBindPrefixes(t *testing.T) {
+	for _, c := range []struct {
+		binding Binding
+		a, b    string
+		same    bool
+	}{
+		{BindAddress, "203.0.113.7", "203.0.113.7", true},
+		{BindAddress, "203.0.113.7", "203.0.113.8", false},
+		{BindAddress, "2001:db8:1:2::1", "2001:db8:1:2:abcd::9", true},
+		{BindAddress, "2001:db8:1:2::1", "2001:db8:1:3::1", false},
+		{BindSubnet, "203.0.113.7", "203.0.113.200", true},
+		{BindSubnet, "203.0.113.7", "203.0.114.7", false},
+		{BindSubnet, "2001:db8:1:2::1", "2001:db8:1:ff::1", true},
+		{BindSubnet, "2001:db8:1:2::1", "2001:db8:2:2::1", false},
+		{BindAddress, "::ffff:203.0.113.7", "203.0.113.7", true},
+		{BindNone, "203.0.113.7", "198.51.100.1", true},
+	} {
+		v := &TokenVerifier{secret: []byte("k"), binding: c.binding}
+		if got := v.bind(c.a) == v.bind(c.b); got != c.same {
+			t.Errorf("%s binding: %s and %s bound together %v, want %v", c.binding, c.a, c.b, got, c.same)
+		}
+	}
+}
+
+// originAllowed reads the viewer's Origin header: never panics, and "*." matches subdomains
+// only.
+func FuzzOriginAllowed(f *testing.F) {
+	f.Add("https://*.shop.example,https://a.example", "https://www.shop.example")
+	f.Add("https://*.", "https://.")
+	f.Add("*", "")
+	f.Fuzz(func(t *testing.T, list, origin string) {
+		if originAllowed(list, origin) && origin == "" {
+			t.Fatal("allowed a request without Origin")
+		}
+		if originAllowed("https://*.shop.example", origin) && !strings.HasSuffix(strings.ToLower(origin), ".shop.example") {
+			t.Fatalf("*.shop.example allowed %q", origin)
+		}
+	})
+}
