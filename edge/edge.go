@@ -199,15 +199,14 @@ func (e *Edge) serve(ctx context.Context, r request) response {
 	child, report := url.Values{}, url.Values{} // the queries of child URIs and of rendition reports
 	allowOrigin := "*"
 	var g grant
+	kind, token := objectPath, q.Get("token")
 	if ch.Authorized {
-		kind := objectPath
 		switch {
 		case t.Rendition == "":
 			kind = multivariantPath
 		case strings.HasSuffix(t.File, ".m3u8"):
 			kind = mediaPlaylistPath
 		}
-		token := q.Get("token")
 		g, err = e.tokens.check(ctx, token, ch.ID, kind, r.origin, r.ip())
 		if err != nil {
 			return e.refuse(ch.ID, err)
@@ -217,19 +216,6 @@ func (e *Edge) serve(ctx context.Context, r request) response {
 		}
 		session = g.Session
 		allowOrigin = g.allowOrigin(kind, r.origin)
-		// Media playlist URLs carry a session token: players reload the URL the multivariant
-		// gave them for the whole broadcast, so it lives as long as the session and is passed
-		// on unchanged. Object URLs carry a short token that each media playlist renews.
-		sessionToken := token
-		if kind == multivariantPath || g.Scope != scopePlaylists {
-			sessionToken = e.tokens.derive(g, scopePlaylists, r.ip(), e.cfg.SessionMaxAge)
-		}
-		report.Set("token", sessionToken)
-		if kind == multivariantPath {
-			child.Set("token", sessionToken)
-		} else {
-			child.Set("token", e.tokens.derive(g, scopeObjects, r.ip(), e.cfg.ObjectTokenTTL))
-		}
 	} else if t.Rendition == "" && session == "" {
 		session = newSession()
 	}
@@ -269,6 +255,9 @@ func (e *Edge) serve(ctx context.Context, r request) response {
 	case <-ctx.Done():
 		return plain(http.StatusGatewayTimeout, "")
 	}
+	if ch.Authorized {
+		e.childTokens(child, report, g, kind, token, r.ip())
+	}
 	resp := e.answer(ctx, r, o, child.Encode(), report.Encode(), allowOrigin)
 	// A single-use token is spent by the request that succeeds with it, not by one refused or
 	// answered 404 because the broadcast has not started.
@@ -278,6 +267,24 @@ func (e *Edge) serve(ctx context.Context, r request) response {
 		}
 	}
 	return resp
+}
+
+// childTokens writes a private channel's tokens into the child and rendition-report queries,
+// once the answer is ready, so that a blocking reload does not eat into their lifetime. Media
+// playlist URLs carry a session token: players reload the URL the multivariant gave them for the
+// whole broadcast, so it lasts the session and is passed on unchanged. Object URLs carry a short
+// token that each media playlist renews.
+func (e *Edge) childTokens(child, report url.Values, g grant, kind pathKind, token, ip string) {
+	sessionToken := token
+	if kind == multivariantPath || g.Scope != scopePlaylists {
+		sessionToken = e.tokens.derive(g, scopePlaylists, ip, e.cfg.SessionMaxAge)
+	}
+	report.Set("token", sessionToken)
+	if kind == multivariantPath {
+		child.Set("token", sessionToken)
+	} else {
+		child.Set("token", e.tokens.derive(g, scopeObjects, ip, e.cfg.ObjectTokenTTL))
+	}
 }
 
 // refuse answers a failed token check: 403 with the reason, or 503 when the check itself
