@@ -95,14 +95,15 @@ func New(ctx context.Context, cfg Config, st *store.Store, tracker *viewers.Trac
 		tracker = viewers.NewTracker()
 	}
 	e := &Edge{cfg: cfg, store: st, cache: NewCache(cfg.CacheBytes), viewers: tracker, log: log, origins: map[string]Upstream{},
-		tokens: &TokenVerifier{store: st, region: cfg.Region, account: cfg.Account, secret: []byte(secret), now: cfg.Now,
-			binding: cfg.TokenBinding, sessionMaxAge: cfg.SessionMaxAge, objectTTL: cfg.ObjectTokenTTL}}
+		tokens: &TokenVerifier{store: st, region: cfg.Region, account: cfg.Account, secret: []byte(secret), now: time.Now}}
 	switch {
 	case cfg.Upstream != "":
 		e.fixed = []Upstream{NewHTTPUpstream(cfg.Upstream)}
 	case cfg.Local != nil:
 		e.fixed = []Upstream{{Base: "http://origin.local", Client: &http.Client{Transport: &loopback.Transport{Handler: cfg.Local}}}}
 	}
+	e.tokens.now, e.tokens.binding = cfg.Now, cfg.TokenBinding
+	e.tokens.sessionMaxAge, e.tokens.objectTTL = cfg.SessionMaxAge, cfg.ObjectTokenTTL
 	return e, nil
 }
 

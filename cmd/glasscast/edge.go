@@ -13,15 +13,15 @@ import (
 // registrations.
 func (n *node) startEdge(ctx context.Context) error {
 	cfg := n.cfg
+	ec := edge.Config{Region: cfg.Region, Account: cfg.Account, CacheBytes: cfg.EdgeCacheMB << 20, Upstream: cfg.EdgeUpstream}
+	if ec.Upstream == "" && n.localOrigin != nil {
+		ec.Local = n.localOrigin
+	}
 	binding, err := edge.ParseBinding(cfg.EdgeTokenBinding)
 	if err != nil {
 		return err
 	}
-	ec := edge.Config{Region: cfg.Region, Account: cfg.Account, CacheBytes: cfg.EdgeCacheMB << 20, Upstream: cfg.EdgeUpstream,
-		TokenBinding: binding, SessionMaxAge: cfg.EdgeSessionMaxAge, ObjectTokenTTL: cfg.EdgeObjectTokenTTL}
-	if ec.Upstream == "" && n.localOrigin != nil {
-		ec.Local = n.localOrigin
-	}
+	ec.TokenBinding, ec.SessionMaxAge, ec.ObjectTokenTTL = binding, cfg.EdgeSessionMaxAge, cfg.EdgeObjectTokenTTL
 	tracker := viewers.NewTracker()
 	e, err := edge.New(ctx, ec, n.store, tracker, n.log.With("role", "edge"))
 	if err != nil {
