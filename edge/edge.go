@@ -47,6 +47,14 @@ type Config struct {
 	// the origin's three target durations).
 	UpstreamTimeout time.Duration
 	BlockingTimeout time.Duration
+	// TokenBinding binds private channels' viewer sessions to the viewer's address (default
+	// BindAddress). SessionMaxAge bounds a session (default 12 h): its media playlist URLs
+	// stop working then; ObjectTokenTTL bounds the object URLs each media playlist renews
+	// (default 60 s). Now is the clock tokens are checked against (default time.Now).
+	TokenBinding   Binding
+	SessionMaxAge  time.Duration
+	ObjectTokenTTL time.Duration
+	Now            func() time.Time
 }
 
 // Edge serves playback paths from its cache.
@@ -84,6 +92,18 @@ func New(ctx context.Context, cfg Config, st *store.Store, tracker *viewers.Trac
 	if cfg.BlockingTimeout == 0 {
 		cfg.BlockingTimeout = 10 * time.Second
 	}
+	if cfg.TokenBinding == "" {
+		cfg.TokenBinding = BindAddress
+	}
+	if cfg.SessionMaxAge == 0 {
+		cfg.SessionMaxAge = 12 * time.Hour
+	}
+	if cfg.ObjectTokenTTL == 0 {
+		cfg.ObjectTokenTTL = time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	secret, err := st.Secret(ctx, "edge-token-key", auth.NewSecret)
 	if err != nil {
 		return nil, fmt.Errorf("edge token key: %w", err)
@@ -111,6 +131,8 @@ func New(ctx context.Context, cfg Config, st *store.Store, tracker *viewers.Trac
 	default:
 		e.dir = LiveOrigins{Store: st, Here: cfg.Here}
 	}
+	e.tokens.now, e.tokens.binding = cfg.Now, cfg.TokenBinding
+	e.tokens.sessionMaxAge, e.tokens.objectTTL = cfg.SessionMaxAge, cfg.ObjectTokenTTL
 	return e, nil
 }
 
@@ -241,37 +263,38 @@ func (e *Edge) serve(ctx context.Context, r request) response {
 
 	// Who is watching, and may they?
 	session := q.Get("vs")
-	child := url.Values{}
+	child, report := url.Values{}, url.Values{} // the queries of child URIs and of rendition reports
 	allowOrigin := "*"
+	var g grant
+	kind, token := objectPath, q.Get("token")
 	if ch.Authorized {
-		g, err := e.tokens.verify(ctx, q.Get("token"), ch.ID, r.origin)
+		switch {
+		case t.Rendition == "":
+			kind = multivariantPath
+		case strings.HasSuffix(t.File, ".m3u8"):
+			kind = mediaPlaylistPath
+		}
+		g, err = e.tokens.check(ctx, token, ch.ID, kind, r.origin, r.ip())
 		if err != nil {
-			var d denial
-			if !errors.As(err, &d) {
-				e.log.Warn("token check failed", "channel", ch.ID, "err", err)
-				return plain(http.StatusServiceUnavailable, "token check unavailable")
-			}
-			return plain(http.StatusForbidden, d.Error())
+			return e.refuse(ch.ID, err)
 		}
 		if g.Session == "" {
 			g.Session = newSession()
 		}
 		session = g.Session
-		if g.Origin != "" {
-			allowOrigin = g.Origin
-		}
-		child.Set("token", e.tokens.derive(g))
+		allowOrigin = g.allowOrigin(kind, r.origin)
 	} else if t.Rendition == "" && session == "" {
 		session = newSession()
 	}
 	if session != "" && !ch.Authorized {
 		child.Set("vs", session)
+		report.Set("vs", session)
 	}
 	for k, vs := range q {
 		if k == "token" && ch.Authorized || k == "vs" || strings.HasPrefix(k, "_HLS_") {
 			continue
 		}
-		child[k] = vs
+		child[k], report[k] = vs, vs
 	}
 	if session == "" {
 		session = r.client
@@ -299,13 +322,61 @@ func (e *Edge) serve(ctx context.Context, r request) response {
 	case <-ctx.Done():
 		return plain(http.StatusGatewayTimeout, "")
 	}
-	return e.answer(ctx, r, o, child.Encode(), allowOrigin)
+	if ch.Authorized {
+		e.childTokens(child, report, g, kind, token, r.ip())
+	}
+	resp := e.answer(ctx, r, o, child.Encode(), report.Encode(), allowOrigin)
+	// A single-use token is spent by the request that succeeds with it, not by one refused or
+	// answered 404 because the broadcast has not started.
+	if resp.status == http.StatusOK {
+		if err := e.tokens.spend(ctx, g); err != nil {
+			return e.refuse(ch.ID, err)
+		}
+	}
+	return resp
+}
+
+// childTokens writes a private channel's tokens into the child and rendition-report queries,
+// once the answer is ready, so that a blocking reload does not eat into their lifetime. Media
+// playlist URLs carry a session token: players reload the URL the multivariant gave them for the
+// whole broadcast, so it lasts the session and is passed on unchanged. Object URLs carry a short
+// token that each media playlist renews.
+func (e *Edge) childTokens(child, report url.Values, g grant, kind pathKind, token, ip string) {
+	sessionToken := token
+	if kind == multivariantPath || g.Scope != scopePlaylists {
+		sessionToken = e.tokens.derive(g, scopePlaylists, ip, e.cfg.SessionMaxAge)
+	}
+	report.Set("token", sessionToken)
+	if kind == multivariantPath {
+		child.Set("token", sessionToken)
+	} else {
+		child.Set("token", e.tokens.derive(g, scopeObjects, ip, e.cfg.ObjectTokenTTL))
+	}
+}
+
+// refuse answers a failed token check: 403 with the reason, or 503 when the check itself
+// could not be made.
+func (e *Edge) refuse(channelID string, err error) response {
+	var d denial
+	if !errors.As(err, &d) {
+		e.log.Warn("token check failed", "channel", channelID, "err", err)
+		return plain(http.StatusServiceUnavailable, "token check unavailable")
+	}
+	return plain(http.StatusForbidden, d.Error())
+}
+
+// ip is the viewer's address, which sessions are bound to.
+func (r request) ip() string {
+	ip, _, _ := strings.Cut(r.client, "|")
+	return ip
 }
 
 // answer builds the viewer's response from a ready object.
-func (e *Edge) answer(ctx context.Context, r request, o *object, childQuery, allowOrigin string) response {
+func (e *Edge) answer(ctx context.Context, r request, o *object, childQuery, reportQuery, allowOrigin string) response {
 	resp := response{status: o.status}
-	resp.set("Access-Control-Allow-Origin", allowOrigin)
+	if allowOrigin != "" { // none for a request without Origin to an origin-restricted token
+		resp.set("Access-Control-Allow-Origin", allowOrigin)
+	}
 	resp.set("Access-Control-Expose-Headers", "Age, Date, Content-Length")
 	if allowOrigin != "*" {
 		resp.set("Vary", "Origin")
@@ -349,12 +420,16 @@ func (e *Edge) answer(ctx context.Context, r request, o *object, childQuery, all
 		return plain(http.StatusBadGateway, "upstream playlist incomplete")
 	}
 	body, _ := o.complete()
-	body = appendQuery(body, childQuery)
+	body = appendQuery(body, childQuery, reportQuery)
 	if r.acceptGzip {
 		if gz, err := e.gzip.compress(body); err == nil {
 			body = gz
 			resp.set("Content-Encoding", "gzip")
-			resp.set("Vary", "Accept-Encoding")
+			if allowOrigin != "*" { // one Vary header: the servers keep the last one set
+				resp.set("Vary", "Origin, Accept-Encoding")
+			} else {
+				resp.set("Vary", "Accept-Encoding")
+			}
 		}
 	}
 	resp.body = body

@@ -6,11 +6,14 @@ import (
 )
 
 // appendQuery adds q (already encoded, without '?') to every URI a playlist names: URI lines,
-// URI="..." attributes (EXT-X-MAP, EXT-X-PART, EXT-X-PRELOAD-HINT, EXT-X-RENDITION-REPORT,
-// EXT-X-MEDIA) and #EXT-X-PREFETCH lines. Players do not carry a playback URL's query to child
-// URIs themselves, so the token and the viewer session must be written in.
-func appendQuery(playlist []byte, q string) []byte {
-	if q == "" {
+// URI="..." attributes (EXT-X-MAP, EXT-X-PART, EXT-X-PRELOAD-HINT, EXT-X-MEDIA) and
+// #EXT-X-PREFETCH lines, except EXT-X-RENDITION-REPORT URIs, which get reportQ. Players do not
+// carry a playback URL's query to child URIs themselves, so the token and the viewer session
+// must be written in. A rendition report names another media playlist, and hls.js finds the
+// report of a rendition by comparing its URI with the one the multivariant gave: reportQ is
+// the query of the multivariant's URIs, so the two stay equal.
+func appendQuery(playlist []byte, q, reportQ string) []byte {
+	if q == "" && reportQ == "" {
 		return playlist
 	}
 	out := make([]byte, 0, len(playlist)+len(playlist)/4)
@@ -34,6 +37,9 @@ func appendQuery(playlist []byte, q string) []byte {
 			out = append(out, body[:i]...)
 			out = appendURI(out, body[i:], q)
 			out = append(out, eol...)
+		case bytes.HasPrefix(body, []byte("#EXT-X-RENDITION-REPORT:")):
+			out = appendAttrURI(out, body, reportQ)
+			out = append(out, eol...)
 		default:
 			out = appendAttrURI(out, body, q)
 			out = append(out, eol...)
@@ -44,6 +50,9 @@ func appendQuery(playlist []byte, q string) []byte {
 
 func appendURI(out, uri []byte, q string) []byte {
 	out = append(out, uri...)
+	if q == "" {
+		return out
+	}
 	if bytes.IndexByte(uri, '?') >= 0 {
 		out = append(out, '&')
 	} else {

@@ -11,13 +11,28 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
 
 	"glasscast/store"
 )
+
+// The rules below are IVS's, from "Generate and Sign IVS Playback Tokens" and "How Session
+// Protection Works" in the IVS Low-Latency User Guide (README, "Private channels"):
+//   - the JWT (ES384) opens a viewer session on the multivariant playlist; its exp is checked
+//     then, "not throughout the stream";
+//   - aws:single-use-uuid tokens are "invalidated once [used] to fetch a multivariant playlist
+//     and watch a stream": only a request that succeeds spends one;
+//   - with aws:single-use-uuid or aws:viewer-id, exp is at most 10 minutes out;
+//   - aws:access-control-allow-origin (comma-separated, hostnames may start with "*.") applies
+//     to the multivariant playlist only, unless aws:strict-origin-enforcement is true: then to
+//     every request, and a request without an Origin header is refused; at most 5 origins then;
+//   - IVS writes session-bound URLs, not the JWT, into playlists, and revokes a session used
+//     in an "unnatural" way. Ours are derived tokens bound to the viewer's network address.
 
 // denial is why a playback request is refused; it goes to the viewer in a header, never a
 // token.
@@ -25,69 +40,173 @@ type denial string
 
 func (d denial) Error() string { return string(d) }
 
-// viewerGrant is what a verified token allows: one channel until an expiry, optionally only
-// from one web origin, for one viewer session.
-type viewerGrant struct {
+// pathKind is what a request asks for; each kind takes its own kind of token.
+type pathKind int
+
+const (
+	multivariantPath pathKind = iota // the playback URL: the viewer's JWT only
+	mediaPlaylistPath
+	objectPath // init, segment, part
+)
+
+// Scopes of derived tokens.
+const (
+	scopePlaylists = "p" // media playlists of one session: written into the multivariant
+	scopeObjects   = "o" // media objects: written into each media playlist, short-lived
+)
+
+// grant is what a verified token allows: one channel, from some web origins, for one viewer
+// session. Derived tokens carry it, signed with the edges' shared key.
+type grant struct {
 	Channel string `json:"c"`
-	Expires int64  `json:"e"`
-	Origin  string `json:"o,omitempty"` // required Origin header when strict
-	Viewer  string `json:"v,omitempty"`
-	Session string `json:"s"`
 	Key     string `json:"k"` // playback key pair that signed the viewer's JWT
+	Session string `json:"s"`
+	Viewer  string `json:"v,omitempty"`
+	Origins string `json:"o,omitempty"` // aws:access-control-allow-origin, "" or "*" for any
+	Strict  bool   `json:"x,omitempty"`
+	Scope   string `json:"p"`
+	Expires int64  `json:"e"`
+	Client  string `json:"b,omitempty"` // keyed hash of the viewer's address (Binding)
+
+	once string // aws:single-use-uuid of a JWT, spent when the request succeeds
 }
 
-// derivedPrefix marks the edge's own short tokens, written into child URIs in place of the
-// viewer's JWT: they keep URIs short, make single-use JWTs usable for a whole session, and
-// verify with an HMAC instead of an ECDSA signature.
-const derivedPrefix = "gc1."
+// derivedPrefix marks the edge's own tokens, written into child URIs in place of the viewer's
+// JWT: they keep URIs short, carry the session of a single-use JWT, and verify with an HMAC
+// instead of an ECDSA signature.
+const derivedPrefix = "gc2."
 
-// TokenVerifier checks playback tokens for private channels.
+const (
+	// pinnedMaxExp is IVS's limit on exp for tokens with aws:single-use-uuid or aws:viewer-id;
+	// clockSkew forgives a signer whose clock runs a little ahead of the edge's.
+	pinnedMaxExp = 10 * time.Minute
+	clockSkew    = 30 * time.Second
+	// maxStrictOrigins is IVS's limit on origins under strict enforcement.
+	maxStrictOrigins = 5
+	maxViewerID      = 40
+)
+
+// Binding says how much of a viewer's address a session is bound to. Players send no cookies
+// with HLS requests, so the address is the only thing a second client cannot copy from a URL.
+type Binding string
+
+const (
+	// BindAddress binds to the IPv4 address, or the IPv6 /64 (one subscriber's network, in
+	// which privacy extensions rotate addresses).
+	BindAddress Binding = "ip"
+	// BindSubnet binds to the IPv4 /24 or IPv6 /48: for carrier NAT pools that move one
+	// subscriber between neighbouring addresses.
+	BindSubnet Binding = "subnet"
+	// BindNone does not bind: a leaked session URL then plays anywhere until it expires.
+	BindNone Binding = "none"
+)
+
+// ParseBinding checks a configured binding.
+func ParseBinding(s string) (Binding, error) {
+	switch b := Binding(s); b {
+	case BindAddress, BindSubnet, BindNone:
+		return b, nil
+	case "":
+		return BindAddress, nil
+	}
+	return "", fmt.Errorf("token binding %q: want ip, subnet or none", s)
+}
+
+// TokenVerifier checks playback tokens for private channels and mints derived ones.
 type TokenVerifier struct {
 	store   *store.Store
 	region  string
 	account string
 	secret  []byte // HMAC key shared by every edge, kept in the store
 	now     func() time.Time
+	binding Binding
+	// sessionMaxAge bounds a session's media playlist URLs: players reload the URL the
+	// multivariant gave them for the whole broadcast, so it cannot be renewed; objectTTL bounds
+	// the object URLs that every media playlist renews.
+	sessionMaxAge time.Duration
+	objectTTL     time.Duration
 }
 
-// verify checks a token (the viewer's JWT or a derived token) for channelID and the request's
-// Origin header.
-func (v *TokenVerifier) verify(ctx context.Context, token, channelID, origin string) (viewerGrant, error) {
+// check verifies the token of a request for a path of kind, from origin (the Origin header)
+// and clientIP. It spends nothing: spend does, once the request has succeeded.
+func (v *TokenVerifier) check(ctx context.Context, token, channelID string, kind pathKind, origin, clientIP string) (grant, error) {
 	if token == "" {
-		return viewerGrant{}, denial("missing playback token")
+		return grant{}, denial("missing playback token")
 	}
-	var g viewerGrant
+	now := v.now()
+	var g grant
 	var err error
 	if strings.HasPrefix(token, derivedPrefix) {
-		g, err = v.verifyDerived(token)
-	} else {
-		g, err = v.verifyJWT(ctx, token)
-	}
-	if err != nil {
-		return viewerGrant{}, err
+		if kind == multivariantPath {
+			return grant{}, denial("session token not accepted on the multivariant playlist: use a playback token (JWT)")
+		}
+		if g, err = v.verifyDerived(token); err != nil {
+			return grant{}, err
+		}
+		if want := map[pathKind]string{mediaPlaylistPath: scopePlaylists, objectPath: scopeObjects}[kind]; g.Scope != want {
+			return grant{}, denial("session token of another scope")
+		}
+		if now.Unix() >= g.Expires {
+			if g.Scope == scopeObjects {
+				return grant{}, denial("session token expired: reload the media playlist")
+			}
+			return grant{}, denial("session expired: reload the playback URL with a new token")
+		}
+		if g.Client != v.bind(clientIP) {
+			return grant{}, denial("session token bound to another client")
+		}
+	} else if g, err = v.verifyJWT(token, now); err != nil {
+		return grant{}, err
 	}
 	if _, ok := v.store.PlaybackKeyPairs.Get(g.Key); !ok {
-		return viewerGrant{}, denial("token not signed by an imported playback key (revoked or unknown)")
+		return grant{}, denial("token not signed by an imported playback key (revoked or unknown)")
 	}
 	if g.Channel != channelID {
-		return viewerGrant{}, denial("token is for another channel")
+		return grant{}, denial("token is for another channel")
 	}
-	if v.now().Unix() >= g.Expires {
-		return viewerGrant{}, denial("token expired")
-	}
-	if g.Origin != "" && origin != g.Origin {
-		return viewerGrant{}, denial("request origin not allowed by token")
+	if g.Origins != "" && g.Origins != "*" {
+		switch {
+		case g.Strict && origin == "":
+			return grant{}, denial("strict origin enforcement: request has no Origin header")
+		case (g.Strict || kind == multivariantPath) && origin != "" && !originAllowed(g.Origins, origin):
+			return grant{}, denial("request origin not allowed by token")
+		}
 	}
 	return g, nil
 }
 
-func (v *TokenVerifier) verifyJWT(ctx context.Context, token string) (viewerGrant, error) {
+// allowOrigin is the Access-Control-Allow-Origin of an answer to origin for kind: "*" unless
+// the token restricts this request's origin, then the origin itself ("" without one).
+func (g grant) allowOrigin(kind pathKind, origin string) string {
+	if g.Origins == "" || g.Origins == "*" || !g.Strict && kind != multivariantPath {
+		return "*"
+	}
+	return origin
+}
+
+// spend marks a single-use JWT used, cluster-wide, so it is refused on every edge after the
+// one request that succeeded with it.
+func (v *TokenVerifier) spend(ctx context.Context, g grant) error {
+	if g.once == "" {
+		return nil
+	}
+	err := v.store.TokenUses.Create(ctx, "u"+sanitizeKey(g.once), v.now().Add(pinnedMaxExp+clockSkew).Unix())
+	if errors.Is(err, store.ErrExists) {
+		return denial("single-use token already used")
+	}
+	if err != nil {
+		return fmt.Errorf("spend single-use token: %w", err)
+	}
+	return nil
+}
+
+func (v *TokenVerifier) verifyJWT(token string, now time.Time) (grant, error) {
 	keys := v.store.PlaybackKeyPairs.List()
 	if len(keys) == 0 {
-		return viewerGrant{}, denial("no playback key pair is imported")
+		return grant{}, denial("no playback key pair is imported")
 	}
 	parser := jwt.NewParser(jwt.WithValidMethods([]string{"ES384"}), jwt.WithExpirationRequired(),
-		jwt.WithTimeFunc(v.now), jwt.WithLeeway(5*time.Second))
+		jwt.WithTimeFunc(func() time.Time { return now }), jwt.WithLeeway(5*time.Second), jwt.WithJSONNumber())
 	var claims jwt.MapClaims
 	var lastErr error
 	var keyID string
@@ -109,39 +228,152 @@ func (v *TokenVerifier) verifyJWT(ctx context.Context, token string) (viewerGran
 	switch {
 	case lastErr == nil:
 	case errors.Is(lastErr, jwt.ErrTokenExpired):
-		return viewerGrant{}, denial("token expired")
+		return grant{}, denial("token expired")
 	case errors.Is(lastErr, jwt.ErrTokenRequiredClaimMissing):
-		return viewerGrant{}, denial("token has no exp claim")
+		return grant{}, denial("token has no exp claim")
 	case errors.Is(lastErr, jwt.ErrTokenSignatureInvalid):
-		return viewerGrant{}, denial("token not signed by an imported playback key (revoked or unknown)")
+		return grant{}, denial("token not signed by an imported playback key (revoked or unknown)")
+	case errors.Is(lastErr, jwt.ErrInvalidType):
+		return grant{}, denial("malformed token: exp must be a number")
 	default:
-		return viewerGrant{}, denial("malformed token")
+		return grant{}, denial("malformed token")
 	}
-	arn, _ := claims["aws:channel-arn"].(string)
+	c, err := parseClaims(claims)
+	if err != nil {
+		return grant{}, err
+	}
 	prefix := fmt.Sprintf("arn:aws:ivs:%s:%s:channel/", v.region, v.account)
-	id, ok := strings.CutPrefix(arn, prefix)
+	id, ok := strings.CutPrefix(c.channelARN, prefix)
 	if !ok || id == "" {
-		return viewerGrant{}, denial("token is for another channel")
+		return grant{}, denial("token is for another channel")
 	}
-	exp, _ := claims.GetExpirationTime()
-	g := viewerGrant{Channel: id, Expires: exp.Unix(), Key: keyID}
-	g.Viewer, _ = claims["aws:viewer-id"].(string)
-	if strict, _ := claims["aws:strict-origin-enforcement"].(bool); strict {
-		g.Origin, _ = claims["aws:access-control-allow-origin"].(string)
-		if g.Origin == "" || g.Origin == "*" {
-			g.Origin = ""
+	if (c.once != "" || c.viewer != "") && c.exp.After(now.Add(pinnedMaxExp+clockSkew)) {
+		return grant{}, denial("token with aws:single-use-uuid or aws:viewer-id expires more than 10 minutes out")
+	}
+	return grant{Channel: id, Key: keyID, Viewer: c.viewer, Origins: c.origins, Strict: c.strict, once: c.once}, nil
+}
+
+// ivsClaims are a JWT's IVS claims, each of the JSON type IVS documents.
+type ivsClaims struct {
+	channelARN, origins, viewer, once string
+	strict                            bool
+	exp                               time.Time
+}
+
+// parseClaims checks claim types: a claim of the wrong type is refused rather than read as
+// absent, which would silently drop a restriction (a strict flag written as "true").
+func parseClaims(m jwt.MapClaims) (ivsClaims, error) {
+	var c ivsClaims
+	wrong := func(name, want string) error {
+		return denial(fmt.Sprintf("malformed token: %s must be %s", name, want))
+	}
+	str := func(name string, dst *string) error {
+		v, ok := m[name]
+		if !ok {
+			return nil
+		}
+		if *dst, ok = v.(string); !ok {
+			return wrong(name, "a string")
+		}
+		return nil
+	}
+	for name, dst := range map[string]*string{"aws:channel-arn": &c.channelARN, "aws:access-control-allow-origin": &c.origins,
+		"aws:viewer-id": &c.viewer, "aws:single-use-uuid": &c.once} {
+		if err := str(name, dst); err != nil {
+			return c, err
 		}
 	}
-	if once, _ := claims["aws:single-use-uuid"].(string); once != "" {
-		// Claimed cluster-wide, so the same token is refused on every edge after one use.
-		if err := v.store.TokenUses.Create(ctx, "u"+sanitizeKey(once), exp.Unix()); err != nil {
-			if errors.Is(err, store.ErrExists) {
-				return viewerGrant{}, denial("single-use token already used")
+	if c.channelARN == "" {
+		return c, denial("malformed token: no aws:channel-arn")
+	}
+	if v, ok := m["aws:strict-origin-enforcement"]; ok {
+		if c.strict, ok = v.(bool); !ok {
+			return c, wrong("aws:strict-origin-enforcement", "a JSON boolean (true or false)")
+		}
+	}
+	if _, ok := m["aws:viewer-id"]; ok && (c.viewer == "" || len(c.viewer) > maxViewerID) {
+		return c, wrong("aws:viewer-id", "1 to 40 characters")
+	}
+	if _, ok := m["aws:single-use-uuid"]; ok {
+		if _, err := uuid.Parse(c.once); err != nil || len(c.once) != 36 {
+			return c, wrong("aws:single-use-uuid", "a UUID")
+		}
+	}
+	if v, ok := m["aws:viewer-session-version"]; ok {
+		n, isNum := v.(json.Number)
+		if _, err := n.Int64(); !isNum || err != nil {
+			return c, wrong("aws:viewer-session-version", "a 64-bit integer")
+		}
+	}
+	if v, ok := m["aws:maximum-resolution"]; ok {
+		if s, _ := v.(string); s != "SD" && s != "HD" && s != "FULL_HD" {
+			return c, wrong("aws:maximum-resolution", `"SD", "HD" or "FULL_HD"`)
+		}
+	}
+	if c.origins != "" && c.origins != "*" {
+		n := 0
+		for _, o := range strings.Split(c.origins, ",") {
+			if o = strings.TrimSpace(o); o == "" || !strings.Contains(o, "://") && o != "*" {
+				return c, wrong("aws:access-control-allow-origin", "comma-separated origins (scheme://host[:port])")
 			}
-			return viewerGrant{}, fmt.Errorf("claim single-use token: %w", err)
+			n++
+		}
+		if c.strict && n > maxStrictOrigins {
+			return c, denial("malformed token: at most 5 origins with aws:strict-origin-enforcement")
 		}
 	}
-	return g, nil
+	exp, err := m.GetExpirationTime()
+	if err != nil || exp == nil {
+		return c, wrong("exp", "a number")
+	}
+	c.exp = exp.Time
+	return c, nil
+}
+
+// originAllowed reports whether origin matches one of list's comma-separated origins: "*"
+// matches any, a host starting with "*." any subdomain of the rest.
+func originAllowed(list, origin string) bool {
+	if origin == "" {
+		return false
+	}
+	origin = strings.ToLower(origin)
+	oScheme, oHost, ok := strings.Cut(origin, "://")
+	if !ok {
+		return false
+	}
+	for _, p := range strings.Split(list, ",") {
+		p = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(p), "/"))
+		if p == "*" || p == origin {
+			return true
+		}
+		scheme, suffix, ok := strings.Cut(p, "://*.")
+		if ok && scheme == oScheme && strings.HasSuffix(oHost, "."+suffix) && len(oHost) > len(suffix)+1 {
+			return true
+		}
+	}
+	return false
+}
+
+// bind is the keyed hash of the part of ip a session is bound to ("" with BindNone).
+func (v *TokenVerifier) bind(ip string) string {
+	if v.binding == BindNone {
+		return ""
+	}
+	prefix := ip
+	if a := net.ParseIP(ip); a != nil {
+		bits4, bits6 := 32, 64
+		if v.binding == BindSubnet {
+			bits4, bits6 = 24, 48
+		}
+		if a4 := a.To4(); a4 != nil {
+			prefix = a4.Mask(net.CIDRMask(bits4, 32)).String()
+		} else {
+			prefix = a.Mask(net.CIDRMask(bits6, 128)).String()
+		}
+	}
+	m := hmac.New(sha256.New, v.secret)
+	m.Write([]byte("bind\x00" + prefix))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:9])
 }
 
 // sanitizeKey maps a UUID (or anything) onto the KV key alphabet.
@@ -166,8 +398,9 @@ func parsePublicKey(p string) (*ecdsa.PublicKey, error) {
 	return ec, nil
 }
 
-// derive signs a grant into a short token for child URIs.
-func (v *TokenVerifier) derive(g viewerGrant) string {
+// derive signs g into a token of scope for clientIP, valid for ttl from now.
+func (v *TokenVerifier) derive(g grant, scope, clientIP string, ttl time.Duration) string {
+	g.Scope, g.Expires, g.Client = scope, v.now().Add(ttl).Unix(), v.bind(clientIP)
 	b, _ := json.Marshal(g)
 	payload := base64.RawURLEncoding.EncodeToString(b)
 	m := hmac.New(sha256.New, v.secret)
@@ -175,24 +408,24 @@ func (v *TokenVerifier) derive(g viewerGrant) string {
 	return derivedPrefix + payload + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
 }
 
-func (v *TokenVerifier) verifyDerived(token string) (viewerGrant, error) {
+func (v *TokenVerifier) verifyDerived(token string) (grant, error) {
 	payload, sig, ok := strings.Cut(strings.TrimPrefix(token, derivedPrefix), ".")
 	if !ok {
-		return viewerGrant{}, denial("malformed token")
+		return grant{}, denial("malformed token")
 	}
 	m := hmac.New(sha256.New, v.secret)
 	m.Write([]byte(payload))
 	want := base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
 	if !hmac.Equal([]byte(sig), []byte(want)) {
-		return viewerGrant{}, denial("malformed token")
+		return grant{}, denial("malformed token")
 	}
 	b, err := base64.RawURLEncoding.DecodeString(payload)
 	if err != nil {
-		return viewerGrant{}, denial("malformed token")
+		return grant{}, denial("malformed token")
 	}
-	var g viewerGrant
+	var g grant
 	if err := json.Unmarshal(b, &g); err != nil {
-		return viewerGrant{}, denial("malformed token")
+		return grant{}, denial("malformed token")
 	}
 	return g, nil
 }

@@ -54,10 +54,13 @@ type Config struct {
 	EdgeUpstream string
 	EdgeCacheMB  int
 
-	NodeRegion    string
-	NodeZone      string
-	EdgePublicURL string
-	Director      directorConfig
+	NodeRegion         string
+	NodeZone           string
+	EdgePublicURL      string
+	Director           directorConfig
+	EdgeTokenBinding   string
+	EdgeSessionMaxAge  time.Duration
+	EdgeObjectTokenTTL time.Duration
 
 	Chat chatConfig
 
@@ -91,8 +94,11 @@ func defaultConfig() *Config {
 		Transcode:      defaultTranscodeConfig(),
 		Monitoring:     defaultMonitoringConfig(),
 
-		IngestPushQueueMB: 16,
-		IngestPushRetry:   5 * time.Second,
+		IngestPushQueueMB:  16,
+		IngestPushRetry:    5 * time.Second,
+		EdgeTokenBinding:   "ip",
+		EdgeSessionMaxAge:  12 * time.Hour,
+		EdgeObjectTokenTTL: time.Minute,
 	}
 }
 
@@ -142,6 +148,9 @@ func (c *Config) options() []option {
 		{"director.cidrRegions", "Viewer regions by client address: comma-separated <CIDR>=<region> pairs, e.g. 10.1.0.0/16=eu-west,127.0.0.2/32=b.", &c.Director.CIDRRegions},
 		{"director.regionHeader", "Trusted request header set by a load balancer or GeoDNS front that carries the viewer's country (mapped through\ndirector.countryRegions) or region label, e.g. CloudFront-Viewer-Country. Empty trusts no header.", &c.Director.RegionHeader},
 		{"director.countryRegions", "Regions of countries named by director.regionHeader: comma-separated <country code>=<region> pairs, e.g. DE=eu-west,US=us-east.", &c.Director.CountryRegions},
+		{"edge.tokenBinding", "What a private channel's viewer session is bound to, so that its URLs play for no other client: ip (the IPv4 address\nor IPv6 /64), subnet (IPv4 /24 or IPv6 /48, for carrier NAT that moves a viewer between addresses) or none.", &c.EdgeTokenBinding},
+		{"edge.sessionMaxAge", "How long a private channel's viewer session (its media playlist URLs) lasts; then the player needs a new token.", &c.EdgeSessionMaxAge},
+		{"edge.objectTokenTtl", "How long the segment and part URLs of a private channel's media playlist stay valid; each playlist renews them.", &c.EdgeObjectTokenTTL},
 		{"quotas.chatRooms", "Most IVS Chat rooms the account may create.", &c.Quotas.ChatRooms},
 		{"quotas.chatLoggingConfigurations", "Most IVS Chat logging configurations the account may create.", &c.Quotas.ChatLoggingConfigurations},
 		{"quotas.chatThrottle", "Answer IVS Chat API calls past IVS's default TPS quotas (CreateChatToken 200/s, SendEvent, DeleteMessage and\nDisconnectUser 100/s, tags 10/s, rooms 5/s, logging configurations 3/s) with ThrottlingException, as IVS does.", &c.Quotas.ChatThrottle},

@@ -18,6 +18,11 @@ func (n *node) startEdge(ctx context.Context) error {
 	if ec.Upstream == "" && n.localOrigin != nil {
 		ec.Local = n.localOrigin
 	}
+	binding, err := edge.ParseBinding(cfg.EdgeTokenBinding)
+	if err != nil {
+		return err
+	}
+	ec.TokenBinding, ec.SessionMaxAge, ec.ObjectTokenTTL = binding, cfg.EdgeSessionMaxAge, cfg.EdgeObjectTokenTTL
 	tracker := viewers.NewTracker()
 	e, err := edge.New(ctx, ec, n.store, tracker, n.log.With("role", "edge"))
 	if err != nil {
