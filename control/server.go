@@ -214,8 +214,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 	if r.ContentLength > s.cfg.MaxBodyBytes {
-		w.Header().Set("Connection", "close")
-		return s.writeError(w, errTooLarge(s.cfg.MaxBodyBytes))
+		return s.refuseBody(w, r)
 	}
 	// The body grows as it arrives: an announced length allocates nothing before the bytes do.
 	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
@@ -223,8 +222,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 		return s.writeError(w, errValidation("reading request body: %v", err))
 	}
 	if int64(len(body)) > s.cfg.MaxBodyBytes {
-		w.Header().Set("Connection", "close")
-		return s.writeError(w, errTooLarge(s.cfg.MaxBodyBytes))
+		return s.refuseBody(w, r)
 	}
 	id, err := s.sig.Verify(r, body, s.services(r)...)
 	if err != nil {
@@ -275,6 +273,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(b)
 	return "", http.StatusOK
+}
+
+// refuseBody answers an over-size body and, on HTTP/1, closes the connection rather than read
+// the rest (on HTTP/2 only the stream is reset; Connection: close would end every stream).
+func (s *Server) refuseBody(w http.ResponseWriter, r *http.Request) (string, int) {
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
+	return s.writeError(w, errTooLarge(s.cfg.MaxBodyBytes))
 }
 
 func (s *Server) writeError(w http.ResponseWriter, e *apiError) (string, int) {
