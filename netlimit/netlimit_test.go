@@ -23,8 +23,9 @@ func serve(t *testing.T, l *Limiter) string {
 				return
 			}
 			go func() {
-				defer c.Close()
 				_, _ = io.Copy(c, c)
+				c.Close()
+				l.Release(c) // as a server's ConnState hook does
 			}()
 		}
 	}()
@@ -105,18 +106,19 @@ func TestTotalCap(t *testing.T) {
 	}
 }
 
-func TestCloseTwiceFreesOnce(t *testing.T) {
+func TestReleaseTwiceFreesOnce(t *testing.T) {
 	l := New(0, 0, nil)
-	c := &conn{Conn: nopConn{}, l: l, ip: "192.0.2.1"}
-	l.acquire("192.0.2.1")
-	l.acquire("192.0.2.1")
-	c.Close()
-	c.Close()
+	a, b := &fakeConn{}, &fakeConn{}
+	l.acquire(a)
+	l.acquire(b)
+	l.Release(a)
+	l.Release(a)
+	l.Release(&fakeConn{}) // never accepted
 	if l.Open() != 1 || l.byIP["192.0.2.1"] != 1 {
 		t.Fatalf("open %d, by ip %v", l.Open(), l.byIP)
 	}
 }
 
-type nopConn struct{ net.Conn }
+type fakeConn struct{ net.Conn }
 
-func (nopConn) Close() error { return nil }
+func (f *fakeConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1} }

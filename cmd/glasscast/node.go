@@ -230,6 +230,11 @@ func (n *node) listen() (*servers, error) {
 		ReadBufferSize:               8 << 10, // bounds request headers; a chat connection keeps it for life
 		NoDefaultDate:                false,
 		CloseOnShutdown:              true,
+		ConnState: func(c net.Conn, st fasthttp.ConnState) {
+			if st == fasthttp.StateClosed || st == fasthttp.StateHijacked {
+				limits.Release(c)
+			}
+		},
 	}
 	go func() {
 		if err := fs.Serve(limits.Listen(ln)); err != nil {
@@ -251,7 +256,12 @@ func (n *node) listen() (*servers, error) {
 		// No ReadTimeout: it would also end the context of a long blocking playlist request
 		// on HTTP/1.1. The body deadline is set per request that has a body.
 		hs := &http.Server{Handler: body.deadline(root), TLSConfig: tlsCfg, ReadHeaderTimeout: headerTimeout, IdleTimeout: 120 * time.Second,
-			ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+			ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+			ConnState: func(c net.Conn, st http.ConnState) {
+				if st == http.StateClosed || st == http.StateHijacked {
+					limits.Release(c)
+				}
+			}}
 		go func() {
 			if err := hs.ServeTLS(limits.Listen(hl), "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.errc <- fmt.Errorf("https server: %w", err)
