@@ -104,7 +104,7 @@ func (c *Config) options() []option {
 		{"account", "12-digit AWS account id this deployment answers as; it appears in ARNs and playback URLs.", &c.Account},
 		{"nodeName", "Name of this process in the cluster. Empty uses the host name.", &c.NodeName},
 		{"http.listen", "Address of the HTTP listener for the API, playback, chat and /metrics.", &c.HTTPListen},
-		{"http.maxConnsPerIp", "Most connections one client address may hold on the HTTP and HTTPS listeners together; more are closed at once (0 = no cap).\nBehind a load balancer or reverse proxy every viewer shares its address: raise it, or set 0 and cap at the proxy.", &c.HTTPMaxConnsPerIP},
+		{"http.maxConnsPerIp", "Most connections one client address may hold on the HTTP and HTTPS listeners together; more are closed at once (0 = no cap).\nBehind a load balancer or reverse proxy every viewer shares its address, and a shield edge's clients are a few edges\nwith many fills each: there, raise it or set 0 (and cap at the proxy).", &c.HTTPMaxConnsPerIP},
 		{"http.maxConns", "Most connections the HTTP and HTTPS listeners hold together; more are closed at once (0 = no cap).", &c.HTTPMaxConns},
 		{"http.bodyTimeout", "Longest a client may take to send a request body after its headers, on the HTTP and HTTPS listeners.\nRequests without a body (playback, chat WebSockets) are not bound by it.", &c.HTTPBodyTimeout},
 		{"nats.url", "External NATS cluster URL(s), comma separated. Empty runs an embedded NATS server with JetStream in dataDir.", &c.NATSURL},
