@@ -307,6 +307,39 @@ func TestSecurityOversizeBody(t *testing.T) {
 	})
 }
 
+// TestSecurityUnparsableRequest: what fasthttp cannot parse gets its 400 and a structured log
+// line at debug level, not a raw line on stderr.
+func TestSecurityUnparsableRequest(t *testing.T) {
+	n := startServe(t, "")
+	c, err := net.Dial("tcp", n.HTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: h\r\nContent-Length: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("status %s, want 400", resp.Status)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(n.Logs(), `msg="http request refused"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no structured log line for the refused request:\n%s", n.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, line := range strings.Split(n.Logs(), "\n") {
+		if strings.Contains(line, "error when") && !strings.HasPrefix(line, "time=") {
+			t.Errorf("raw log line: %s", line)
+		}
+	}
+}
+
 // signedCall sends a SigV4-signed ivs request signed for region and service at the given time
 // and returns the status, error type and message.
 func signedCall(t *testing.T, n *node, path, body, region, service string, at time.Time) (int, string, string) {
