@@ -91,10 +91,13 @@ func TestSecurityBodyMemoryBeforeAuth(t *testing.T) {
 					peak = max(peak, vmRSS(t, pid))
 				}
 			}
-			// The server has had the requests for a while; sample for a few seconds more (a
-			// loaded machine may take that long to read 1,000 connections).
-			for i := 0; i < 30; i++ {
-				peak = max(peak, vmRSS(t, pid))
+			// Sample until the peak has not risen for 2 s (at least 3 s, at most 30 s): a loaded
+			// machine may take that long to read 1,000 connections.
+			start, rose := time.Now(), time.Now()
+			for time.Since(start) < 30*time.Second && (time.Since(start) < 3*time.Second || time.Since(rose) < 2*time.Second) {
+				if r := vmRSS(t, pid); r > peak {
+					peak, rose = r, time.Now()
+				}
 				time.Sleep(100 * time.Millisecond)
 			}
 			growth := peak - base
