@@ -222,8 +222,8 @@ func (n *node) listen() (*servers, error) {
 		// Bodies stream: fasthttp otherwise allocates the announced Content-Length before
 		// reading a byte of it, for any path, before anything is authenticated.
 		StreamRequestBody:            true,
-		DisablePreParseMultipartForm: true, // it would read a multipart body whole
-		MaxRequestBodySize:           int(max(body.max, 1)),
+		DisablePreParseMultipartForm: true,                  // it would read a multipart body whole
+		MaxRequestBodySize:           int(max(body.max, 1)), // a backstop: body.config sets it per request
 		HeaderReceived:               body.config,
 		ErrorHandler:                 body.parseError,
 		Logger:                       slogPrintf{n.log},
