@@ -4,7 +4,7 @@
 GO ?= go
 BIN := bin/glasscast
 
-.PHONY: build serve test deps vet fuzz bench
+.PHONY: build serve test deps vet fuzz fuzz-short bench
 
 build:
 	$(GO) build -o $(BIN) ./cmd/glasscast
@@ -26,26 +26,31 @@ test: deps vet
 	$(GO) test -p 1 -count=1 -timeout 45m ./...
 
 # Short fuzzing runs of every parser of untrusted input.
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test ./auth -run '^$$' -fuzz FuzzSigV4 -fuzztime 30s
-	$(GO) test ./control -run '^$$' -fuzz FuzzOperations -fuzztime 30s
-	$(GO) test ./control -run '^$$' -fuzz FuzzChatOperations -fuzztime 30s
-	$(GO) test ./control -run '^$$' -fuzz FuzzCloudWatch -fuzztime 30s
-	$(GO) test ./chat/wire -run '^$$' -fuzz FuzzParseRequest -fuzztime 30s
-	$(GO) test ./chat/token -run '^$$' -fuzz FuzzOpen -fuzztime 30s
-	$(GO) test ./archive/source -run '^$$' -fuzz FuzzParseMedia -fuzztime 30s
-	$(GO) test ./archive/source -run '^$$' -fuzz FuzzParseMultivariant -fuzztime 30s
-	$(GO) test ./archive/remux -run '^$$' -fuzz FuzzRemux -fuzztime 30s -fuzzminimizetime 3s
-	$(GO) test ./ingest/transcode -run '^$$' -fuzz FuzzAccessUnit -fuzztime 30s
-	$(GO) test ./ingest -run '^$$' -fuzz FuzzConnection -fuzztime 30s -fuzzminimizetime 3s
-	$(GO) test ./ingest/packager -run '^$$' -fuzz FuzzWriteH264 -fuzztime 30s
-	$(GO) test ./metadata -run '^$$' -fuzz FuzzParseEmsg -fuzztime 30s
-	$(GO) test ./metadata -run '^$$' -fuzz FuzzID3Text -fuzztime 30s
-	$(GO) test ./origin/push -run '^$$' -fuzz FuzzDecodeFrame -fuzztime 30s
-	$(GO) test ./origin/push -run '^$$' -fuzz FuzzHandler -fuzztime 30s
-	$(GO) test ./origin/playlist -run '^$$' -fuzz FuzzParseObjectName -fuzztime 30s
-	$(GO) test ./origin -run '^$$' -fuzz FuzzParseDirectives -fuzztime 30s
-	$(GO) test ./origin/llhlscheck -run '^$$' -fuzz FuzzParse -fuzztime 30s
+	$(GO) test ./auth -run '^$$' -fuzz FuzzSigV4 -fuzztime $(FUZZTIME)
+	$(GO) test ./control -run '^$$' -fuzz FuzzOperations -fuzztime $(FUZZTIME)
+	$(GO) test ./control -run '^$$' -fuzz FuzzChatOperations -fuzztime $(FUZZTIME)
+	$(GO) test ./control -run '^$$' -fuzz FuzzCloudWatch -fuzztime $(FUZZTIME)
+	$(GO) test ./chat/wire -run '^$$' -fuzz FuzzParseRequest -fuzztime $(FUZZTIME)
+	$(GO) test ./chat/token -run '^$$' -fuzz FuzzOpen -fuzztime $(FUZZTIME)
+	$(GO) test ./archive/source -run '^$$' -fuzz FuzzParseMedia -fuzztime $(FUZZTIME)
+	$(GO) test ./archive/source -run '^$$' -fuzz FuzzParseMultivariant -fuzztime $(FUZZTIME)
+	$(GO) test ./archive/remux -run '^$$' -fuzz FuzzRemux -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
+	$(GO) test ./ingest/transcode -run '^$$' -fuzz FuzzAccessUnit -fuzztime $(FUZZTIME)
+	$(GO) test ./ingest -run '^$$' -fuzz FuzzConnection -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
+	$(GO) test ./ingest/packager -run '^$$' -fuzz FuzzWriteH264 -fuzztime $(FUZZTIME)
+	$(GO) test ./metadata -run '^$$' -fuzz FuzzParseEmsg -fuzztime $(FUZZTIME)
+	$(GO) test ./metadata -run '^$$' -fuzz FuzzID3Text -fuzztime $(FUZZTIME)
+	$(GO) test ./origin/push -run '^$$' -fuzz FuzzDecodeFrame -fuzztime $(FUZZTIME)
+	$(GO) test ./origin/push -run '^$$' -fuzz FuzzHandler -fuzztime $(FUZZTIME)
+	$(GO) test ./origin/playlist -run '^$$' -fuzz FuzzParseObjectName -fuzztime $(FUZZTIME)
+	$(GO) test ./origin -run '^$$' -fuzz FuzzParseDirectives -fuzztime $(FUZZTIME)
+	$(GO) test ./origin/llhlscheck -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+
+# Every target of `make fuzz` for a few seconds: a CI step that keeps them building and running.
+fuzz-short:
+	$(MAKE) fuzz FUZZTIME=3s
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -34,9 +35,15 @@ type SigV4Verifier struct {
 	Secret func(accessKeyID string) (string, bool)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// MaxSkew is how far the request time may be from now; AWS allows 5 minutes, default 15.
+	// MaxSkew is how far the request time may be from now; default 5 minutes, as AWS.
 	MaxSkew time.Duration
+	// Region is the deployment's region: a credential scoped to another is refused, as AWS
+	// refuses a signature for another region's endpoint. Empty accepts any.
+	Region string
 }
+
+// DefaultMaxSkew is AWS's: a signed request is valid 5 minutes either side of its time.
+const DefaultMaxSkew = 5 * time.Minute
 
 const sigV4Algorithm = "AWS4-HMAC-SHA256"
 
@@ -83,9 +90,11 @@ func parseAuthorization(h string) (authorization, error) {
 	return a, nil
 }
 
-// Verify checks r's signature. body is the request body already read by the caller (the
-// signature covers its hash).
-func (v *SigV4Verifier) Verify(r *http.Request, body []byte) (Identity, error) {
+// Verify checks r's signature, and that its credential scope names the verifier's region and
+// one of services (the services whose operation r calls; any when none are given). body is the
+// request body already read by the caller (the signature covers its hash). Refusals carry
+// AWS's error code and wording.
+func (v *SigV4Verifier) Verify(r *http.Request, body []byte, services ...string) (Identity, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		return Identity{}, &SigV4Error{"MissingAuthenticationTokenException", "Missing Authentication Token"}
@@ -103,15 +112,28 @@ func (v *SigV4Verifier) Verify(r *http.Request, body []byte) (Identity, error) {
 	if err != nil || !strings.HasPrefix(amzDate, a.date) {
 		return Identity{}, &SigV4Error{"IncompleteSignatureException", "X-Amz-Date must be present and match the credential scope date."}
 	}
+	if v.Region != "" && a.region != v.Region {
+		return Identity{}, &SigV4Error{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped to a valid region, not '%s'. ", a.region)}
+	}
+	if len(services) > 0 && !slices.Contains(services, a.service) {
+		return Identity{}, &SigV4Error{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped to correct service: '%s'. ", services[0])}
+	}
 	now, skew := time.Now(), v.MaxSkew
 	if v.Now != nil {
 		now = v.Now()
 	}
-	if skew == 0 {
-		skew = 15 * time.Minute
+	if skew <= 0 {
+		skew = DefaultMaxSkew
 	}
-	if d := now.Sub(t); d > skew || d < -skew {
-		return Identity{}, &SigV4Error{"InvalidSignatureException", fmt.Sprintf("Signature expired: %s is now earlier than %s.", amzDate, now.Add(-skew).UTC().Format("20060102T150405Z"))}
+	const stamp = "20060102T150405Z"
+	mins := int(skew / time.Minute)
+	if now.Sub(t) > skew {
+		return Identity{}, &SigV4Error{"InvalidSignatureException", fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - %d min.)",
+			amzDate, now.Add(-skew).UTC().Format(stamp), now.UTC().Format(stamp), mins)}
+	}
+	if t.Sub(now) > skew {
+		return Identity{}, &SigV4Error{"InvalidSignatureException", fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + %d min.)",
+			amzDate, now.Add(skew).UTC().Format(stamp), now.UTC().Format(stamp), mins)}
 	}
 	payloadHash := sha256Hex(body)
 	if claimed := r.Header.Get("X-Amz-Content-Sha256"); claimed != "" && claimed != payloadHash {

@@ -24,12 +24,18 @@ func verifier(now time.Time) *SigV4Verifier {
 	return &SigV4Verifier{
 		Secret: func(id string) (string, bool) { return secret, id == akid },
 		Now:    func() time.Time { return now },
+		Region: "us-east-1",
 	}
 }
 
 // signed builds a request as the AWS SDK's own signer signs it, then receives it through a
 // real HTTP server so the verifier sees what a server sees (Host promoted, headers canonical).
 func signed(t *testing.T, method, target string, body []byte, at time.Time, service string, mutate func(*http.Request)) (*http.Request, []byte) {
+	t.Helper()
+	return signedIn(t, method, target, body, at, "us-east-1", service, mutate)
+}
+
+func signedIn(t *testing.T, method, target string, body []byte, at time.Time, region, service string, mutate func(*http.Request)) (*http.Request, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, "http://127.0.0.1:8080"+target, bytes.NewReader(body))
 	if err != nil {
@@ -39,7 +45,7 @@ func signed(t *testing.T, method, target string, body []byte, at time.Time, serv
 	req.Header.Set("X-Custom", "  a   b  ")
 	sum := sha256.Sum256(body)
 	err = v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: akid, SecretAccessKey: secret},
-		req, hex.EncodeToString(sum[:]), service, "us-east-1", at)
+		req, hex.EncodeToString(sum[:]), service, region, at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,6 +122,46 @@ func TestSigV4Refusals(t *testing.T) {
 		var se *SigV4Error
 		if !errors.As(err, &se) || se.Code != c.code {
 			t.Errorf("%s: got %v, want %s", c.name, err, c.code)
+		}
+	}
+}
+
+// The credential scope must name the deployment's region and the operation's service, and the
+// request time must be within AWS's 5 minutes, with AWS's codes and wording.
+func TestSigV4Scope(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	body := []byte(`{}`)
+	cases := []struct {
+		name            string
+		at              time.Time
+		region, service string
+		services        []string
+		message         string // "" accepts
+	}{
+		{"scoped right", now, "us-east-1", "ivs", []string{"ivs"}, ""},
+		{"one of the services", now, "us-east-1", "ivschat", []string{"ivs", "ivschat"}, ""},
+		{"any service when none is asked", now, "us-east-1", "s3", nil, ""},
+		{"another region", now, "eu-west-1", "ivs", []string{"ivs"}, "Credential should be scoped to a valid region, not 'eu-west-1'. "},
+		{"another service", now, "us-east-1", "ivschat", []string{"ivs"}, "Credential should be scoped to correct service: 'ivs'. "},
+		{"4 minutes old", now.Add(-4 * time.Minute), "us-east-1", "ivs", nil, ""},
+		{"4 minutes ahead", now.Add(4 * time.Minute), "us-east-1", "ivs", nil, ""},
+		{"6 minutes old", now.Add(-6 * time.Minute), "us-east-1", "ivs", nil,
+			"Signature expired: 20261125T115400Z is now earlier than 20261125T115500Z (20261125T120000Z - 5 min.)"},
+		{"6 minutes ahead", now.Add(6 * time.Minute), "us-east-1", "ivs", nil,
+			"Signature not yet current: 20261125T120600Z is still later than 20261125T120500Z (20261125T120000Z + 5 min.)"},
+	}
+	for _, c := range cases {
+		r, got := signedIn(t, "POST", "/ListChannels", body, c.at, c.region, c.service, nil)
+		id, err := verifier(now).Verify(r, got, c.services...)
+		if c.message == "" {
+			if err != nil || id.Service != c.service {
+				t.Errorf("%s: %v (identity %+v)", c.name, err, id)
+			}
+			continue
+		}
+		var se *SigV4Error
+		if !errors.As(err, &se) || se.Code != "InvalidSignatureException" || se.Message != c.message {
+			t.Errorf("%s: got %v, want InvalidSignatureException: %s", c.name, err, c.message)
 		}
 	}
 }

@@ -24,6 +24,12 @@ func errValidation(format string, a ...any) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: "ValidationException", Message: fmt.Sprintf(format, a...)}
 }
 
+// errTooLarge is what AWS's REST-JSON services answer to a request body over their limit.
+func errTooLarge(limit int64) *apiError {
+	return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "RequestEntityTooLargeException",
+		Message: fmt.Sprintf("Request must be smaller than %d bytes for the operation", limit+1)}
+}
+
 func errNotFound(format string, a ...any) *apiError {
 	return &apiError{Status: http.StatusNotFound, Code: "ResourceNotFoundException", Message: fmt.Sprintf(format, a...)}
 }

@@ -46,7 +46,8 @@ type Config struct {
 	// IngestHost is the host publishers connect to. Empty uses the API request's host name.
 	IngestHost string
 	Quotas     Quotas
-	// MaxBodyBytes bounds a request body; larger requests are refused before they are read.
+	// MaxBodyBytes bounds a request body; larger requests are refused before they are read
+	// (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64
 	// Chat mints chat tokens and reaches live rooms; nil answers those IVS Chat operations with an error.
 	Chat ChatBackend
@@ -54,6 +55,10 @@ type Config struct {
 	// answers them with ServiceUnavailable.
 	Metrics MetricsReader
 }
+
+// DefaultMaxBodyBytes bounds an API request body unless Config.MaxBodyBytes says otherwise.
+// IVS's largest inputs (an imported public key, 50 tags, 1 KB of metadata) are far below it.
+const DefaultMaxBodyBytes = 1 << 20
 
 // Broadcasts reaches the ingest that holds a channel's publisher; its errors are ingestctl's.
 type Broadcasts interface {
@@ -88,14 +93,14 @@ type request struct {
 
 // New returns a Server. viewers reports a channel's current viewer count (nil: always 0).
 func New(cfg Config, st *store.Store, b Broadcasts, viewers func(string) int64, log *slog.Logger) *Server {
-	if cfg.MaxBodyBytes == 0 {
-		cfg.MaxBodyBytes = 1 << 20
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if viewers == nil {
 		viewers = func(string) int64 { return 0 }
 	}
 	s := &Server{cfg: cfg, store: st, broadcasts: b, viewers: viewers, log: log,
-		sig: &auth.SigV4Verifier{Secret: cfg.Secret}}
+		sig: &auth.SigV4Verifier{Secret: cfg.Secret, Region: cfg.Region}}
 	s.ivs = map[string]op{
 		"POST /CreateChannel":                s.createChannel,
 		"POST /GetChannel":                   s.getChannel,
@@ -130,6 +135,18 @@ func New(cfg Config, st *store.Store, b Broadcasts, viewers func(string) int64, 
 	return s
 }
 
+// MaxBodyBytes is the largest request body the API reads. A listener that buffers bodies
+// before the API sees them reads no more, and answers a larger one with RefuseTooLarge.
+func (s *Server) MaxBodyBytes() int64 { return s.cfg.MaxBodyBytes }
+
+// RefuseTooLarge answers, as AWS does, a request whose body is over MaxBodyBytes.
+func (s *Server) RefuseTooLarge(w http.ResponseWriter) {
+	w.Header().Set("x-amzn-RequestId", uuid.NewString())
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	w.Header().Set("Connection", "close") // the rest of the body is not read
+	s.writeError(w, errTooLarge(s.cfg.MaxBodyBytes))
+}
+
 // noContent marks operations that answer 204 with no body, as IVS does.
 type noContent struct{}
 
@@ -142,6 +159,32 @@ func (s *Server) Handles(r *http.Request) bool {
 	_, ok := s.ivs[routeKey(r)]
 	_, chat := s.ivschat[routeKey(r)]
 	return ok || chat
+}
+
+// services are the signing services whose operations answer r's method and path: the
+// service a credential must be scoped to (both IVS and IVS Chat have /tags). None for a path
+// no service answers, which dispatch then refuses as an unknown operation.
+func (s *Server) services(r *http.Request) []string {
+	key := routeKey(r)
+	_, ivs := s.ivs[key]
+	_, chat := s.ivschat[key]
+	switch {
+	case ivs && chat:
+		return []string{"ivs", "ivschat"}
+	case ivs:
+		return []string{"ivs"}
+	case chat:
+		return []string{"ivschat"}
+	case isCloudWatch(r):
+		return []string{"monitoring"}
+	}
+	return nil
+}
+
+// isCloudWatch reports whether r has the shape of a CloudWatch call: awsQuery and JSON 1.0
+// post to the root, RPC v2 CBOR to its operation path.
+func isCloudWatch(r *http.Request) bool {
+	return r.Method == http.MethodPost && (r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, cwCBORPath))
 }
 
 func routeKey(r *http.Request) string {
@@ -171,16 +214,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 	if r.ContentLength > s.cfg.MaxBodyBytes {
-		return s.writeError(w, errValidation("request body larger than %d bytes", s.cfg.MaxBodyBytes))
+		return s.refuseBody(w, r)
 	}
+	// The body grows as it arrives: an announced length allocates nothing before the bytes do.
 	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
 	if err != nil {
 		return s.writeError(w, errValidation("reading request body: %v", err))
 	}
 	if int64(len(body)) > s.cfg.MaxBodyBytes {
-		return s.writeError(w, errValidation("request body larger than %d bytes", s.cfg.MaxBodyBytes))
+		return s.refuseBody(w, r)
 	}
-	id, err := s.sig.Verify(r, body)
+	id, err := s.sig.Verify(r, body, s.services(r)...)
 	if err != nil {
 		var se *auth.SigV4Error
 		if errors.As(err, &se) {
@@ -229,6 +273,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(b)
 	return "", http.StatusOK
+}
+
+// refuseBody answers an over-size body and, on HTTP/1, closes the connection rather than read
+// the rest (on HTTP/2 only the stream is reset; Connection: close would end every stream).
+func (s *Server) refuseBody(w http.ResponseWriter, r *http.Request) (string, int) {
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
+	return s.writeError(w, errTooLarge(s.cfg.MaxBodyBytes))
 }
 
 func (s *Server) writeError(w http.ResponseWriter, e *apiError) (string, int) {

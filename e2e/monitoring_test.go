@@ -147,6 +147,7 @@ func TestMonitoring(t *testing.T) {
 		"--events-webhooks", "http://"+hookAddr+"/ivs-events#types=stream-state",
 		"--events-webhook-secret", webhookSecret,
 		"--events-webhook-max-backoff", "1s",
+		"--metrics-token", metricsToken,
 		"--nats-listen", natsAddr)
 	ctx := ctxT(t, 5*time.Minute)
 	c := n.ivsClient()
@@ -427,10 +428,15 @@ func cliValues(t *testing.T, cli string, args []string) []float64 {
 	return r.Values
 }
 
+// metricsToken is the bearer token of nodes whose /metrics a test scrapes.
+const metricsToken = "test-metrics-token"
+
 // scrape reads /metrics with Prometheus' own text parser.
 func scrape(t *testing.T, n *node) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := http.Get(n.endpoint() + "/metrics")
+	req, _ := http.NewRequest("GET", n.endpoint()+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+metricsToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

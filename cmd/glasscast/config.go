@@ -18,7 +18,10 @@ type Config struct {
 	Account  string
 	NodeName string
 
-	HTTPListen string
+	HTTPListen        string
+	HTTPMaxConnsPerIP int
+	HTTPMaxConns      int
+	HTTPBodyTimeout   time.Duration
 
 	NATSURL    string
 	NATSListen string
@@ -78,7 +81,14 @@ func defaultConfig() *Config {
 		Region:     "us-east-1",
 		Account:    "000000000000",
 		HTTPListen: ":8080",
-		Quotas:     control.Quotas{Channels: 5000, StreamKeysPerChannel: 2, PlaybackKeyPairs: 3, RecordingConfigurations: 20, ChatRooms: 50000, ChatLoggingConfigurations: 10},
+		// A viewer holds one or two connections (HTTP/2: one; HTTP/1.1: a blocking playlist
+		// request and a part); 1,000 per address serves an office or a carrier-grade NAT address
+		// of several hundred viewers, and one address can hold at most 5 % of the 20,000 total,
+		// which at about 30 KB per idle connection bounds them to some 600 MB.
+		HTTPMaxConnsPerIP: 1000,
+		HTTPMaxConns:      20000,
+		HTTPBodyTimeout:   30 * time.Second,
+		Quotas:            control.Quotas{Channels: 5000, StreamKeysPerChannel: 2, PlaybackKeyPairs: 3, RecordingConfigurations: 20, ChatRooms: 50000, ChatLoggingConfigurations: 10},
 
 		RTMPListen:     ":1935",
 		RTMPSListen:    ":1936",
@@ -111,6 +121,9 @@ func (c *Config) options() []option {
 		{"account", "12-digit AWS account id this deployment answers as; it appears in ARNs and playback URLs.", &c.Account},
 		{"nodeName", "Name of this process in the cluster. Empty uses the host name.", &c.NodeName},
 		{"http.listen", "Address of the HTTP listener for the API, playback, chat and /metrics.", &c.HTTPListen},
+		{"http.maxConnsPerIp", "Most connections one client address may hold on the HTTP and HTTPS listeners together; more are closed at once (0 = no cap).\nBehind a load balancer or reverse proxy every viewer shares its address, and a shield edge's clients are a few edges\nwith many fills each: there, raise it or set 0 (and cap at the proxy).", &c.HTTPMaxConnsPerIP},
+		{"http.maxConns", "Most connections the HTTP and HTTPS listeners hold together; more are closed at once (0 = no cap).", &c.HTTPMaxConns},
+		{"http.bodyTimeout", "Longest a client may take to send a request body after its headers, on the HTTP and HTTPS listeners.\nRequests without a body (playback, chat WebSockets) are not bound by it.", &c.HTTPBodyTimeout},
 		{"nats.url", "External NATS cluster URL(s), comma separated. Empty runs an embedded NATS server with JetStream in dataDir.", &c.NATSURL},
 		{"nats.listen", "When set (e.g. 127.0.0.1:4222), the embedded NATS server accepts other Glasscast processes on this address.\nEmpty keeps it private to this process.", &c.NATSListen},
 		{"nats.creds", "NATS credentials file for an external cluster.", &c.NATSCreds},
@@ -185,6 +198,8 @@ func (c *Config) options() []option {
 		{"events.maxAge", "How long the events stream keeps events: a webhook that is down longer loses the oldest.", &c.Monitoring.EventsMaxAge},
 		{"events.maxMb", "Most megabytes of events the events stream keeps.", &c.Monitoring.EventsMaxMB},
 		{"metrics.record", "Keep the AWS/IVS metric aggregates that GetMetricData answers from (JetStream streams with CloudWatch's retention).", &c.Monitoring.Record},
+		{"metrics.listen", "When set (e.g. 10.0.0.5:9464), /metrics is served on this address, for a private network, and no longer on the public listeners.", &c.Monitoring.MetricsListen},
+		{"metrics.token", "Bearer token Prometheus presents for /metrics (Authorization: Bearer <token>); it lists live channel ids and\ntheir bit rates. Empty on the public listeners uses one generated once, shared over NATS and printed when created;\nempty with metrics.listen asks none there.", &c.Monitoring.MetricsToken},
 		{"events.ingestBitrateLimitMbps", "Ingest bit rate (Mb/s, averaged over 5 s) past which a stream gets an IVS Limit Breach event, once (IVS: 8.5). 0 checks nothing.", &c.Monitoring.MaxIngestMbps},
 	}
 }

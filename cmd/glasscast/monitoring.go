@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -17,9 +19,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"glasscast/archive"
+	"glasscast/auth"
 	"glasscast/control"
 	"glasscast/events"
 	"glasscast/metrics"
+	"glasscast/netlimit"
 	"glasscast/store"
 	"glasscast/viewers"
 )
@@ -33,6 +37,8 @@ type monitoringConfig struct {
 	EventsMaxMB       int
 	Record            bool
 	MaxIngestMbps     float64
+	MetricsListen     string
+	MetricsToken      string
 }
 
 func defaultMonitoringConfig() monitoringConfig {
@@ -49,7 +55,7 @@ type monitoring struct {
 	store    *metrics.Store
 }
 
-// startMonitoring serves /metrics on the node's listeners and starts what reports from this
+// startMonitoring serves /metrics (serveMetrics) and starts what reports from this
 // node's roles: events from ingests and archives, ingest and recording meters, and, with the
 // control role, the CloudWatch metrics recorder and webhook delivery. It runs before the
 // other roles, which pick up what it made.
@@ -58,7 +64,9 @@ func (n *node) startMonitoring(ctx context.Context) error {
 	log := n.log.With("role", "monitoring")
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	n.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if err := n.serveMetrics(ctx, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})); err != nil {
+		return err
+	}
 	m := &monitoring{reg: reg}
 	n.mon = m
 	n.monitorServers()
@@ -94,6 +102,79 @@ func (n *node) startMonitoring(ctx context.Context) error {
 		}
 	}
 	return n.startWebhooks(ctx, m)
+}
+
+// serveMetrics serves /metrics where metrics.listen and metrics.token say. It lists live
+// channel ids (private channels' too) and their ingest bit rates, which IVS shows no one but
+// the account: so it is never public. With metrics.listen it is served only on that (private)
+// address; otherwise on the public listeners behind a bearer token, generated once when
+// metrics.token is not set.
+func (n *node) serveMetrics(ctx context.Context, h http.Handler) error {
+	cfg := n.cfg.Monitoring
+	if cfg.MetricsListen != "" {
+		if cfg.MetricsToken != "" {
+			h = bearer(cfg.MetricsToken, h)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", h)
+		ln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics listen: %w", err)
+		}
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+		n.goRole(func() {
+			go func() {
+				<-ctx.Done()
+				_ = srv.Close()
+			}()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				n.log.Error("metrics listener", "err", err)
+			}
+		})
+		n.log.Info("metrics listening", "addr", ln.Addr().String())
+		return nil
+	}
+	token := cfg.MetricsToken
+	if token == "" {
+		const name = "metrics-token"
+		_, existed := n.store.Secrets.Get(name)
+		var err error
+		if token, err = n.store.Secret(ctx, name, auth.NewSecret); err != nil {
+			return err
+		}
+		if !existed {
+			// On the terminal once, never in the log, like the API key.
+			fmt.Fprintf(os.Stdout, "\nCreated the /metrics bearer token (kept in NATS; set metrics.token to choose one, or metrics.listen for a private address):\n  %s\n\n", token)
+		}
+	}
+	n.mux.Handle("GET /metrics", bearer(token, h))
+	return nil
+}
+
+// bearer lets through requests that carry "Authorization: Bearer <token>".
+func bearer(token string, h http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="glasscast-metrics"`)
+			http.Error(w, "metrics need a bearer token (metrics.token)", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// monitorListeners exposes the connections of the public listeners and those refused at a cap.
+func (n *node) monitorListeners(l *netlimit.Limiter) {
+	if n.mon == nil {
+		return
+	}
+	n.mon.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "glasscast_http_connections", Help: "Connections open on the HTTP and HTTPS listeners."},
+			func() float64 { return float64(l.Open()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "glasscast_http_connections_refused_total",
+			Help: "Connections closed at accept because http.maxConns or http.maxConnsPerIp was reached."},
+			func() float64 { return float64(l.Refused()) }))
 }
 
 // startRecorder keeps the aggregates behind GetMetricData.

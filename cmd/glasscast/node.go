@@ -19,6 +19,7 @@ import (
 	"glasscast/control"
 	"glasscast/edge"
 	"glasscast/media"
+	"glasscast/netlimit"
 	"glasscast/origin"
 	"glasscast/store"
 )
@@ -166,8 +167,16 @@ type servers struct {
 	shutdown func()
 }
 
+// headerTimeout bounds how long a client may take to send a request's headers.
+const headerTimeout = 10 * time.Second
+
 // listen opens the HTTP (fasthttp, HTTP/1.1) and HTTPS (net/http, HTTP/2) listeners. Both
 // answer the same paths: playback from the edge, everything else from the shared mux.
+//
+// Nothing is authenticated before a request is read, so both bound what a client can make
+// them hold: connections per address and in total (netlimit), the time to send headers and a
+// body (http.bodyTimeout), and body memory: only the API takes a body, no larger than its
+// limit, buffered as it arrives, never at the size a client announces.
 func (n *node) listen() (*servers, error) {
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
@@ -179,6 +188,11 @@ func (n *node) listen() (*servers, error) {
 			n.mux.ServeHTTP(w, r)
 		}
 	})
+	body := bodyLimit{timeout: n.cfg.HTTPBodyTimeout, log: n.log}
+	if api, ok := n.api.(*control.Server); ok {
+		body.max = api.MaxBodyBytes()
+		body.refuse = fasthttpadaptor.NewFastHTTPHandler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { api.RefuseTooLarge(w) }))
+	}
 	viaNetHTTP := fasthttpadaptor.NewFastHTTPHandler(root)
 	fastRoot := func(ctx *fasthttp.RequestCtx) {
 		path := string(ctx.Path())
@@ -190,8 +204,16 @@ func (n *node) listen() (*servers, error) {
 			h(ctx)
 			return
 		}
+		// The adaptor would read a streamed body whole, however large: buffer it here, capped.
+		if ctx.Request.IsBodyStream() && !body.buffer(ctx) {
+			return
+		}
 		viaNetHTTP(ctx)
 	}
+	limits := netlimit.New(n.cfg.HTTPMaxConns, n.cfg.HTTPMaxConnsPerIP, func(ip string, perIP bool) {
+		n.log.Debug("http connection refused: cap reached", "remote", ip, "perIp", perIP)
+	})
+	n.monitorListeners(limits)
 	s := &servers{errc: make(chan error, 2)}
 	var closers []func()
 
@@ -200,18 +222,29 @@ func (n *node) listen() (*servers, error) {
 		return nil, fmt.Errorf("http listen: %w", err)
 	}
 	fs := &fasthttp.Server{
-		Handler:            fastRoot,
-		Name:               "glasscast",
-		ReadTimeout:        60 * time.Second,
-		IdleTimeout:        120 * time.Second,
-		MaxRequestBodySize: 4 << 20,
-		ReadBufferSize:     8 << 10, // bounds request headers; a chat connection keeps it for life
-		NoDefaultDate:      false,
-		CloseOnShutdown:    true,
-		StreamRequestBody:  false,
+		Handler:     fastRoot,
+		Name:        "glasscast",
+		ReadTimeout: headerTimeout, // from a request's first byte; a body gets its own below
+		IdleTimeout: 120 * time.Second,
+		// Bodies stream: fasthttp otherwise allocates the announced Content-Length before
+		// reading a byte of it, for any path, before anything is authenticated.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,                  // it would read a multipart body whole
+		MaxRequestBodySize:           int(max(body.max, 1)), // a backstop: body.config sets it per request
+		HeaderReceived:               body.config,
+		ErrorHandler:                 body.parseError,
+		Logger:                       slogPrintf{n.log},
+		ReadBufferSize:               8 << 10, // bounds request headers; a chat connection keeps it for life
+		NoDefaultDate:                false,
+		CloseOnShutdown:              true,
+		ConnState: func(c net.Conn, st fasthttp.ConnState) {
+			if st == fasthttp.StateClosed || st == fasthttp.StateHijacked {
+				limits.Release(c)
+			}
+		},
 	}
 	go func() {
-		if err := fs.Serve(ln); err != nil {
+		if err := fs.Serve(limits.Listen(ln)); err != nil {
 			s.errc <- fmt.Errorf("http server: %w", err)
 		}
 	}()
@@ -227,9 +260,17 @@ func (n *node) listen() (*servers, error) {
 		if err != nil {
 			return nil, fmt.Errorf("https listen: %w", err)
 		}
-		hs := &http.Server{Handler: root, TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+		// No ReadTimeout: it would also end the context of a long blocking playlist request
+		// on HTTP/1.1. The body deadline is set per request that has a body.
+		hs := &http.Server{Handler: body.deadline(root), TLSConfig: tlsCfg, ReadHeaderTimeout: headerTimeout, IdleTimeout: 120 * time.Second,
+			ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+			ConnState: func(c net.Conn, st http.ConnState) {
+				if st == http.StateClosed || st == http.StateHijacked {
+					limits.Release(c)
+				}
+			}}
 		go func() {
-			if err := hs.ServeTLS(hl, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := hs.ServeTLS(limits.Listen(hl), "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.errc <- fmt.Errorf("https server: %w", err)
 			}
 		}()
