@@ -22,8 +22,6 @@ const (
 	// preAuthBudget bounds what a client may send before its stream key is accepted, so an
 	// unauthenticated peer cannot make the server buffer large messages.
 	preAuthBudget = 64 << 10
-	// handshakeTimeout bounds the time from TCP accept to an accepted publish.
-	handshakeTimeout = 10 * time.Second
 	// readTimeout disconnects a publisher that sends nothing for this long.
 	readTimeout = 10 * time.Second
 )
@@ -33,11 +31,17 @@ type errRefused struct{ reason string }
 
 func (e errRefused) Error() string { return "publish refused: " + e.reason }
 
-func (s *Server) handle(ctx context.Context, nc net.Conn, secure bool) {
+// handle serves one accepted connection; pc is its place in the pending pool, which it leaves
+// when it returns or becomes a publisher.
+func (s *Server) handle(ctx context.Context, nc net.Conn, pc *pendingConn, secure bool) {
 	defer nc.Close()
+	defer s.adm.done(pc)
+	accepted := time.Now()
 	log := s.log.With("remote", nc.RemoteAddr().String(), "secure", secure)
 	conn := &budgetConn{Conn: nc, budget: preAuthBudget}
-	_ = nc.SetDeadline(time.Now().Add(handshakeTimeout))
+	// One deadline for the TLS handshake, RTMP's handshake, connect and publish: a peer that
+	// dawdles holds a pending slot for no longer than this.
+	_ = nc.SetDeadline(accepted.Add(s.cfg.HandshakeTimeout))
 
 	sc := &gortmplib.ServerConn{RW: conn}
 	if err := sc.Initialize(); err != nil {
@@ -60,6 +64,14 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, secure bool) {
 		return
 	}
 	log = log.With("channel", ch.ID, "streamKey", keyID)
+	if ok, full := s.adm.promote(pc); !ok {
+		if full {
+			log.Warn("rtmp publish refused", "reason", "too many publishers", "maxPublishers", s.cfg.MaxPublishers)
+			_ = sc.RejectAction()
+		}
+		return // else evicted from the pending pool: its socket is closed already
+	}
+	defer s.adm.leave()
 	b, err := s.attach(ctx, ch)
 	if err != nil {
 		log.Warn("rtmp publish refused", "reason", err.Error())
@@ -72,7 +84,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, secure bool) {
 	}
 	conn.budget = -1
 	_ = nc.SetDeadline(time.Time{})
-	log.Info("publisher connected", "stream", b.streamID)
+	log.Info("publisher connected", "stream", b.streamID, "handshake", time.Since(accepted).Round(time.Millisecond))
 	p := &publisher{b: b, conn: nc, rtmp: sc, log: log}
 	b.setPublisher(p)
 	err = p.run()
