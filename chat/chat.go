@@ -255,10 +255,9 @@ func (s *Server) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 }
 
 // checkHandshake refuses, before the token is claimed, every request the upgrader would
-// refuse, so that a handshake that fails leaves its single-use token unspent: the token is
-// claimed only when the upgrade can succeed (the header checks the caller made, IsWebSocketUpgrade,
-// and these are all the upgrader's, and its origin check accepts every origin). What can still fail after the
-// claim is the connection itself, lost mid-handshake.
+// refuse (IsWebSocketUpgrade checked the Connection and Upgrade headers; the origin check
+// passes every origin), so a handshake that fails leaves its single-use token unspent. Only a
+// connection lost in the middle of the upgrade can still spend one.
 func checkHandshake(method, version, key string) *errRefused {
 	if method != http.MethodGet {
 		return &errRefused{http.StatusMethodNotAllowed, "a WebSocket handshake is a GET request"}
