@@ -222,6 +222,9 @@ func TestIngestHandshakeDeadline(t *testing.T) {
 			}
 		})
 	}
+	if !strings.Contains(n.Logs(), "cut by the handshake deadline") {
+		t.Error("no warning about connections cut by the handshake deadline")
+	}
 }
 
 // TestInBandMetadataLimits: in-band onTextData obeys PutMetadata's rules: text over 1 KB is

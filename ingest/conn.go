@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -45,11 +46,11 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, pc *pendingConn, secur
 
 	sc := &gortmplib.ServerConn{RW: conn}
 	if err := sc.Initialize(); err != nil {
-		log.Debug("rtmp handshake failed", "err", err)
+		s.handshakeFailed(log, "rtmp handshake failed", err, accepted)
 		return
 	}
 	if err := sc.AcceptConn(); err != nil {
-		log.Debug("rtmp connect failed", "err", err)
+		s.handshakeFailed(log, "rtmp connect failed", err, accepted)
 		return
 	}
 	if !sc.Publish {
@@ -90,6 +91,21 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, pc *pendingConn, secur
 	err = p.run()
 	log.Info("publisher disconnected", "stream", b.streamID, "reason", errString(err))
 	b.detach(p, err)
+}
+
+// handshakeFailed logs a connection that ended before it published. Those cut by the
+// handshake deadline are also counted and reported now and then: under a flood idle sockets
+// are cut all the time, but a real publisher whose link or machine is too slow for
+// ingest.handshakeTimeout must show up in the log too.
+func (s *Server) handshakeFailed(log *slog.Logger, msg string, err error, accepted time.Time) {
+	log.Debug(msg, "err", err)
+	if time.Since(accepted) >= s.cfg.HandshakeTimeout {
+		n := s.timeouts.Add(1)
+		if s.timeoutWarn.Allow() {
+			s.log.Warn("rtmp: connections cut by the handshake deadline before publishing (raise ingest.handshakeTimeout if real publishers are among them)",
+				"total", n, "handshakeTimeout", s.cfg.HandshakeTimeout)
+		}
+	}
 }
 
 func errString(err error) string {

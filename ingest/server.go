@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -120,12 +121,14 @@ type Server struct {
 	sink  media.Sink
 	log   *slog.Logger
 
-	mu         sync.Mutex
-	broadcasts map[string]*broadcast // by channel ID
-	adm        *admission
-	evictions  *rate.Limiter // paces the warning about pending connections pushed out
-	wg         sync.WaitGroup
-	addrs      map[string]net.Addr
+	mu          sync.Mutex
+	broadcasts  map[string]*broadcast // by channel ID
+	adm         *admission
+	evictions   *rate.Limiter // paces the warning about pending connections pushed out
+	timeouts    atomic.Int64  // connections cut by the handshake deadline
+	timeoutWarn *rate.Limiter // paces the warning about them
+	wg          sync.WaitGroup
+	addrs       map[string]net.Addr
 }
 
 // New returns an ingest that hands packaged media to sink.
@@ -134,7 +137,7 @@ func New(cfg Config, st *store.Store, nc *nats.Conn, sink media.Sink, log *slog.
 	return &Server{cfg: cfg, store: st, nc: nc, sink: sink, log: log,
 		broadcasts: map[string]*broadcast{}, addrs: map[string]net.Addr{},
 		adm:       newAdmission(cfg.MaxPending, cfg.MaxPendingPerIP, cfg.MaxPublishers),
-		evictions: rate.NewLimiter(rate.Every(10*time.Second), 1)}
+		evictions: rate.NewLimiter(rate.Every(10*time.Second), 1), timeoutWarn: rate.NewLimiter(rate.Every(10*time.Second), 1)}
 }
 
 // Listen opens the configured listeners. Serve then accepts on them.
