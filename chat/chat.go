@@ -5,6 +5,7 @@ package chat
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,8 +38,9 @@ type Config struct {
 	WriteTimeout time.Duration
 	// ReviewTargets maps review handler URIs (Lambda ARNs) to webhook URLs.
 	ReviewTargets map[string]string
-	// ConnRequestsPerSecond and ConnRequestBurst bound the requests one connection may make,
-	// answered with ERROR 429 past them.
+	// ConnRequestsPerSecond and ConnRequestBurst bound the frames one connection may send,
+	// well-formed or not, answered with ERROR 429 past them; a client that sends another
+	// ConnRequestBurst frames past them in a row is disconnected (close 1008).
 	ConnRequestsPerSecond float64
 	ConnRequestBurst      int
 	// StreamMaxBytes and StreamMaxAge bound the chat stream (see wire.StreamConfig).
@@ -186,6 +188,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "this is the IVS Chat messaging endpoint: connect with a WebSocket and a chat token", http.StatusBadRequest)
 		return
 	}
+	if err := checkHandshake(r.Method, r.Header.Get("Sec-WebSocket-Version"), r.Header.Get("Sec-WebSocket-Key")); err != nil {
+		if err.status == http.StatusUpgradeRequired {
+			w.Header().Set("Sec-WebSocket-Version", "13")
+		}
+		http.Error(w, err.msg, err.status)
+		return
+	}
 	a, err := s.admit(r.Context(), r.Header.Get("Sec-WebSocket-Protocol"))
 	if err != nil {
 		var re *errRefused
@@ -207,6 +216,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 	if !websocket.FastHTTPIsWebSocketUpgrade(ctx) {
 		ctx.Error("this is the IVS Chat messaging endpoint: connect with a WebSocket and a chat token", http.StatusBadRequest)
+		return
+	}
+	if err := checkHandshake(string(ctx.Method()), string(ctx.Request.Header.Peek("Sec-WebSocket-Version")),
+		string(ctx.Request.Header.Peek("Sec-WebSocket-Key"))); err != nil {
+		if err.status == http.StatusUpgradeRequired {
+			ctx.Response.Header.Set("Sec-WebSocket-Version", "13")
+		}
+		ctx.Error(err.msg, err.status)
 		return
 	}
 	// A fasthttp RequestCtx is recycled once the handler returns: nothing that outlives the
@@ -235,6 +252,30 @@ func (s *Server) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 			c.detach()
 		}
 	})
+}
+
+// checkHandshake refuses, before the token is claimed, every request the upgrader would
+// refuse (IsWebSocketUpgrade checked the Connection and Upgrade headers; the origin check
+// passes every origin), so a handshake that fails leaves its single-use token unspent. Only a
+// connection lost in the middle of the upgrade can still spend one.
+func checkHandshake(method, version, key string) *errRefused {
+	if method != http.MethodGet {
+		return &errRefused{http.StatusMethodNotAllowed, "a WebSocket handshake is a GET request"}
+	}
+	supported := false
+	for _, v := range strings.Split(version, ",") {
+		if strings.TrimSpace(v) == "13" {
+			supported = true
+		}
+	}
+	if !supported {
+		// RFC 6455 4.4: say which version the server speaks.
+		return &errRefused{http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version: this server speaks version 13"}
+	}
+	if k, err := base64.StdEncoding.DecodeString(key); err != nil || len(k) != 16 {
+		return &errRefused{http.StatusBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64"}
+	}
+	return nil
 }
 
 func remoteIP(addr string) string {

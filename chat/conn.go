@@ -89,7 +89,11 @@ type conn struct {
 	claims *token.Claims
 	ip     string
 
-	limiter *rate.Limiter // requests from the client
+	limiter *rate.Limiter // frames from the client, well-formed or not
+	// Touched only by the reading goroutine: frames refused in a row, and whether the client
+	// was told to go (its frames are then read and dropped until the connection ends).
+	strikes  int
+	draining bool
 
 	// The send queue is a slice that grows with the backlog, not a buffered channel: most
 	// clients are idle most of the time, and a channel would hold SendQueue slots per client.
@@ -163,7 +167,10 @@ func (c *conn) run(ws *websocket.Conn) {
 	// The writer must be gone before run returns: fasthttp recycles a hijacked connection once
 	// its handler returns, and a write to it after that would use a released object.
 	ws.SetPingHandler(func(data string) error {
-		c.enqueue(out{frame: controlFrame(0xA, []byte(data))})
+		// A ping costs a pong: it counts like any frame, and one over the budget is not answered.
+		if c.charge(false, nil) {
+			c.enqueue(out{frame: controlFrame(0xA, []byte(data))})
+		}
 		return nil
 	})
 	ws.SetCloseHandler(func(code int, _ string) error {
@@ -345,17 +352,57 @@ func (c *conn) readLoop() error {
 			return err
 		}
 		deadline()
+		// Every frame is charged before it is looked at: a malformed one costs an answer too.
+		var req wire.Request
+		var perr error
+		parsed := false
+		parse := func() {
+			if !parsed && typ == websocket.TextMessage {
+				req, perr = wire.ParseRequest(data)
+			}
+			parsed = true
+		}
+		if !c.charge(true, func() string { parse(); return req.RequestId }) {
+			continue
+		}
 		if typ != websocket.TextMessage {
 			c.fail("", codeBadRequest, "frames must be text")
 			continue
 		}
-		req, err := wire.ParseRequest(data)
-		if err != nil {
-			c.fail(req.RequestId, codeBadRequest, err.Error())
+		parse()
+		if perr != nil {
+			c.fail(req.RequestId, codeBadRequest, perr.Error())
 			continue
 		}
 		c.handle(req)
 	}
+}
+
+// charge counts one client frame against the connection's budget and reports whether it may
+// be served. Past the budget the frame is refused, with ERROR 429 when answer is set (matched
+// to the request by requestID, so the SDK's promise settles). Every action costs the room
+// something, so one connection may ask only so often, whatever its capabilities; a client
+// still sending after ConnRequestBurst refusals in a row is not slowing down, and is closed
+// with 1008, which the SDK takes as final.
+func (c *conn) charge(answer bool, requestID func() string) bool {
+	if c.draining {
+		return false
+	}
+	if c.limiter.Allow() {
+		c.strikes = 0
+		return true
+	}
+	c.strikes++
+	if c.strikes > c.s.cfg.ConnRequestBurst {
+		c.draining = true
+		c.s.log.Info("chat: disconnecting a client that keeps sending past its rate limit", "room", c.room.id, "user", c.claims.UserID, "ip", c.ip)
+		c.closeWith(websocket.ClosePolicyViolation, "too many requests")
+		return false
+	}
+	if answer {
+		c.fail(requestID(), codeRateLimited, "too many requests on this connection")
+	}
+	return false
 }
 
 // fail sends an ERROR frame to this client; it rejects the request with that RequestId.
@@ -364,12 +411,8 @@ func (c *conn) fail(requestID string, code int, msg string) {
 }
 
 func (c *conn) handle(req wire.Request) {
-	// Every action costs the whole room (and the stream) something, so one connection may ask
-	// only so often, whatever its capabilities; the room's message rate is checked on top.
-	if !c.limiter.Allow() {
-		c.fail(req.RequestId, codeRateLimited, "too many requests on this connection")
-		return
-	}
+	// The connection's budget was charged when the frame was read; the room's message rate is
+	// checked on top.
 	rm, ok := c.room.current()
 	if !ok {
 		c.fail(req.RequestId, codeNotFound, "room not found")

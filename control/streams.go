@@ -8,14 +8,11 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"glasscast/ingestctl"
+	"glasscast/metadata"
 	"glasscast/store"
 )
-
-// MaxMetadataBytes is IVS's PutMetadata payload limit.
-const MaxMetadataBytes = 1024
 
 func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
@@ -135,7 +132,7 @@ func (s *Server) broadcastError(channelArn string, err error) error {
 	case errors.Is(err, ingestctl.ErrNotBroadcasting):
 		return errNotBroadcasting(channelArn)
 	case errors.Is(err, ingestctl.ErrThrottled):
-		return errThrottled("too many PutMetadata calls for channel %s: at most 5 per second", channelArn)
+		return errThrottled("too many PutMetadata calls for channel %s: at most %d per second", channelArn, metadata.RatePerSecond)
 	case errors.Is(err, ingestctl.ErrUnavailable):
 		return errStreamUnavailable("the ingest holding channel %s did not answer", channelArn)
 	}
@@ -156,12 +153,12 @@ func (s *Server) putMetadata(ctx context.Context, r *request) (any, error) {
 	if err := required("metadata", in.Metadata != nil); err != nil {
 		return nil, err
 	}
-	switch m := *in.Metadata; {
-	case len(m) == 0:
+	switch m, err := *in.Metadata, metadata.Check(*in.Metadata); {
+	case errors.Is(err, metadata.ErrEmpty):
 		return nil, constraint("metadata", m, "Member must have length greater than or equal to 1")
-	case len(m) > MaxMetadataBytes:
-		return nil, errValidation("1 validation error detected: Value at 'metadata' failed to satisfy constraint: Member must be at most %d bytes (got %d)", MaxMetadataBytes, len(m))
-	case !utf8.ValidString(m):
+	case errors.Is(err, metadata.ErrTooLarge):
+		return nil, errValidation("1 validation error detected: Value at 'metadata' failed to satisfy constraint: Member must be at most %d bytes (got %d)", metadata.MaxBytes, len(m))
+	case err != nil:
 		return nil, errValidation("1 validation error detected: Value at 'metadata' failed to satisfy constraint: Member must be valid UTF-8")
 	}
 	c, err := s.channelByARN("channelArn", *in.ChannelArn)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -22,8 +23,6 @@ const (
 	// preAuthBudget bounds what a client may send before its stream key is accepted, so an
 	// unauthenticated peer cannot make the server buffer large messages.
 	preAuthBudget = 64 << 10
-	// handshakeTimeout bounds the time from TCP accept to an accepted publish.
-	handshakeTimeout = 10 * time.Second
 	// readTimeout disconnects a publisher that sends nothing for this long.
 	readTimeout = 10 * time.Second
 )
@@ -33,19 +32,25 @@ type errRefused struct{ reason string }
 
 func (e errRefused) Error() string { return "publish refused: " + e.reason }
 
-func (s *Server) handle(ctx context.Context, nc net.Conn, secure bool) {
+// handle serves one accepted connection; pc is its place in the pending pool, which it leaves
+// when it returns or becomes a publisher.
+func (s *Server) handle(ctx context.Context, nc net.Conn, pc *pendingConn, secure bool) {
 	defer nc.Close()
+	defer s.adm.done(pc)
+	accepted := time.Now()
 	log := s.log.With("remote", nc.RemoteAddr().String(), "secure", secure)
 	conn := &budgetConn{Conn: nc, budget: preAuthBudget}
-	_ = nc.SetDeadline(time.Now().Add(handshakeTimeout))
+	// One deadline for the TLS handshake, RTMP's handshake, connect and publish: a peer that
+	// dawdles holds a pending slot for no longer than this.
+	_ = nc.SetDeadline(accepted.Add(s.cfg.HandshakeTimeout))
 
 	sc := &gortmplib.ServerConn{RW: conn}
 	if err := sc.Initialize(); err != nil {
-		log.Debug("rtmp handshake failed", "err", err)
+		s.handshakeFailed(log, "rtmp handshake failed", err, accepted)
 		return
 	}
 	if err := sc.AcceptConn(); err != nil {
-		log.Debug("rtmp connect failed", "err", err)
+		s.handshakeFailed(log, "rtmp connect failed", err, accepted)
 		return
 	}
 	if !sc.Publish {
@@ -60,6 +65,14 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, secure bool) {
 		return
 	}
 	log = log.With("channel", ch.ID, "streamKey", keyID)
+	if ok, full := s.adm.promote(pc); !ok {
+		if full {
+			log.Warn("rtmp publish refused", "reason", "too many publishers", "maxPublishers", s.cfg.MaxPublishers)
+			_ = sc.RejectAction()
+		}
+		return // else evicted from the pending pool: its socket is closed already
+	}
+	defer s.adm.leave()
 	b, err := s.attach(ctx, ch)
 	if err != nil {
 		log.Warn("rtmp publish refused", "reason", err.Error())
@@ -72,12 +85,27 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, secure bool) {
 	}
 	conn.budget = -1
 	_ = nc.SetDeadline(time.Time{})
-	log.Info("publisher connected", "stream", b.streamID)
+	log.Info("publisher connected", "stream", b.streamID, "handshake", time.Since(accepted).Round(time.Millisecond))
 	p := &publisher{b: b, conn: nc, rtmp: sc, log: log}
 	b.setPublisher(p)
 	err = p.run()
 	log.Info("publisher disconnected", "stream", b.streamID, "reason", errString(err))
 	b.detach(p, err)
+}
+
+// handshakeFailed logs a connection that ended before it published. Those cut by the
+// handshake deadline are also counted and reported now and then: under a flood idle sockets
+// are cut all the time, but a real publisher whose link or machine is too slow for
+// ingest.handshakeTimeout must show up in the log too.
+func (s *Server) handshakeFailed(log *slog.Logger, msg string, err error, accepted time.Time) {
+	log.Debug(msg, "err", err)
+	if time.Since(accepted) >= s.cfg.HandshakeTimeout {
+		n := s.timeouts.Add(1)
+		if s.timeoutWarn.Allow() {
+			s.log.Warn("rtmp: connections cut by the handshake deadline before publishing (raise ingest.handshakeTimeout if real publishers are among them)",
+				"total", n, "handshakeTimeout", s.cfg.HandshakeTimeout)
+		}
+	}
 }
 
 func errString(err error) string {

@@ -40,7 +40,8 @@ func FuzzConnection(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			s.handle(ctx, server, false)
+			pc, _ := s.adm.admit(server)
+			s.handle(ctx, server, pc, false)
 		}()
 		go func() {
 			// Write what the fuzzer gave, drain what the server says, then hang up.

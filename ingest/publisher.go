@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,8 +15,13 @@ import (
 
 	"glasscast/ingest/transcode"
 	"glasscast/media"
+	"glasscast/metadata"
 	"glasscast/store"
 )
+
+// maxPendingCues bounds the timed metadata held while a publisher's packager does not exist
+// yet (its tracks are still being read); past it the oldest cue is dropped.
+const maxPendingCues = 16
 
 // publisher is one RTMP connection feeding a broadcast.
 type publisher struct {
@@ -27,7 +33,11 @@ type publisher struct {
 	mu       sync.Mutex
 	pipe     pipeline
 	metadata map[string]any // onMetaData, for the session's ingest configuration
-	pending  []media.Cue    // cues that arrived before the packager existed
+	pending  []media.Cue    // cues that arrived before the packager existed, at most maxPendingCues
+
+	// In-band metadata dropped since the last warning; touched only by the reading goroutine.
+	inbandDrops    int
+	inbandWarnedAt time.Time
 
 	// The program-date-time clock maps a timestamp to the wall clock as origin + dts, where
 	// origin is the earliest (arrival - dts) seen: frames that arrive late (a slow start,
@@ -191,9 +201,31 @@ func (p *publisher) onData(name string, args []any) {
 			p.mu.Unlock()
 		}
 	case "onTextData", "onCuePoint":
-		if text := inbandText(name, args); text != "" {
-			p.addCue(text)
+		text := inbandText(name, args)
+		if text == "" {
+			return
 		}
+		// The publisher's metadata obeys PutMetadata's rules and shares its budget: a channel
+		// takes 5 cues a second, however they arrive.
+		if err := metadata.Check(text); err != nil {
+			p.dropInband(name, err.Error())
+			return
+		}
+		if !p.b.limiter.Allow() {
+			p.dropInband(name, fmt.Sprintf("more than %v timed metadata cues per second on the channel", p.b.limiter.Limit()))
+			return
+		}
+		p.addCue(text)
+	}
+}
+
+// dropInband warns about in-band metadata that breaks the rules, at most once a second, so a
+// publisher that floods them cannot flood the log too.
+func (p *publisher) dropInband(name, reason string) {
+	p.inbandDrops++
+	if now := time.Now(); now.Sub(p.inbandWarnedAt) >= time.Second {
+		p.log.Warn("in-band timed metadata dropped", "message", name, "reason", reason, "dropped", p.inbandDrops)
+		p.inbandWarnedAt, p.inbandDrops = now, 0
 	}
 }
 
@@ -205,6 +237,10 @@ func (p *publisher) addCue(text string) {
 	if p.pipe != nil {
 		p.pipe.AddCue(c)
 	} else {
+		if len(p.pending) >= maxPendingCues {
+			p.log.Warn("timed metadata dropped: too many cues wait for the stream's tracks", "max", maxPendingCues, "dropped", p.pending[0].ID)
+			p.pending = slices.Delete(p.pending, 0, 1)
+		}
 		p.pending = append(p.pending, c)
 	}
 	p.mu.Unlock()
@@ -229,10 +265,10 @@ func inbandText(name string, args []any) string {
 		return ""
 	}
 	b, err := json.Marshal(obj)
-	if err != nil || len(b) > 1024 {
+	if err != nil {
 		return ""
 	}
-	return string(b)
+	return string(b) // the caller checks its size
 }
 
 // ingestConfig describes the input as GetStreamSession reports it.

@@ -11,12 +11,15 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"golang.org/x/time/rate"
 
 	"glasscast/events"
 	"glasscast/media"
+	"glasscast/metadata"
 	"glasscast/metrics"
 	"glasscast/store"
 )
@@ -40,9 +43,19 @@ type Config struct {
 	// ReconnectGrace is how long a broadcast waits for its publisher to come back before it
 	// ends; a publisher that reconnects in time continues the same stream session.
 	ReconnectGrace time.Duration
-	// MaxConnections bounds simultaneous RTMP connections (default 1000).
-	MaxConnections int
-	// MetadataRate is how many PutMetadata calls per second a channel accepts (IVS: 5).
+	// MaxPending bounds connections that have not yet had a stream key accepted (default
+	// 1000); MaxPendingPerIP bounds those of one address (an IPv6 /64; default 8). Past either,
+	// the oldest pending connection is closed to make room (see admission).
+	MaxPending      int
+	MaxPendingPerIP int
+	// MaxPublishers bounds connections publishing with an accepted stream key (default 1000),
+	// in a pool of their own that pending connections cannot fill.
+	MaxPublishers int
+	// HandshakeTimeout bounds the time from TCP accept to an accepted publish: the TLS
+	// handshake, RTMP's handshake, connect and publish (default 3 s).
+	HandshakeTimeout time.Duration
+	// MetadataRate is how many timed metadata cues per second a channel accepts, from
+	// PutMetadata and in-band RTMP metadata together (IVS: 5).
 	MetadataRate int
 	// Heartbeat is how often live registrations are refreshed (default 2 s).
 	Heartbeat time.Duration
@@ -77,11 +90,20 @@ func (c *Config) defaults() {
 	if c.ReconnectGrace == 0 {
 		c.ReconnectGrace = 5 * time.Second
 	}
-	if c.MaxConnections == 0 {
-		c.MaxConnections = 1000
+	if c.MaxPending <= 0 {
+		c.MaxPending = 1000
+	}
+	if c.MaxPendingPerIP <= 0 {
+		c.MaxPendingPerIP = 8
+	}
+	if c.MaxPublishers <= 0 {
+		c.MaxPublishers = 1000
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 3 * time.Second
 	}
 	if c.MetadataRate == 0 {
-		c.MetadataRate = 5
+		c.MetadataRate = metadata.RatePerSecond
 	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = 2 * time.Second
@@ -99,18 +121,23 @@ type Server struct {
 	sink  media.Sink
 	log   *slog.Logger
 
-	mu         sync.Mutex
-	broadcasts map[string]*broadcast // by channel ID
-	conns      chan struct{}         // connection slots
-	wg         sync.WaitGroup
-	addrs      map[string]net.Addr
+	mu          sync.Mutex
+	broadcasts  map[string]*broadcast // by channel ID
+	adm         *admission
+	evictions   *rate.Limiter // paces the warning about pending connections pushed out
+	timeouts    atomic.Int64  // connections cut by the handshake deadline
+	timeoutWarn *rate.Limiter // paces the warning about them
+	wg          sync.WaitGroup
+	addrs       map[string]net.Addr
 }
 
 // New returns an ingest that hands packaged media to sink.
 func New(cfg Config, st *store.Store, nc *nats.Conn, sink media.Sink, log *slog.Logger) *Server {
 	cfg.defaults()
 	return &Server{cfg: cfg, store: st, nc: nc, sink: sink, log: log,
-		broadcasts: map[string]*broadcast{}, conns: make(chan struct{}, cfg.MaxConnections), addrs: map[string]net.Addr{}}
+		broadcasts: map[string]*broadcast{}, addrs: map[string]net.Addr{},
+		adm:       newAdmission(cfg.MaxPending, cfg.MaxPendingPerIP, cfg.MaxPublishers),
+		evictions: rate.NewLimiter(rate.Every(10*time.Second), 1), timeoutWarn: rate.NewLimiter(rate.Every(10*time.Second), 1)}
 }
 
 // Listen opens the configured listeners. Serve then accepts on them.
@@ -189,18 +216,24 @@ func (s *Server) accept(ctx context.Context, l *secureListener) {
 			continue
 		}
 		delay = 0
-		select {
-		case s.conns <- struct{}{}:
-		default:
-			s.log.Warn("rtmp connection refused: too many connections", "remote", conn.RemoteAddr())
-			conn.Close()
-			continue
+		raw := conn
+		if tc, ok := conn.(*tls.Conn); ok {
+			raw = tc.NetConn()
+		}
+		pc, evicted := s.adm.admit(raw)
+		for _, e := range evicted {
+			e.raw.Close()
+			s.log.Debug("rtmp pending connection closed to make room", "remote", e.raw.RemoteAddr())
+		}
+		if len(evicted) > 0 && s.evictions.Allow() {
+			pending, _ := s.adm.counts()
+			s.log.Warn("rtmp: too many connections without an accepted stream key; closing the oldest",
+				"pending", pending, "maxPending", s.cfg.MaxPending, "maxPendingPerIp", s.cfg.MaxPendingPerIP, "remote", conn.RemoteAddr())
 		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer func() { <-s.conns }()
-			s.handle(ctx, conn, l.secure)
+			s.handle(ctx, conn, pc, l.secure)
 		}()
 	}
 }

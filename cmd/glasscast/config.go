@@ -41,6 +41,11 @@ type Config struct {
 	SegmentTarget  time.Duration
 	ReconnectGrace time.Duration
 
+	IngestMaxPending       int
+	IngestMaxPendingPerIP  int
+	IngestMaxPublishers    int
+	IngestHandshakeTimeout time.Duration
+
 	OriginWindow     int
 	OriginLinger     time.Duration
 	OriginListen     string
@@ -104,11 +109,15 @@ func defaultConfig() *Config {
 		Transcode:      defaultTranscodeConfig(),
 		Monitoring:     defaultMonitoringConfig(),
 
-		IngestPushQueueMB:  16,
-		IngestPushRetry:    5 * time.Second,
-		EdgeTokenBinding:   "ip",
-		EdgeSessionMaxAge:  12 * time.Hour,
-		EdgeObjectTokenTTL: time.Minute,
+		IngestPushQueueMB:      16,
+		IngestPushRetry:        5 * time.Second,
+		EdgeTokenBinding:       "ip",
+		EdgeSessionMaxAge:      12 * time.Hour,
+		EdgeObjectTokenTTL:     time.Minute,
+		IngestMaxPending:       1000,
+		IngestMaxPendingPerIP:  8,
+		IngestMaxPublishers:    1000,
+		IngestHandshakeTimeout: 3 * time.Second,
 	}
 }
 
@@ -140,6 +149,10 @@ func (c *Config) options() []option {
 		{"ingest.partTarget", "Requested LL-HLS part duration; the advertised PART-TARGET is a whole number of frames near it.", &c.PartTarget},
 		{"ingest.segmentTarget", "Segment target duration (TARGETDURATION); segments start on key frames, so use a key frame interval of at most this.", &c.SegmentTarget},
 		{"ingest.reconnectGrace", "How long a broadcast waits for a disconnected publisher; a reconnect within it continues the same stream session.", &c.ReconnectGrace},
+		{"ingest.maxPending", "Most RTMP(S) connections held before their stream key is accepted; past it the oldest is closed, so idle sockets cannot lock publishers out.", &c.IngestMaxPending},
+		{"ingest.maxPendingPerIp", "Most of those pending connections from one address (IPv6: one /64); its next one closes its oldest.", &c.IngestMaxPendingPerIP},
+		{"ingest.maxPublishers", "Most connections publishing with an accepted stream key, counted apart from pending ones.", &c.IngestMaxPublishers},
+		{"ingest.handshakeTimeout", "Time a connection has from TCP accept to an accepted publish (TLS handshake, RTMP handshake, connect, publish).\nRaise it for publishers on very slow links (satellite).", &c.IngestHandshakeTimeout},
 		{"tls.cert", "PEM certificate for RTMPS (and HTTPS). Empty uses a self-signed certificate generated into dataDir/tls.", &c.TLSCert},
 		{"tls.key", "PEM private key of tls.cert.", &c.TLSKey},
 		{"origin.window", "Segments listed in a media playlist (at least 6).", &c.OriginWindow},

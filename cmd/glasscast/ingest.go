@@ -49,6 +49,8 @@ func (n *node) startIngest(ctx context.Context) error {
 		RTMPListen: cfg.RTMPListen, RTMPSListen: cfg.RTMPSListen, TLS: tlsCfg,
 		Node: cfg.NodeName, Origins: origins, PartTarget: cfg.PartTarget, SegmentTarget: cfg.SegmentTarget,
 		ReconnectGrace: cfg.ReconnectGrace, Transcode: cfg.Transcode.ingest(),
+		MaxPending: cfg.IngestMaxPending, MaxPendingPerIP: cfg.IngestMaxPendingPerIP,
+		MaxPublishers: cfg.IngestMaxPublishers, HandshakeTimeout: cfg.IngestHandshakeTimeout,
 		Events: n.streamEvents(), Meters: n.ingestMeters(),
 	}, n.store, n.bus.Conn, sink, n.log.With("role", "ingest"))
 	listeners, err := in.Listen()
