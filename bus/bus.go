@@ -5,6 +5,8 @@ package bus
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +28,15 @@ type Config struct {
 	URL string
 	// CredsFile is an optional NATS credentials file for the external cluster.
 	CredsFile string
+	// Auth is what clients present (user and password, a token or an nkey seed file). With an
+	// external cluster it is what this process logs in with; with an embedded server that
+	// listens it is what the server requires of everyone, this process included.
+	Auth Auth
+	// TLSCert and TLSKey (PEM files): the embedded server serves, and requires, TLS with them;
+	// a client of an external cluster presents them as its client certificate.
+	TLSCert, TLSKey string
+	// TLSCA (PEM file) verifies an external cluster's servers; empty uses the system roots.
+	TLSCA string
 	// DataDir holds the embedded server's JetStream files.
 	DataDir string
 	// Listen, when set ("127.0.0.1:4222"), lets other Glasscast processes join the embedded
@@ -49,13 +60,25 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
+		// A lost server is replaced by another of the cluster at once; the wait applies only
+		// between two attempts on the same server.
 		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		// A server that vanished without closing the socket (a host crash, a cut cable) is
+		// given up after about 15 s instead of the default 4 minutes.
+		nats.PingInterval(5 * time.Second),
+		nats.MaxPingsOutstanding(3),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("nats disconnected", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info("nats reconnected", "url", c.ConnectedUrlRedacted(), "server", c.ConnectedServerName())
+			if err := CheckServerVersion(c.ConnectedServerVersion()); err != nil {
+				log.Error("nats server is too old; JetStream requests may fail", "server", c.ConnectedServerName(), "err", err)
+			}
+		}),
 	}
 	url := cfg.URL
 	if url == "" {
@@ -65,11 +88,30 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 		}
 		b.srv = srv
 		opts = append(opts, nats.InProcessServer(srv))
-	} else if cfg.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	} else {
+		if cfg.CredsFile != "" {
+			opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+		}
+		tlsOpts, err := clientTLS(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, tlsOpts...)
 	}
+	authOpts, err := cfg.Auth.clientOptions()
+	if err != nil {
+		b.shutdownServer()
+		return nil, err
+	}
+	opts = append(opts, authOpts...)
 	nc, err := connect(ctx, url, opts)
 	if err != nil {
+		b.shutdownServer()
+		return nil, err
+	}
+	if err := CheckServerVersion(nc.ConnectedServerVersion()); err != nil {
+		err = fmt.Errorf("nats server at %s: %w", nc.ConnectedUrlRedacted(), err)
+		nc.Close()
 		b.shutdownServer()
 		return nil, err
 	}
@@ -83,12 +125,19 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 	return b, nil
 }
 
-// connect retries until ctx ends, so roles can start before the cluster is reachable.
+// connect retries until ctx ends, so roles can start before the cluster is reachable. A refused
+// login or certificate is reported at once: waiting would not change it.
 func connect(ctx context.Context, url string, opts []nats.Option) (*nats.Conn, error) {
 	for {
 		nc, err := nats.Connect(url, opts...)
 		if err == nil {
 			return nc, nil
+		}
+		var unknownCA x509.UnknownAuthorityError
+		var badCert *tls.CertificateVerificationError
+		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrSecureConnRequired) ||
+			errors.As(err, &unknownCA) || errors.As(err, &badCert) {
+			return nil, fmt.Errorf("connect to nats %q: %w", url, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -122,6 +171,22 @@ func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
 			return nil, fmt.Errorf("nats listen port %q: %w", port, err)
 		}
 		o.Host, o.Port = host, p
+		// Other processes log in; this process logs in the same way over its in-process pipe.
+		if err := cfg.Auth.serverOptions(o); err != nil {
+			return nil, err
+		}
+		if cfg.TLSCert != "" || cfg.TLSKey != "" {
+			if cfg.TLSCert == "" || cfg.TLSKey == "" {
+				return nil, errors.New("nats TLS needs both a certificate and a key")
+			}
+			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey})
+			if err != nil {
+				return nil, fmt.Errorf("nats TLS: %w", err)
+			}
+			o.TLS, o.TLSConfig, o.TLSTimeout = true, tc, 2
+		} else if !isLoopback(host) {
+			log.Warn("the embedded NATS server listens beyond this host without TLS; set nats.tlsCert and nats.tlsKey", "listen", cfg.Listen)
+		}
 	}
 	srv, err := server.NewServer(o)
 	if err != nil {
