@@ -81,13 +81,15 @@ func TestCoalescing(t *testing.T) {
 }
 
 // 100 viewers streaming one growing segment cost one upstream request; each receives every
-// part's bytes within 50 ms of the origin having them, and the finished segment stays cached.
+// part's bytes before the origin has the next part (so the segment streams, rather than
+// arriving when it is complete), and the finished segment stays cached. How fast the fan-out
+// is, is a figure for BenchmarkStreamingFanOut1000, not a bound for a test on shared cores.
 func TestGrowingSegmentFanOut(t *testing.T) {
 	r := newRig(t, Config{}, "test")
 	r.publish("test", 2)
 	delays := fanOut(t, r, 100)
 	worst := delays[len(delays)-1]
-	bound := 50 * time.Millisecond
+	bound := 200 * time.Millisecond // one part (origintest's default PartTarget)
 	if raceEnabled {
 		bound = time.Second
 	}
