@@ -56,7 +56,7 @@ func (b *broadcast) skipUntil() time.Duration {
 }
 
 func (b *broadcast) limits() windowLimits {
-	return windowLimits{segments: b.o.cfg.Window, minDur: 3 * b.td}
+	return windowLimits{segments: b.o.cfg.Window, minDur: 3 * b.td, target: b.td}
 }
 
 // resume hands out a new publishing handle and clears a previous end. Called with the

@@ -184,7 +184,7 @@ func TestPublishingErrors(t *testing.T) {
 		{part(5, 0, "a"), nil}, // a retry
 		{part(5, 0, "b"), origin.ErrOutOfOrder},
 		{part(5, 2, "c"), origin.ErrOutOfOrder},
-		{part(7, 0, "d"), origin.ErrOutOfOrder},
+		{part(7, 1, "d"), origin.ErrOutOfOrder}, // a gap must end at a segment boundary
 		{part(6, 1, "e"), origin.ErrOutOfOrder},
 		{part(5, 1, "f"), nil},
 		{media.Part{MSN: 5, Index: 2, Duration: 200 * time.Millisecond}, origin.ErrInvalid},

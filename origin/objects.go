@@ -77,7 +77,11 @@ func (o *Origin) servePart(w http.ResponseWriter, r *http.Request, b *broadcast,
 	}
 	if data == nil {
 		ctx := r.Context()
-		err := b.await(ctx, rd, start.Add(b.blockLimit()), func() bool { return find() != nil })
+		// A publisher resuming after a cut skips to a later segment: the hinted part then
+		// never comes, and the request is answered as soon as that is known.
+		err := b.await(ctx, rd, start.Add(b.blockLimit()), func() bool {
+			return find() != nil || rd.reached(obj.MSN, obj.Part+1) || rd.reached(obj.MSN+1, 0)
+		})
 		if ctx.Err() != nil {
 			return
 		}
@@ -88,7 +92,7 @@ func (o *Origin) servePart(w http.ResponseWriter, r *http.Request, b *broadcast,
 			if errors.Is(err, errTimeout) {
 				fail(w, http.StatusServiceUnavailable, cacheError, "part not ready in time")
 			} else {
-				fail(w, http.StatusNotFound, cacheError, "broadcast ended before the part")
+				fail(w, http.StatusNotFound, cacheError, "broadcast ended or skipped the part")
 			}
 			return
 		}
@@ -125,8 +129,12 @@ func (o *Origin) serveSegment(w http.ResponseWriter, r *http.Request, b *broadca
 	// would be a playback error, while an empty answer sends it to the playlist, ENDLIST,
 	// and the Ended state.
 	neverStarted := s == nil && b.low() && b.ended && isPrefetched(rd, msn)
+	gap := s != nil && s.gap
 	b.mu.RUnlock()
 	switch {
+	case gap:
+		fail(w, http.StatusNotFound, cacheError, "segment missing (EXT-X-GAP)")
+		return
 	case neverStarted:
 		endedPrefetch(w)
 		return
@@ -207,8 +215,9 @@ func (o *Origin) streamSegment(w http.ResponseWriter, r *http.Request, b *broadc
 			complete = s.complete
 		}
 		b.mu.RUnlock()
-		if s == nil {
-			panic(http.ErrAbortHandler) // dropped while streaming: cannot end cleanly
+		if s == nil || s.gap {
+			// Dropped while streaming, or it turned out to be a gap: cannot end cleanly.
+			panic(http.ErrAbortHandler)
 		}
 		for _, p := range chunk {
 			if _, err := w.Write(p); err != nil {

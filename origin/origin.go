@@ -21,9 +21,9 @@ import (
 var (
 	// ErrClosed is returned once the Origin is closed.
 	ErrClosed = errors.New("origin closed")
-	// ErrSuperseded is returned to a Broadcast handle after another Open took over its
+	// ErrSuperseded (media.ErrSuperseded) is returned to a Broadcast handle after another Open took over its
 	// channel: a newer broadcast, or the same one reopened by a reconnecting publisher.
-	ErrSuperseded = errors.New("broadcast superseded")
+	ErrSuperseded = media.ErrSuperseded
 	// ErrOutOfOrder is returned for a part that does not continue its rendition: a gap in
 	// MSNs or part indexes, or a part for a segment already complete.
 	ErrOutOfOrder = errors.New("part out of order")

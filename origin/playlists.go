@@ -342,6 +342,7 @@ func (b *broadcast) appendMedia(dst []byte, rd *rendition, skip playlist.Skip, q
 			Duration:        s.duration,
 			ProgramDateTime: s.pdt,
 			Discontinuity:   s.discontinuity,
+			Gap:             s.gap,
 			InitGeneration:  s.generation,
 			Complete:        s.complete,
 			Parts:           s.meta,

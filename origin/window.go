@@ -24,8 +24,12 @@ type segment struct {
 	duration      time.Duration
 	size          int
 	complete      bool
-	cues          []playlist.DateRange
-	removedAt     time.Time // when it left the window
+	// gap marks a segment the origin never received (a publisher's push was cut off and
+	// resumed at a later segment): listed with EXT-X-GAP so that MSNs keep their positions,
+	// and never served.
+	gap       bool
+	cues      []playlist.DateRange
+	removedAt time.Time // when it left the window
 }
 
 // removedCue remembers a date range that left the playlist, for RECENTLY-REMOVED-DATERANGES.
@@ -133,7 +137,7 @@ func (r *rendition) segment(msn uint64) *segment {
 // partsPerSegment estimates the parts in a segment from the newest complete one.
 func (r *rendition) partsPerSegment(td, pt time.Duration) int {
 	for i := len(r.segs) - 1; i >= 0; i-- {
-		if r.segs[i].complete {
+		if r.segs[i].complete && !r.segs[i].gap {
 			return len(r.segs[i].data)
 		}
 	}
@@ -147,6 +151,7 @@ func (r *rendition) partsPerSegment(td, pt time.Duration) int {
 type windowLimits struct {
 	segments int           // complete segments listed
 	minDur   time.Duration // never list less than this (P13: three target durations)
+	target   time.Duration // EXT-X-TARGETDURATION: the longest a gap segment may be listed
 }
 
 // appendPart adds p and returns how many bytes the rendition now holds in addition. A part that
@@ -181,9 +186,10 @@ func (r *rendition) appendPart(p *media.Part, now time.Time, lim windowLimits) (
 			return 0, duplicate(s, p)
 		}
 		return 0, fmt.Errorf("part %d.%d: older than segment %d: %w", p.MSN, p.Index, t.msn, ErrOutOfOrder)
-	case p.MSN > t.msn+1:
-		// MSNs name playlist positions; a gap cannot be listed.
-		return 0, fmt.Errorf("part %d.%d: segment %d missing: %w", p.MSN, p.Index, t.msn+1, ErrOutOfOrder)
+	case p.MSN > t.msn+1 && p.Index != 0:
+		// MSNs name playlist positions; a publisher that missed segments resumes at a
+		// segment boundary, and the missed ones are listed as gaps.
+		return 0, fmt.Errorf("part %d.%d: segment %d missing and part 0 of %d too: %w", p.MSN, p.Index, t.msn+1, p.MSN, ErrOutOfOrder)
 	case p.Index != 0:
 		return 0, fmt.Errorf("part %d.%d: segment must start with part 0: %w", p.MSN, p.Index, ErrOutOfOrder)
 	}
@@ -192,6 +198,9 @@ func (r *rendition) appendPart(p *media.Part, now time.Time, lim windowLimits) (
 		// The publisher moved on without marking the last part (it reconnected mid-segment):
 		// the segment ends where its parts end.
 		r.completeSegment(t, now, lim)
+	}
+	if t != nil && p.MSN > t.msn+1 {
+		r.fillGap(t, p, now, lim)
 	}
 	s := &segment{
 		msn:           p.MSN,
@@ -205,6 +214,44 @@ func (r *rendition) appendPart(p *media.Part, now time.Time, lim windowLimits) (
 		r.completeSegment(s, now, lim)
 	}
 	return added, nil
+}
+
+// fillGap lists the segments between t and p's, which this origin never received, as gap
+// segments (EXT-X-GAP). A gap keeps every MSN at its position, so names stay the same on every
+// origin of the stream and players that read another origin's playlist agree on them; and
+// unlike a renumbering or an EXT-X-DISCONTINUITY it tells a player the truth: the media
+// timeline continues (the part after the gap carries the timestamps the publisher gave it),
+// only these segments are missing. Their durations share the wall-clock time between t's end
+// and p's start, each at most a target duration. A gap longer than the window lists only its
+// newest segments; what precedes it leaves the window.
+func (r *rendition) fillGap(t *segment, p *media.Part, now time.Time, lim windowLimits) {
+	n := p.MSN - t.msn - 1
+	end := t.pdt.Add(t.duration)
+	per := lim.target
+	if missing := p.ProgramDateTime.Sub(end); !t.pdt.IsZero() && !p.ProgramDateTime.IsZero() && missing > 0 {
+		per = min(missing/time.Duration(n), lim.target)
+	}
+	per = max(per, time.Millisecond)
+	first := t.msn + 1
+	if keep := uint64(max(lim.segments, 1)); n > keep {
+		// The segments held leave the window at once, as the sliding would have made them.
+		for _, old := range r.segs {
+			r.retire(old, now)
+		}
+		r.segs = r.segs[:0]
+		r.windowDur = 0
+		first = p.MSN - keep
+	}
+	pdt := p.ProgramDateTime.Add(-time.Duration(p.MSN-first) * per)
+	if p.ProgramDateTime.IsZero() {
+		pdt = end
+	}
+	for msn := first; msn < p.MSN; msn++ {
+		g := &segment{msn: msn, generation: r.desc.Generation, pdt: pdt, gap: true, duration: per}
+		r.segs = append(r.segs, g)
+		r.completeSegment(g, now, lim)
+		pdt = pdt.Add(per)
+	}
 }
 
 func duplicate(s *segment, p *media.Part) error {
@@ -256,14 +303,19 @@ func (r *rendition) slide(now time.Time, lim windowLimits) {
 		}
 		r.segs = slices.Delete(r.segs, 0, 1)
 		r.windowDur -= old.duration
-		old.removedAt = now
-		r.retired = append(r.retired, old)
-		if old.discontinuity {
-			r.discSeq++
-		}
-		for _, c := range old.cues {
-			r.removed = append(r.removed, removedCue{id: c.ID, at: now})
-		}
+		r.retire(old, now)
+	}
+}
+
+// retire moves a segment that left the window to the retired ones.
+func (r *rendition) retire(old *segment, now time.Time) {
+	old.removedAt = now
+	r.retired = append(r.retired, old)
+	if old.discontinuity {
+		r.discSeq++
+	}
+	for _, c := range old.cues {
+		r.removed = append(r.removed, removedCue{id: c.ID, at: now})
 	}
 }
 

@@ -47,6 +47,9 @@ type Config struct {
 
 	IngestOriginURLs string
 
+	IngestPushQueueMB int
+	IngestPushRetry   time.Duration
+
 	HTTPSListen  string
 	EdgeUpstream string
 	EdgeCacheMB  int
@@ -82,6 +85,9 @@ func defaultConfig() *Config {
 		Archive:        defaultArchiveConfig(),
 		Transcode:      defaultTranscodeConfig(),
 		Monitoring:     defaultMonitoringConfig(),
+
+		IngestPushQueueMB: 16,
+		IngestPushRetry:   5 * time.Second,
 	}
 }
 
@@ -119,6 +125,8 @@ func (c *Config) options() []option {
 		{"origin.dateRanges", "Also announce timed metadata as EXT-X-DATERANGE in media playlists (for players that read only date ranges; hls.js then fires each cue twice).", &c.OriginDateRanges},
 		{"origin.pushToken", "Shared secret ingests present to origins. Empty uses one generated once and shared over NATS.", &c.OriginPushToken},
 		{"ingest.originUrls", "Comma-separated origin base URLs an ingest without an in-process origin pushes to (several for failover).", &c.IngestOriginURLs},
+		{"ingest.pushQueueMb", "Megabytes of parts queued for each origin of ingest.originUrls; an origin that falls further behind is re-synchronised at the next segment.", &c.IngestPushQueueMB},
+		{"ingest.pushRetryMax", "Longest wait between attempts to reach an origin that failed; attempts start 250 ms apart and continue for the whole broadcast.", &c.IngestPushRetry},
 		{"https.listen", "Address of the HTTPS listener (HTTP/2, which Apple players need for low-latency HLS); same paths as http.listen. Empty disables it.", &c.HTTPSListen},
 		{"edge.upstream", "Where this edge fills its cache from: an origin or a shield edge URL. Empty uses the in-process origin or the origins of live registrations.", &c.EdgeUpstream},
 		{"edge.cacheMb", "Most megabytes of media and playlists an edge caches.", &c.EdgeCacheMB},

@@ -22,13 +22,17 @@ func (n *node) startIngest(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		var tee media.Tee
+		var sinks []media.TeeSink
 		for _, u := range strings.Split(cfg.IngestOriginURLs, ",") {
 			u = strings.TrimSuffix(strings.TrimSpace(u), "/")
-			tee = append(tee, push.NewClient(push.ClientConfig{URL: u + "/_push", Token: token}))
+			// The tee retries a failed origin for the whole broadcast; the client's own
+			// retries only ride out a single lost request.
+			c := push.NewClient(push.ClientConfig{URL: u + "/_push", Token: token, Retries: 1})
+			sinks = append(sinks, media.TeeSink{Name: u, Sink: c})
 			origins = append(origins, u)
 		}
-		sink = tee
+		sink = media.NewTee(media.TeeConfig{QueueBytes: int64(cfg.IngestPushQueueMB) << 20, RetryMax: cfg.IngestPushRetry,
+			Logger: n.log.With("role", "ingest")}, sinks...)
 	case n.localOrigin != nil:
 		sink = n.localOrigin
 		if n.originPublic != "" {

@@ -45,10 +45,13 @@ type Segment struct {
 	Duration        time.Duration // sum of its parts
 	ProgramDateTime time.Time
 	Discontinuity   bool
-	InitGeneration  int
-	Complete        bool
-	Parts           []Part // in index order
-	DateRanges      []DateRange
+	// Gap lists the segment with EXT-X-GAP: the server does not have it (a publisher's
+	// push was interrupted); players skip it.
+	Gap            bool
+	InitGeneration int
+	Complete       bool
+	Parts          []Part // in index order
+	DateRanges     []DateRange
 }
 
 // Part is a partial segment; its index is its position in Segment.Parts.
@@ -244,6 +247,9 @@ func (m *Media) Append(dst []byte, skip Skip) []byte {
 			}
 		}
 		if s.Complete {
+			if s.Gap {
+				dst = append(dst, "#EXT-X-GAP\n"...)
+			}
 			dst = append(dst, "#EXTINF:"...)
 			dst = appendSeconds(dst, s.Duration)
 			dst = append(dst, ",\n"...)

@@ -20,7 +20,7 @@ var (
 	// ErrUnauthorized: the origin refused the token.
 	ErrUnauthorized = errors.New("push: unauthorized")
 	// ErrSuperseded: another stream holds the channel at the origin, or this one was closed.
-	ErrSuperseded = errors.New("push: broadcast superseded")
+	ErrSuperseded = fmt.Errorf("push: %w", media.ErrSuperseded)
 	// ErrRejected: the origin refused the call; retrying it will not help.
 	ErrRejected = errors.New("push: rejected")
 )
