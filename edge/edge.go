@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"glasscast/auth"
@@ -28,11 +29,19 @@ type Config struct {
 	Region, Account string
 	// CacheBytes bounds the bytes of cached objects (default 512 MiB).
 	CacheBytes int
-	// Upstream, when set, is the one place this edge fills from: an origin or a shield edge
-	// ("http://shield:8080"). Otherwise Local, then the origins in live registrations.
+	// Upstream, when set, is where this edge fills from: a comma-separated failover list of
+	// origins or shield edges ("http://shield-a:8080,http://shield-b:8080"), tried in order.
+	// Otherwise Local, then Directory, then the origins in live registrations, nearest first.
 	Upstream string
 	// Local is an origin in the same process (`serve`).
 	Local http.Handler
+	// Directory, when set, replaces discovery through live registrations.
+	Directory Directory
+	// Here is where this edge runs; discovered origins in the same region (and zone) go first.
+	Here Place
+	// ProbeInterval is the first wait before a failed upstream is probed again; the wait doubles
+	// up to ProbeMax (defaults 500 ms and 5 s).
+	ProbeInterval, ProbeMax time.Duration
 	// UpstreamTimeout bounds waiting for an upstream answer and for each body chunk (default
 	// 5 s); BlockingTimeout replaces it for LL-HLS blocking requests (default 10 s, more than
 	// the origin's three target durations).
@@ -50,10 +59,18 @@ type Edge struct {
 	gzip    gzipper
 	log     *slog.Logger
 
-	fixed []Upstream // Upstream or Local
+	life     context.Context // ends when the edge's owner stops: probers stop with it
+	dir      Directory
+	inflight atomic.Int64 // playback requests being answered, part of Load
 
-	mu      sync.Mutex
-	origins map[string]Upstream // remote origins by base URL
+	mu  sync.Mutex
+	ups map[string]*upstream // by base URL, with their breakers
+}
+
+// upstream is one place the edge fills from and what the edge knows of its health.
+type upstream struct {
+	Upstream
+	breaker *Breaker
 }
 
 // New returns an edge. st provides channels, playback keys and live registrations.
@@ -74,41 +91,88 @@ func New(ctx context.Context, cfg Config, st *store.Store, tracker *viewers.Trac
 	if tracker == nil {
 		tracker = viewers.NewTracker()
 	}
-	e := &Edge{cfg: cfg, store: st, cache: NewCache(cfg.CacheBytes), viewers: tracker, log: log, origins: map[string]Upstream{},
+	if cfg.ProbeInterval == 0 {
+		cfg.ProbeInterval = 500 * time.Millisecond
+	}
+	if cfg.ProbeMax == 0 {
+		cfg.ProbeMax = 5 * time.Second
+	}
+	e := &Edge{cfg: cfg, store: st, cache: NewCache(cfg.CacheBytes), viewers: tracker, log: log, life: ctx, ups: map[string]*upstream{},
 		tokens: &TokenVerifier{store: st, region: cfg.Region, account: cfg.Account, secret: []byte(secret), now: time.Now}}
 	switch {
 	case cfg.Upstream != "":
-		e.fixed = []Upstream{NewHTTPUpstream(cfg.Upstream)}
+		e.dir = ParseStatic(cfg.Upstream)
 	case cfg.Local != nil:
-		e.fixed = []Upstream{{Base: "http://origin.local", Client: &http.Client{Transport: &loopback.Transport{Handler: cfg.Local}}}}
+		const local = "http://origin.local"
+		e.dir = Static{local}
+		e.ups[local] = e.newUpstream(Upstream{Base: local, Client: &http.Client{Transport: &loopback.Transport{Handler: cfg.Local}}})
+	case cfg.Directory != nil:
+		e.dir = cfg.Directory
+	default:
+		e.dir = LiveOrigins{Store: st, Here: cfg.Here}
 	}
 	return e, nil
+}
+
+// Load is how busy the edge is, as the playback director compares edges: viewer sessions seen
+// in the last viewers.Window plus requests being answered.
+func (e *Edge) Load() int64 {
+	n := e.inflight.Load()
+	for _, sessions := range e.viewers.Snapshot(time.Now()) {
+		n += int64(len(sessions))
+	}
+	return n
+}
+
+func (e *Edge) newUpstream(u Upstream) *upstream {
+	probe := func(ctx context.Context) error {
+		// Any HTTP answer means the upstream is up again; only its requests tell if it serves.
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.Base+"/healthz", nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("User-Agent", "glasscast-edge-probe")
+		resp, err := u.Client.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 500 {
+			return fmt.Errorf("probe: %s", resp.Status)
+		}
+		return nil
+	}
+	return &upstream{Upstream: u, breaker: NewBreaker(u.Base, probe, e.cfg.ProbeInterval, e.cfg.ProbeMax, e.log)}
 }
 
 // Stats returns the cache's counters.
 func (e *Edge) Stats() CacheStats { return e.cache.Stats() }
 
-// upstreams lists where a channel's objects come from, in failover order.
-func (e *Edge) upstreams(channelID string) []Upstream {
-	if e.fixed != nil {
-		return e.fixed
-	}
-	l, ok := e.store.Live.Get(channelID)
-	if !ok {
+// upstreams lists where a channel's objects come from, in failover order: the directory's
+// order with upstreams whose breaker is open moved to the end, so they are tried only as a last
+// resort, when every other upstream failed too.
+func (e *Edge) upstreams(channelID string) []*upstream {
+	bases := e.dir.Upstreams(channelID)
+	if len(bases) == 0 {
 		return nil
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := make([]Upstream, 0, len(l.Origins))
-	for _, base := range l.Origins {
-		up, ok := e.origins[base]
+	out := make([]*upstream, 0, len(bases))
+	var skipped []*upstream
+	for _, base := range bases {
+		up, ok := e.ups[base]
 		if !ok {
-			up = NewHTTPUpstream(base)
-			e.origins[base] = up
+			up = e.newUpstream(NewHTTPUpstream(base))
+			e.ups[base] = up
 		}
-		out = append(out, up)
+		if up.breaker.Allow() {
+			out = append(out, up)
+		} else {
+			skipped = append(skipped, up)
+		}
 	}
-	return out
+	return append(out, skipped...)
 }
 
 // request is what the edge needs of a viewer's request, whichever server received it.
@@ -160,6 +224,8 @@ func (e *Edge) serve(ctx context.Context, r request) response {
 	default:
 		return plain(http.StatusMethodNotAllowed, "")
 	}
+	e.inflight.Add(1)
+	defer e.inflight.Add(-1)
 	t, ok := media.ParsePlaybackPath(r.path)
 	if !ok || t.Region != e.cfg.Region || t.Account != e.cfg.Account {
 		return plain(http.StatusNotFound, "")

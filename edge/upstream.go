@@ -43,7 +43,7 @@ type fillTimeouts struct {
 
 // fetch fills o from the first upstream that answers, then streams its body into o. It runs
 // detached from any viewer: a viewer that leaves does not cancel what others wait for.
-func (e *Edge) fetch(o *object, ups []Upstream, pathAndQuery string, directive bool) {
+func (e *Edge) fetch(o *object, ups []*upstream, pathAndQuery string, directive bool) {
 	keep := false
 	defer func() { e.cache.settle(o, keep) }()
 	to := fillTimeouts{header: e.cfg.UpstreamTimeout, idle: e.cfg.UpstreamTimeout}
@@ -51,18 +51,25 @@ func (e *Edge) fetch(o *object, ups []Upstream, pathAndQuery string, directive b
 		to.header = e.cfg.BlockingTimeout
 	}
 	if len(ups) == 0 {
-		e.fail(o, http.StatusBadGateway, errors.New("no upstream holds this channel"))
+		// Nothing holds the channel: it is offline. Players expect 404 for that (the IVS
+		// player's ErrorNotAvailable); 502 and 504 are for upstreams that fail.
+		e.fail(o, http.StatusNotFound, errors.New("no upstream holds this channel"))
 		return
 	}
 	var resp *http.Response
 	var cancel context.CancelFunc
 	var err error
+	var from *upstream
 	for _, up := range ups {
-		resp, cancel, err = e.request(up, pathAndQuery, to.header)
+		resp, cancel, err = e.request(up.Upstream, pathAndQuery, to.header)
 		if err == nil {
+			up.breaker.Success()
+			from = up
 			break
 		}
-		e.log.Warn("upstream failed", "upstream", up.Base, "path", pathAndQuery, "err", err)
+		// The breaker logs the outage once; each failed request only at debug level.
+		up.breaker.Failure(e.life, err)
+		e.log.Debug("upstream failed", "upstream", up.Base, "path", pathAndQuery, "err", err)
 	}
 	if err != nil {
 		status := http.StatusBadGateway
@@ -110,6 +117,7 @@ func (e *Edge) fetch(o *object, ups []Upstream, pathAndQuery string, directive b
 		}
 		if rerr != nil {
 			o.finish(fmt.Errorf("upstream body: %w", rerr))
+			from.breaker.Failure(e.life, rerr)
 			return
 		}
 	}

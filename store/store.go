@@ -169,6 +169,9 @@ type Store struct {
 	Rooms       *Table[Room]
 	ChatLogging *Table[ChatLoggingConfiguration]
 	ChatTokens  *ClaimSet // chat tokens already used
+
+	// Nodes is the node registry: regions, URLs and load of live nodes (nodes.go).
+	Nodes *Table[Node]
 }
 
 // Open creates or opens the buckets and loads them. Tables stay in sync until ctx ends.
@@ -217,6 +220,9 @@ func Open(ctx context.Context, js jetstream.JetStream) (*Store, error) {
 		return nil, err
 	}
 	if s.Secrets, err = openTable[string](ctx, js, durable("glasscast_secrets")); err != nil {
+		return nil, err
+	}
+	if s.Nodes, err = openTable[Node](ctx, js, nodesConfig(durable("glasscast_nodes"))); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -54,6 +54,11 @@ type Config struct {
 	EdgeUpstream string
 	EdgeCacheMB  int
 
+	NodeRegion    string
+	NodeZone      string
+	EdgePublicURL string
+	Director      directorConfig
+
 	Chat chatConfig
 
 	Archive archiveConfig
@@ -128,8 +133,15 @@ func (c *Config) options() []option {
 		{"ingest.pushQueueMb", "Megabytes of parts queued for each origin of ingest.originUrls; an origin that falls further behind is re-synchronised at the next segment.", &c.IngestPushQueueMB},
 		{"ingest.pushRetryMax", "Longest wait between attempts to reach an origin that failed; attempts start 250 ms apart and continue for the whole broadcast.", &c.IngestPushRetry},
 		{"https.listen", "Address of the HTTPS listener (HTTP/2, which Apple players need for low-latency HLS); same paths as http.listen. Empty disables it.", &c.HTTPSListen},
-		{"edge.upstream", "Where this edge fills its cache from: an origin or a shield edge URL. Empty uses the in-process origin or the origins of live registrations.", &c.EdgeUpstream},
+		{"edge.upstream", "Where this edge fills its cache from: origin or shield edge URLs, comma separated, tried in order (a failed one is skipped\nuntil a probe finds it again). Empty uses the in-process origin or the origins of live registrations, same region first.", &c.EdgeUpstream},
 		{"edge.cacheMb", "Most megabytes of media and playlists an edge caches.", &c.EdgeCacheMB},
+		{"nodeRegion", "Region label of this node (e.g. eu-west). Edges prefer origins, and the playback director edges, of the same region.\nEmpty uses region.", &c.NodeRegion},
+		{"nodeZone", "Zone label of this node within its region; within a region, edges prefer origins of the same zone.", &c.NodeZone},
+		{"edge.publicUrl", "Base URL this edge announces in the node registry, where the playback director sends viewers (default http://<http.listen>).", &c.EdgePublicURL},
+		{"director.enabled", "Also run the playback director in this process (serve or edge); `glasscast director` runs it alone.\nPoint api.playbackBaseUrl at it so each viewer's multivariant request goes to the nearest healthy edge.", &c.Director.Enabled},
+		{"director.cidrRegions", "Viewer regions by client address: comma-separated <CIDR>=<region> pairs, e.g. 10.1.0.0/16=eu-west,127.0.0.2/32=b.", &c.Director.CIDRRegions},
+		{"director.regionHeader", "Trusted request header set by a load balancer or GeoDNS front that carries the viewer's country (mapped through\ndirector.countryRegions) or region label, e.g. CloudFront-Viewer-Country. Empty trusts no header.", &c.Director.RegionHeader},
+		{"director.countryRegions", "Regions of countries named by director.regionHeader: comma-separated <country code>=<region> pairs, e.g. DE=eu-west,US=us-east.", &c.Director.CountryRegions},
 		{"quotas.chatRooms", "Most IVS Chat rooms the account may create.", &c.Quotas.ChatRooms},
 		{"quotas.chatLoggingConfigurations", "Most IVS Chat logging configurations the account may create.", &c.Quotas.ChatLoggingConfigurations},
 		{"quotas.chatThrottle", "Answer IVS Chat API calls past IVS's default TPS quotas (CreateChatToken 200/s, SendEvent, DeleteMessage and\nDisconnectUser 100/s, tags 10/s, rooms 5/s, logging configurations 3/s) with ThrottlingException, as IVS does.", &c.Quotas.ChatThrottle},
@@ -177,6 +189,9 @@ func (c *Config) validate() error {
 	}
 	if c.NodeName == "" {
 		c.NodeName, _ = os.Hostname()
+	}
+	if c.NodeRegion == "" {
+		c.NodeRegion = c.Region
 	}
 	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
 		return fmt.Errorf("api.accessKeyId and api.secretAccessKey must be set together")

@@ -9,11 +9,12 @@ import (
 )
 
 // startEdge serves playback on the HTTP listeners from a cache filled from the in-process
-// origin, a configured upstream (a shield edge or an origin), or the origins named in live
-// registrations.
+// origin, configured upstreams (shield edges or origins, in failover order), or the origins
+// named in live registrations, nearest first.
 func (n *node) startEdge(ctx context.Context) error {
 	cfg := n.cfg
-	ec := edge.Config{Region: cfg.Region, Account: cfg.Account, CacheBytes: cfg.EdgeCacheMB << 20, Upstream: cfg.EdgeUpstream}
+	ec := edge.Config{Region: cfg.Region, Account: cfg.Account, CacheBytes: cfg.EdgeCacheMB << 20, Upstream: cfg.EdgeUpstream,
+		Here: edge.Place{Region: cfg.NodeRegion, Zone: cfg.NodeZone}}
 	if ec.Upstream == "" && n.localOrigin != nil {
 		ec.Local = n.localOrigin
 	}

@@ -20,6 +20,7 @@ Usage:
   glasscast ingest   [flags]   run an RTMP/RTMPS ingest that pushes to --ingest-origin-urls
   glasscast origin   [flags]   run an origin that listens on --origin-listen
   glasscast edge     [flags]   run an edge (caching proxy) in front of --edge-upstream or live origins
+  glasscast director [flags]   run a playback director: multivariant requests go to the nearest healthy edge
   glasscast archive  [flags]   record live channels to S3 in IVS's layout, joined to others by --nats-url
   glasscast recordings list|url [flags]   list a bucket's recordings, or print where one plays from
   glasscast bench    viewers   simulated LL-HLS viewers against a playback URL, with a latency report
@@ -61,6 +62,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runNode(ctx, "origin", args, roleOrigin)
 	case "edge":
 		return runNode(ctx, "edge", args, roleEdge)
+	case "director":
+		return runNode(ctx, "director", args, roleDirector)
 	case "archive":
 		return runNode(ctx, "archive", args, roleArchive)
 	case "recordings":

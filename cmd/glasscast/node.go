@@ -32,6 +32,8 @@ const (
 	roleOrigin
 	roleEdge
 	roleArchive
+	// roleDirector is not in rolesAll: serve and edge run it when director.enabled is set.
+	roleDirector
 	rolesAll = roleControl | roleIngest | roleOrigin | roleEdge | roleArchive
 )
 
@@ -91,6 +93,9 @@ func runNode(ctx context.Context, name string, args []string, roles role) error 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	if cfg.Director.Enabled {
+		roles |= roleDirector
+	}
 	n := &node{cfg: cfg, roles: roles, log: log, mux: http.NewServeMux(), fastExt: map[string]fasthttp.RequestHandler{}}
 
 	n.bus, err = bus.Open(ctx, bus.Config{URL: cfg.NATSURL, CredsFile: cfg.NATSCreds, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Name: cfg.NodeName}, log)
@@ -125,6 +130,7 @@ func runNode(ctx context.Context, name string, args []string, roles role) error 
 		{roleControl, n.startControl},
 		{roleIngest, n.startIngest},
 		{roleArchive, n.startArchive},
+		{roleDirector, n.startDirector}, // after the edge, whose playback it wraps
 	} {
 		if roles&start.r != 0 {
 			if err := start.start(roleCtx); err != nil {
@@ -132,6 +138,7 @@ func runNode(ctx context.Context, name string, args []string, roles role) error 
 			}
 		}
 	}
+	n.announce(roleCtx)
 
 	servers, err := n.listen()
 	if err != nil {
