@@ -104,7 +104,7 @@ func (a *Archive) SpoolUsed() int64 { return a.sp.Used() }
 // segments; what is not uploaded stays in the spool for the next run.
 func (a *Archive) Run(ctx context.Context) error {
 	if a.cfg.JS != nil {
-		c, err := openClaims(ctx, a.cfg.JS, a.cfg.Node)
+		c, err := openClaims(ctx, a.cfg.JS, a.st.Replication, a.cfg.Node)
 		if err != nil {
 			return err
 		}

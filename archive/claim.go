@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"glasscast/bus"
 )
 
 // claimTTL is how long a claim outlives its holder's last heartbeat.
@@ -19,8 +21,8 @@ type claims struct {
 	node string
 }
 
-func openClaims(ctx context.Context, js jetstream.JetStream, node string) (*claims, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+func openClaims(ctx context.Context, js jetstream.JetStream, repl bus.Replication, node string) (*claims, error) {
+	kv, err := repl.CreateOrUpdateKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket: "glasscast_archive_claims", History: 1, Storage: jetstream.FileStorage, TTL: claimTTL,
 	})
 	if err != nil {

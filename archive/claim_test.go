@@ -16,11 +16,11 @@ func TestClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	a, err := openClaims(ctx, b.JS, "node-a")
+	a, err := openClaims(ctx, b.JS, bus.Replication{}, "node-a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	bb, err := openClaims(ctx, b.JS, "node-b")
+	bb, err := openClaims(ctx, b.JS, bus.Replication{}, "node-b")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func TestClaims(t *testing.T) {
 	if ok, err := bb.take(ctx, "ch1"); ok || err != nil {
 		t.Fatalf("second node took a held claim: %v %v", ok, err)
 	}
-	a2, _ := openClaims(ctx, b.JS, "node-a") // the same node after a restart
+	a2, _ := openClaims(ctx, b.JS, bus.Replication{}, "node-a") // the same node after a restart
 	if ok, err := a2.take(ctx, "ch1"); !ok || err != nil {
 		t.Fatalf("restarted node lost its claim: %v %v", ok, err)
 	}

@@ -26,6 +26,15 @@ type Config struct {
 	URL string
 	// CredsFile is an optional NATS credentials file for the external cluster.
 	CredsFile string
+	// Auth is what clients present (user and password, a token or an nkey seed file). With an
+	// external cluster it is what this process logs in with; with an embedded server that
+	// listens it is what the server requires of everyone, this process included.
+	Auth Auth
+	// TLSCert and TLSKey (PEM files): the embedded server serves, and requires, TLS with them;
+	// a client of an external cluster presents them as its client certificate.
+	TLSCert, TLSKey string
+	// TLSCA (PEM file) verifies an external cluster's servers; empty uses the system roots.
+	TLSCA string
 	// DataDir holds the embedded server's JetStream files.
 	DataDir string
 	// Listen, when set ("127.0.0.1:4222"), lets other Glasscast processes join the embedded
@@ -49,13 +58,25 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
+		// A lost server is replaced by another of the cluster at once; the wait applies only
+		// between two attempts on the same server.
 		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		// A server that vanished without closing the socket (a host crash, a cut cable) is
+		// given up after about 15 s instead of the default 4 minutes.
+		nats.PingInterval(5 * time.Second),
+		nats.MaxPingsOutstanding(3),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("nats disconnected", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info("nats reconnected", "url", c.ConnectedUrlRedacted(), "server", c.ConnectedServerName())
+			if err := CheckServerVersion(c.ConnectedServerVersion()); err != nil {
+				log.Error("nats server is too old; JetStream requests may fail", "server", c.ConnectedServerName(), "err", err)
+			}
+		}),
 	}
 	url := cfg.URL
 	if url == "" {
@@ -65,13 +86,31 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 		}
 		b.srv = srv
 		opts = append(opts, nats.InProcessServer(srv))
-	} else if cfg.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	} else {
+		if cfg.CredsFile != "" {
+			opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+		}
+		tlsOpts, err := clientTLS(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, tlsOpts...)
 	}
+	authOpts, err := cfg.Auth.clientOptions()
+	if err != nil {
+		b.shutdownServer()
+		return nil, err
+	}
+	opts = append(opts, authOpts...)
 	nc, err := connect(ctx, url, opts)
 	if err != nil {
 		b.shutdownServer()
 		return nil, err
+	}
+	if err := CheckServerVersion(nc.ConnectedServerVersion()); err != nil {
+		nc.Close()
+		b.shutdownServer()
+		return nil, fmt.Errorf("nats server %s at %s: %w", nc.ConnectedServerName(), nc.ConnectedUrlRedacted(), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -122,6 +161,22 @@ func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
 			return nil, fmt.Errorf("nats listen port %q: %w", port, err)
 		}
 		o.Host, o.Port = host, p
+		// Other processes log in; this process logs in the same way over its in-process pipe.
+		if err := cfg.Auth.serverOptions(o); err != nil {
+			return nil, err
+		}
+		if cfg.TLSCert != "" || cfg.TLSKey != "" {
+			if cfg.TLSCert == "" || cfg.TLSKey == "" {
+				return nil, errors.New("nats TLS needs both a certificate and a key")
+			}
+			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey})
+			if err != nil {
+				return nil, fmt.Errorf("nats TLS: %w", err)
+			}
+			o.TLS, o.TLSConfig, o.TLSTimeout = true, tc, 2
+		} else if !isLoopback(host) {
+			log.Warn("the embedded NATS server listens beyond this host without TLS; set nats.tlsCert and nats.tlsKey", "listen", cfg.Listen)
+		}
 	}
 	srv, err := server.NewServer(o)
 	if err != nil {

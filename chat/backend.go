@@ -34,7 +34,7 @@ func NewBackend(ctx context.Context, st *store.Store, js jetstream.JetStream, st
 // openShared readies what both sides of chat share: the rooms' stream and the token key.
 func openShared(ctx context.Context, cfg Config, st *store.Store, js jetstream.JetStream) (*wire.Relay, *token.Sealer, error) {
 	relay := &wire.Relay{JS: js}
-	if err := relay.Ensure(ctx, cfg.StreamMaxBytes, cfg.StreamMaxAge); err != nil {
+	if err := relay.Ensure(ctx, st.Replication, cfg.StreamMaxBytes, cfg.StreamMaxAge); err != nil {
 		return nil, nil, err
 	}
 	key, err := st.ChatTokenKey(ctx)

@@ -38,7 +38,7 @@ func newEnv(t testing.TB, cfg Config) *env {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := store.Open(ctx, b.JS)
+	st, err := store.Open(ctx, b.JS, bus.Replication{})
 	if err != nil {
 		t.Fatal(err)
 	}

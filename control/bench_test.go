@@ -28,7 +28,7 @@ func benchServer(b *testing.B) (*ivs.Client, []string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(func() { cancel(); bs.Close() })
-	st, err := store.Open(ctx, bs.JS)
+	st, err := store.Open(ctx, bs.JS, bus.Replication{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -52,11 +52,11 @@ func FuzzCloudWatch(f *testing.F) {
 	defer b.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := store.Open(ctx, b.JS)
+	st, err := store.Open(ctx, b.JS, bus.Replication{})
 	if err != nil {
 		f.Fatal(err)
 	}
-	ms, err := metrics.OpenStore(ctx, b.JS)
+	ms, err := metrics.OpenStore(ctx, b.JS, bus.Replication{})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -55,11 +55,11 @@ func newCWFixture(t testing.TB) *cwFixture {
 	t.Cleanup(b.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	st, err := store.Open(ctx, b.JS)
+	st, err := store.Open(ctx, b.JS, bus.Replication{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, err := metrics.OpenStore(ctx, b.JS)
+	ms, err := metrics.OpenStore(ctx, b.JS, bus.Replication{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,11 +259,11 @@ func BenchmarkGetMetricData24h(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer bs.Close()
-	st, err := store.Open(ctx, bs.JS)
+	st, err := store.Open(ctx, bs.JS, bus.Replication{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	ms, err := metrics.OpenStore(ctx, bs.JS)
+	ms, err := metrics.OpenStore(ctx, bs.JS, bus.Replication{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func FuzzOperations(f *testing.F) {
 	defer b.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := store.Open(ctx, b.JS)
+	st, err := store.Open(ctx, b.JS, bus.Replication{})
 	if err != nil {
 		f.Fatal(err)
 	}

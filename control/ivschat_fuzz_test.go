@@ -21,7 +21,7 @@ func chatServer(tb testing.TB) (*Server, context.Context) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(func() { cancel(); b.Close() })
-	st, err := store.Open(ctx, b.JS)
+	st, err := store.Open(ctx, b.JS, bus.Replication{})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -27,13 +27,14 @@ func (s *Server) streamKeyOut(k store.StreamKey, withValue bool) streamKeyJSON {
 	return out
 }
 
-// putStreamKey stores a key and the index the ingest looks values up in.
+// putStreamKey stores a key and the index the ingest looks values up in (by digest: a value is
+// never a key name).
 func (s *Server) putStreamKey(ctx context.Context, k store.StreamKey) error {
-	if err := s.store.StreamKeyValues.Create(ctx, k.Value, k.ID); err != nil {
+	if err := s.store.StreamKeyValues.Create(ctx, s.store.StreamKeyDigest(k.Value), k.ID); err != nil {
 		return fmt.Errorf("index stream key: %w", err)
 	}
 	if err := s.store.StreamKeys.Create(ctx, k.ID, k); err != nil {
-		_ = s.store.StreamKeyValues.Delete(context.WithoutCancel(ctx), k.Value)
+		_ = s.store.StreamKeyValues.Delete(context.WithoutCancel(ctx), s.store.StreamKeyDigest(k.Value))
 		return fmt.Errorf("create stream key: %w", err)
 	}
 	return nil
@@ -46,7 +47,7 @@ func (s *Server) removeStreamKey(ctx context.Context, k store.StreamKey) {
 	if err := s.store.StreamKeys.Delete(ctx, k.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.log.Warn("delete stream key record", "id", k.ID, "err", err)
 	}
-	if err := s.store.StreamKeyValues.Delete(ctx, k.Value); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := s.store.StreamKeyValues.Delete(ctx, s.store.StreamKeyDigest(k.Value)); err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.log.Warn("delete stream key index", "id", k.ID, "err", err)
 	}
 }

@@ -149,6 +149,7 @@ func TestRecordingArchiveApart(t *testing.T) {
 	ar := &node{t: t, DataDir: t.TempDir(), HTTP: freePort(t)}
 	ar.args = append([]string{"archive", "--data-dir", ar.DataDir, "--http-listen", ar.HTTP, "--https-listen", "",
 		"--nats-url", "nats://" + natsAddr, "--node-name", "archive2", "--log-level", "debug"}, s3.serveArgs()...)
+	ar.args = append(ar.args, natsLogin(t, n)...)
 	ar.start()
 	t.Cleanup(ar.stop)
 	logOnFailure(t, ar)

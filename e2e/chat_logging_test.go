@@ -146,7 +146,7 @@ func TestChatLogging(t *testing.T) {
 	}
 
 	// firehose: a JetStream stream named after the delivery stream.
-	nc, err := nats.Connect("nats://" + natsAddr)
+	nc, err := nats.Connect("nats://"+natsAddr, natsLoginOption(t, n))
 	if err != nil {
 		t.Fatal(err)
 	}

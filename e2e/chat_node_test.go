@@ -11,11 +11,12 @@ import (
 )
 
 // startEdge runs `glasscast edge` joined to a serve node's NATS: a second edge in its own process.
-func startEdge(t *testing.T, natsURL string) *node {
+func startEdge(t *testing.T, natsURL string, login ...string) *node {
 	t.Helper()
 	n := &node{t: t, DataDir: t.TempDir(), HTTP: freePort(t)}
 	n.args = []string{"edge", "--data-dir", n.DataDir, "--http-listen", n.HTTP, "--https-listen", "",
 		"--nats-url", natsURL, "--node-name", "edge2", "--log-level", "debug"}
+	n.args = append(n.args, login...)
 	n.start()
 	t.Cleanup(n.stop)
 	t.Cleanup(func() {
@@ -39,7 +40,7 @@ func TestChatNode(t *testing.T) {
 	}
 	natsAddr := freePort(t)
 	n := startChatServe(t, "--nats-listen", natsAddr, "--https-listen", "")
-	edge2 := startEdge(t, "nats://"+natsAddr)
+	edge2 := startEdge(t, "nats://"+natsAddr, natsLogin(t, n)...)
 	for _, mode := range []struct{ name, ws string }{{"ws-polyfill", "ws"}, {"experimental-websocket", "undici"}} {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()

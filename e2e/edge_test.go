@@ -96,7 +96,7 @@ func TestEdgeTiers(t *testing.T) {
 	waitLive(t, ctx, c, ch.Arn)
 	waitPlayable(t, *ch.PlaybackUrl)
 	proxy := newCountingProxy(t, "http://"+originAddr)
-	join := []string{"--nats-url", "nats://" + natsAddr}
+	join := append([]string{"--nats-url", "nats://" + natsAddr}, natsLogin(t, a)...)
 	playbackPath := strings.TrimPrefix(*ch.PlaybackUrl, a.endpoint())
 
 	// One edge, 200 viewers.

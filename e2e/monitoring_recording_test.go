@@ -34,8 +34,8 @@ func TestMonitoringRecording(t *testing.T) {
 
 	tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(tctx, binary, "events", "tail", "--nats-url", "nats://"+natsAddr, "--since", "10m",
-		"--types", "recording-state", "--channels", id, "--count", "2").Output()
+	out, err := exec.CommandContext(tctx, binary, append([]string{"events", "tail", "--nats-url", "nats://" + natsAddr, "--since", "10m",
+		"--types", "recording-state", "--channels", id, "--count", "2"}, natsLogin(t, n)...)...).Output()
 	if err != nil {
 		t.Fatalf("events tail: %v\n%s", err, out)
 	}

@@ -162,8 +162,8 @@ func TestMonitoring(t *testing.T) {
 	liveAt := time.Now()
 
 	// `glasscast events tail` from a terminal sees the same events.
-	tail := exec.CommandContext(ctx, binary, "events", "tail", "--nats-url", "nats://"+natsAddr, "--since", "5m", "--count", "2",
-		"--channels", id)
+	tail := exec.CommandContext(ctx, binary, append([]string{"events", "tail", "--nats-url", "nats://" + natsAddr, "--since", "5m", "--count", "2",
+		"--channels", id}, natsLogin(t, n)...)...)
 	tailOut, err := tail.Output()
 	if err != nil {
 		t.Fatalf("events tail: %v\n%s", err, tailOut)

@@ -402,6 +402,33 @@ func findNATSServer() (string, error) {
 	return bin, nil
 }
 
+// natsLogin returns the flags that log a process in to n's embedded NATS server (started with
+// --nats-listen): the credentials it generated into its data folder on first start.
+func natsLogin(t testing.TB, n *node) []string {
+	t.Helper()
+	user, password := natsCredentials(t, n)
+	return []string{"--nats-user", user, "--nats-password", password}
+}
+
+// natsLoginOption is natsLogin for a nats.go client.
+func natsLoginOption(t testing.TB, n *node) nats.Option {
+	t.Helper()
+	return nats.UserInfo(natsCredentials(t, n))
+}
+
+func natsCredentials(t testing.TB, n *node) (user, password string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(n.DataDir, "nats-credentials.json"))
+	if err != nil {
+		t.Fatalf("nats credentials of %s: %v", n.DataDir, err)
+	}
+	var c struct{ User, Password string }
+	if err := json.Unmarshal(b, &c); err != nil || c.User == "" || c.Password == "" {
+		t.Fatalf("nats credentials of %s are damaged: %v", n.DataDir, err)
+	}
+	return c.User, c.Password
+}
+
 func randomHex(t testing.TB, n int) string {
 	t.Helper()
 	b := make([]byte, n)

@@ -54,7 +54,7 @@ func newStore(t testing.TB) *store.Store {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() { cancel(); b.Close() })
-	st, err := store.Open(ctx, b.JS)
+	st, err := store.Open(ctx, b.JS, bus.Replication{})
 	if err != nil {
 		t.Fatal(err)
 	}

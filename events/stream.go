@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"glasscast/bus"
 )
 
 // StreamName is the JetStream stream that keeps events; subjects are
@@ -60,6 +62,8 @@ type PublisherConfig struct {
 	// MaxAge and MaxBytes bound the stream (defaults 7 days, 1 GiB).
 	MaxAge   time.Duration
 	MaxBytes int64
+	// Replication is the stream's replicas and placement.
+	Replication bus.Replication
 	// Registry, when set, receives glasscast_events_published_total.
 	Registry prometheus.Registerer
 	Logger   *slog.Logger
@@ -76,7 +80,7 @@ func NewPublisher(ctx context.Context, js jetstream.JetStream, cfg PublisherConf
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, StreamConfig(cfg.MaxAge, cfg.MaxBytes)); err != nil {
+	if _, err := cfg.Replication.CreateOrUpdateStream(ctx, js, StreamConfig(cfg.MaxAge, cfg.MaxBytes)); err != nil {
 		return nil, fmt.Errorf("events stream: %w", err)
 	}
 	p := &Publisher{env: cfg.Envelope, js: js, log: cfg.Logger,

@@ -94,7 +94,7 @@ func (s *Server) authorize(path string, secure bool) (store.Channel, string, err
 	if !ok || rest == "" || strings.Contains(rest, "/") {
 		return store.Channel{}, "", errRefused{"path is not /app/<stream key>"}
 	}
-	keyID, ok := s.store.StreamKeyValues.Get(rest)
+	keyID, ok := s.store.StreamKeyValues.Get(s.store.StreamKeyDigest(rest))
 	if !ok {
 		return store.Channel{}, "", errRefused{"unknown stream key"}
 	}

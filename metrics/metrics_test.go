@@ -33,7 +33,7 @@ func openBus(t testing.TB) *bus.Bus {
 
 func openStore(t testing.TB, b *bus.Bus) *Store {
 	t.Helper()
-	st, err := OpenStore(context.Background(), b.JS)
+	st, err := OpenStore(context.Background(), b.JS, bus.Replication{})
 	if err != nil {
 		t.Fatal(err)
 	}

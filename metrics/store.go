@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"glasscast/bus"
 )
 
 // Agg is an aggregate of samples: what CloudWatch keeps per period (a statistic set). It is
@@ -90,10 +92,10 @@ type Store struct {
 	js jetstream.JetStream
 }
 
-// OpenStore creates or updates the tier streams.
-func OpenStore(ctx context.Context, js jetstream.JetStream) (*Store, error) {
+// OpenStore creates or updates the tier streams with repl's replicas and placement.
+func OpenStore(ctx context.Context, js jetstream.JetStream, repl bus.Replication) (*Store, error) {
 	for _, t := range Tiers() {
-		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		_, err := repl.CreateOrUpdateStream(ctx, js, jetstream.StreamConfig{
 			Name:        streamName(t.Period),
 			Description: fmt.Sprintf("AWS/IVS metric aggregates, %d s periods", t.Period),
 			Subjects:    []string{subject(t.Period, "*")},

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"glasscast/bus"
 )
 
 // Room is an IVS Chat room as stored; its ARN is derived from ID by the API.
@@ -55,7 +58,21 @@ type ClaimSet struct{ kv jetstream.KeyValue }
 // Claim records key as used. It returns ErrExists when any process claimed it before, which is
 // what makes a chat token single-use across the whole deployment: a KV create is atomic.
 func (c *ClaimSet) Claim(ctx context.Context, key string) error {
-	_, err := c.kv.Create(ctx, key, nil)
+	// A random value tells our own claim, stored by an attempt whose answer a failover lost,
+	// from another process's.
+	mine := make([]byte, 16)
+	_, _ = rand.Read(mine) // crypto/rand.Read never fails on supported platforms
+	ambiguous := false
+	err := bus.Retry(ctx, func(ctx context.Context) error {
+		_, err := c.kv.Create(ctx, key, mine)
+		ambiguous = ambiguous || bus.Transient(err)
+		return err
+	})
+	if errors.Is(err, jetstream.ErrKeyExists) && ambiguous {
+		if e, gerr := c.kv.Get(ctx, key); gerr == nil && bytes.Equal(e.Value(), mine) {
+			return nil
+		}
+	}
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return fmt.Errorf("claim: %w", ErrExists)
 	}
@@ -84,20 +101,20 @@ func (s *Store) ChatTokenKey(ctx context.Context) ([]byte, error) {
 }
 
 // openChat opens the IVS Chat buckets.
-func (s *Store) openChat(ctx context.Context, js jetstream.JetStream) error {
+func (s *Store) openChat(ctx context.Context, js jetstream.JetStream, repl bus.Replication) error {
 	durable := func(name string) jetstream.KeyValueConfig {
 		return jetstream.KeyValueConfig{Bucket: name, History: 1, Storage: jetstream.FileStorage}
 	}
 	var err error
-	if s.Rooms, err = openTable[Room](ctx, js, durable("glasscast_chat_rooms")); err != nil {
+	if s.Rooms, err = openTable[Room](ctx, js, repl, durable("glasscast_chat_rooms")); err != nil {
 		return err
 	}
-	if s.ChatLogging, err = openTable[ChatLoggingConfiguration](ctx, js, durable("glasscast_chat_logging")); err != nil {
+	if s.ChatLogging, err = openTable[ChatLoggingConfiguration](ctx, js, repl, durable("glasscast_chat_logging")); err != nil {
 		return err
 	}
 	claims := durable("glasscast_chat_token_claims")
 	claims.TTL = ChatTokenTTL + time.Minute // past a token's life its claim is moot
-	kv, err := js.CreateOrUpdateKeyValue(ctx, claims)
+	kv, err := repl.CreateOrUpdateKeyValue(ctx, js, claims)
 	if err != nil {
 		return fmt.Errorf("key-value bucket %s: %w", claims.Bucket, err)
 	}

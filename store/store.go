@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"glasscast/bus"
 )
 
 // Channel is an IVS channel as stored; ARNs and URLs are derived from ID by the API.
@@ -156,7 +158,7 @@ const LiveTTL = 15 * time.Second
 type Store struct {
 	Channels         *Table[Channel]
 	StreamKeys       *Table[StreamKey]
-	StreamKeyValues  *Table[string] // stream key value -> stream key ID, for the ingest's lookup
+	StreamKeyValues  *Table[string] // StreamKeyDigest(value) -> stream key ID, for the ingest's lookup
 	PlaybackKeyPairs *Table[PlaybackKeyPair]
 	RecordingConfigs *Table[RecordingConfiguration]
 	Live             *Table[Live]
@@ -172,28 +174,35 @@ type Store struct {
 
 	// Nodes is the node registry: regions, URLs and load of live nodes (nodes.go).
 	Nodes *Table[Node]
+
+	// Replication is how the buckets are replicated; the deployment's other streams (chat,
+	// archive claims) are created with it too.
+	Replication bus.Replication
+
+	streamKeyMAC []byte // HMAC key of StreamKeyDigest, shared through Secrets
 }
 
-// Open creates or opens the buckets and loads them. Tables stay in sync until ctx ends.
-func Open(ctx context.Context, js jetstream.JetStream) (*Store, error) {
-	s := &Store{}
+// Open creates or opens the buckets with repl's replicas and placement and loads them. Tables
+// stay in sync until ctx ends.
+func Open(ctx context.Context, js jetstream.JetStream, repl bus.Replication) (*Store, error) {
+	s := &Store{Replication: repl}
 	var err error
 	durable := func(name string) jetstream.KeyValueConfig {
 		return jetstream.KeyValueConfig{Bucket: name, History: 1, Storage: jetstream.FileStorage}
 	}
-	if s.Channels, err = openTable[Channel](ctx, js, durable("glasscast_channels")); err != nil {
+	if s.Channels, err = openTable[Channel](ctx, js, repl, durable("glasscast_channels")); err != nil {
 		return nil, err
 	}
-	if s.StreamKeys, err = openTable[StreamKey](ctx, js, durable("glasscast_stream_keys")); err != nil {
+	if s.StreamKeys, err = openTable[StreamKey](ctx, js, repl, durable("glasscast_stream_keys")); err != nil {
 		return nil, err
 	}
-	if s.StreamKeyValues, err = openTable[string](ctx, js, durable("glasscast_stream_key_values")); err != nil {
+	if s.StreamKeyValues, err = openTable[string](ctx, js, repl, durable("glasscast_stream_key_values")); err != nil {
 		return nil, err
 	}
-	if s.PlaybackKeyPairs, err = openTable[PlaybackKeyPair](ctx, js, durable("glasscast_playback_keys")); err != nil {
+	if s.PlaybackKeyPairs, err = openTable[PlaybackKeyPair](ctx, js, repl, durable("glasscast_playback_keys")); err != nil {
 		return nil, err
 	}
-	if s.RecordingConfigs, err = openTable[RecordingConfiguration](ctx, js, durable("glasscast_recording_configs")); err != nil {
+	if s.RecordingConfigs, err = openTable[RecordingConfiguration](ctx, js, repl, durable("glasscast_recording_configs")); err != nil {
 		return nil, err
 	}
 	live := jetstream.KeyValueConfig{
@@ -203,26 +212,29 @@ func Open(ctx context.Context, js jetstream.JetStream) (*Store, error) {
 		TTL:            LiveTTL,
 		LimitMarkerTTL: time.Minute, // watchers hear about expiry, so edges drop dead streams
 	}
-	if s.Live, err = openTable[Live](ctx, js, live); err != nil {
+	if s.Live, err = openTable[Live](ctx, js, repl, live); err != nil {
 		return nil, err
 	}
 	sessions := durable("glasscast_sessions")
 	sessions.TTL = 30 * 24 * time.Hour
-	if s.Sessions, err = openTable[Session](ctx, js, sessions); err != nil {
+	if s.Sessions, err = openTable[Session](ctx, js, repl, sessions); err != nil {
 		return nil, err
 	}
-	if err := s.openChat(ctx, js); err != nil {
+	if err := s.openChat(ctx, js, repl); err != nil {
 		return nil, err
 	}
 	uses := durable("glasscast_token_uses")
 	uses.TTL = 7 * 24 * time.Hour // longer than any token a viewer should be given
-	if s.TokenUses, err = openTable[int64](ctx, js, uses); err != nil {
+	if s.TokenUses, err = openTable[int64](ctx, js, repl, uses); err != nil {
 		return nil, err
 	}
-	if s.Secrets, err = openTable[string](ctx, js, durable("glasscast_secrets")); err != nil {
+	if s.Secrets, err = openTable[string](ctx, js, repl, durable("glasscast_secrets")); err != nil {
 		return nil, err
 	}
-	if s.Nodes, err = openTable[Node](ctx, js, nodesConfig(durable("glasscast_nodes"))); err != nil {
+	if err := s.openStreamKeyIndex(ctx); err != nil {
+		return nil, err
+	}
+	if s.Nodes, err = openTable[Node](ctx, js, repl, nodesConfig(durable("glasscast_nodes"))); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"glasscast/bus"
 )
 
 // Errors a Table returns; callers test them with errors.Is.
@@ -22,7 +25,9 @@ var (
 
 // Table is one JetStream key-value bucket of JSON records, replicated into memory by a watcher so
 // that reads never leave the process. Writes go to the bucket with compare-and-set and return
-// only once the local replica has applied them, so a caller reads its own writes.
+// only once the local replica has applied them, so a caller reads its own writes. A write that
+// meets a failover (a bucket between leaders, a client between servers) is retried for a few
+// seconds (bus.Retry) and recognised when an earlier attempt did land.
 //
 // Values handed out by Get and List are shared with the replica: treat them as read-only and
 // change records only through Update.
@@ -46,8 +51,8 @@ type Item[T any] struct {
 
 // openTable creates the bucket if needed and loads it into memory. The watcher lives until ctx
 // ends.
-func openTable[T any](ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (*Table[T], error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+func openTable[T any](ctx context.Context, js jetstream.JetStream, repl bus.Replication, cfg jetstream.KeyValueConfig) (*Table[T], error) {
+	kv, err := repl.CreateOrUpdateKeyValue(ctx, js, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("key-value bucket %s: %w", cfg.Bucket, err)
 	}
@@ -194,7 +199,21 @@ func (t *Table[T]) Create(ctx context.Context, key string, v T) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}
-	rev, err := t.kv.Create(ctx, key, b)
+	var rev uint64
+	ambiguous := false // an attempt failed in a way that may have stored the record anyway
+	err = bus.Retry(ctx, func(ctx context.Context) error {
+		var err error
+		rev, err = t.kv.Create(ctx, key, b)
+		ambiguous = ambiguous || bus.Transient(err)
+		return err
+	})
+	if errors.Is(err, jetstream.ErrKeyExists) && ambiguous {
+		// Ours if it holds what we wrote: an earlier attempt landed but its answer was lost.
+		e, gerr := t.get(ctx, key)
+		if gerr == nil && bytes.Equal(e.Value(), b) {
+			return t.waitApplied(ctx, e.Revision())
+		}
+	}
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return fmt.Errorf("create %s: %w", key, ErrExists)
 	}
@@ -204,13 +223,29 @@ func (t *Table[T]) Create(ctx context.Context, key string, v T) error {
 	return t.waitApplied(ctx, rev)
 }
 
+// get reads key from the bucket itself, retrying through a failover.
+func (t *Table[T]) get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	var e jetstream.KeyValueEntry
+	err := bus.Retry(ctx, func(ctx context.Context) error {
+		var err error
+		e, err = t.kv.Get(ctx, key)
+		return err
+	})
+	return e, err
+}
+
 // Put writes a record whatever was there; for records with a single writer (live state).
 func (t *Table[T]) Put(ctx context.Context, key string, v T) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}
-	rev, err := t.kv.Put(ctx, key, b)
+	var rev uint64
+	err = bus.Retry(ctx, func(ctx context.Context) error {
+		var err error
+		rev, err = t.kv.Put(ctx, key, b)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
@@ -222,8 +257,9 @@ func (t *Table[T]) Put(ctx context.Context, key string, v T) error {
 // aborts the update and is returned as is.
 func (t *Table[T]) Update(ctx context.Context, key string, fn func(*T) error) (T, error) {
 	var zero T
+	var sent []byte // what an attempt that may have landed unheard wrote
 	for attempt := 0; attempt < 32; attempt++ {
-		e, err := t.kv.Get(ctx, key)
+		e, err := t.get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return zero, fmt.Errorf("update %s: %w", key, ErrNotFound)
 		}
@@ -234,6 +270,10 @@ func (t *Table[T]) Update(ctx context.Context, key string, fn func(*T) error) (T
 		if err := json.Unmarshal(e.Value(), &v); err != nil {
 			return zero, fmt.Errorf("decode %s: %w", key, err)
 		}
+		if sent != nil && bytes.Equal(e.Value(), sent) {
+			// Our earlier attempt landed; applying fn again would apply it twice.
+			return v, t.waitApplied(ctx, e.Revision())
+		}
 		if err := fn(&v); err != nil {
 			return zero, err
 		}
@@ -241,7 +281,15 @@ func (t *Table[T]) Update(ctx context.Context, key string, fn func(*T) error) (T
 		if err != nil {
 			return zero, fmt.Errorf("encode %s: %w", key, err)
 		}
-		rev, err := t.kv.Update(ctx, key, b, e.Revision())
+		var rev uint64
+		err = bus.Retry(ctx, func(ctx context.Context) error {
+			var err error
+			rev, err = t.kv.Update(ctx, key, b, e.Revision())
+			if bus.Transient(err) {
+				sent = b
+			}
+			return err
+		})
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			continue // someone else wrote first: re-read and re-apply
 		}
@@ -255,18 +303,32 @@ func (t *Table[T]) Update(ctx context.Context, key string, fn func(*T) error) (T
 
 // Delete removes a record; ErrNotFound if it is not there.
 func (t *Table[T]) Delete(ctx context.Context, key string) error {
-	if _, err := t.kv.Get(ctx, key); errors.Is(err, jetstream.ErrKeyNotFound) {
+	if _, err := t.get(ctx, key); errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("delete %s: %w", key, ErrNotFound)
 	} else if err != nil {
 		return fmt.Errorf("read %s: %w", key, err)
 	}
-	if err := t.kv.Delete(ctx, key); err != nil {
+	// A repeated delete only adds another marker.
+	if err := bus.Retry(ctx, func(ctx context.Context) error { return t.kv.Delete(ctx, key) }); err != nil {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
 	// The delete marker's revision is not returned; read the bucket's last sequence instead.
-	st, err := t.kv.Status(ctx)
+	var st jetstream.KeyValueStatus
+	err := bus.Retry(ctx, func(ctx context.Context) error {
+		var err error
+		st, err = t.kv.Status(ctx)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("status after delete %s: %w", key, err)
 	}
 	return t.waitApplied(ctx, st.(*jetstream.KeyValueBucketStatus).StreamInfo().State.LastSeq)
+}
+
+// purgeDeleteMarkers removes every delete marker from the bucket, so that no deleted key's
+// name stays readable.
+func (t *Table[T]) purgeDeleteMarkers(ctx context.Context) error {
+	return bus.Retry(ctx, func(ctx context.Context) error {
+		return t.kv.PurgeDeletes(ctx, jetstream.DeleteMarkersOlderThan(-1))
+	})
 }

@@ -36,7 +36,7 @@ func TestTableReadYourWritesAndCAS(t *testing.T) {
 	defer b.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	tbl, err := openTable[rec](ctx, b.JS, jetstream.KeyValueConfig{Bucket: "t1"})
+	tbl, err := openTable[rec](ctx, b.JS, bus.Replication{}, jetstream.KeyValueConfig{Bucket: "t1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestTableListOrderAndPersistence(t *testing.T) {
 	dir := t.TempDir()
 	b := openBus(t, dir)
 	ctx, cancel := context.WithCancel(context.Background())
-	tbl, err := openTable[rec](ctx, b.JS, jetstream.KeyValueConfig{Bucket: "t2", Storage: jetstream.FileStorage})
+	tbl, err := openTable[rec](ctx, b.JS, bus.Replication{}, jetstream.KeyValueConfig{Bucket: "t2", Storage: jetstream.FileStorage})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestTableListOrderAndPersistence(t *testing.T) {
 	defer b.Close()
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
-	tbl, err = openTable[rec](ctx, b.JS, jetstream.KeyValueConfig{Bucket: "t2", Storage: jetstream.FileStorage})
+	tbl, err = openTable[rec](ctx, b.JS, bus.Replication{}, jetstream.KeyValueConfig{Bucket: "t2", Storage: jetstream.FileStorage})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestTableTTLExpiry(t *testing.T) {
 	defer b.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	tbl, err := openTable[rec](ctx, b.JS, jetstream.KeyValueConfig{Bucket: "t3", TTL: time.Second, LimitMarkerTTL: time.Second})
+	tbl, err := openTable[rec](ctx, b.JS, bus.Replication{}, jetstream.KeyValueConfig{Bucket: "t3", TTL: time.Second, LimitMarkerTTL: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

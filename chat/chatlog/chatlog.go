@@ -69,7 +69,7 @@ func New(cfg Config, st *store.Store, js jetstream.JetStream, log *slog.Logger) 
 	return &Logger{cfg: cfg, store: st, js: js, log: log,
 		files: &fileSink{dir: cfg.Dir, stdout: cfg.Stdout, open: map[string]*openFile{}},
 		s3:    newS3Sink(cfg, log),
-		fh:    &firehoseSink{js: js, made: map[string]bool{}}}
+		fh:    &firehoseSink{js: js, repl: st.Replication, made: map[string]bool{}}}
 }
 
 // Run logs until ctx ends, then flushes what it holds.

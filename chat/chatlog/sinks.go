@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"glasscast/auth"
+	"glasscast/bus"
 )
 
 // fileSink writes cloudWatchLogs destinations as JSON-lines files: a folder per log group, a
@@ -93,6 +94,7 @@ func (s *fileSink) closeAll() {
 // they would a Firehose delivery stream.
 type firehoseSink struct {
 	js   jetstream.JetStream
+	repl bus.Replication
 	made map[string]bool
 }
 
@@ -105,7 +107,7 @@ func FirehoseStream(deliveryStream string) (stream, subject string) {
 func (s *firehoseSink) publish(ctx context.Context, deliveryStream string, line []byte) error {
 	stream, subject := FirehoseStream(deliveryStream)
 	if !s.made[stream] {
-		_, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{subject},
+		_, err := s.repl.CreateOrUpdateStream(ctx, s.js, jetstream.StreamConfig{Name: stream, Subjects: []string{subject},
 			Description: "IVS Chat logs for delivery stream " + deliveryStream, Storage: jetstream.FileStorage,
 			MaxAge: 24 * time.Hour, MaxBytes: 1 << 30, Discard: jetstream.DiscardOld})
 		if err != nil {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"glasscast/bus"
 )
 
 // Rooms' frames travel on one JetStream stream, a subject per room. The stream gives every room
@@ -96,9 +98,9 @@ func StreamConfig(maxBytes int64, maxAge time.Duration) jetstream.StreamConfig {
 // Relay publishes envelopes to rooms.
 type Relay struct{ JS jetstream.JetStream }
 
-// Ensure creates or updates the chat stream.
-func (r *Relay) Ensure(ctx context.Context, maxBytes int64, maxAge time.Duration) error {
-	if _, err := r.JS.CreateOrUpdateStream(ctx, StreamConfig(maxBytes, maxAge)); err != nil {
+// Ensure creates or updates the chat stream with repl's replicas and placement.
+func (r *Relay) Ensure(ctx context.Context, repl bus.Replication, maxBytes int64, maxAge time.Duration) error {
+	if _, err := repl.CreateOrUpdateStream(ctx, r.JS, StreamConfig(maxBytes, maxAge)); err != nil {
 		return fmt.Errorf("chat stream: %w", err)
 	}
 	return nil

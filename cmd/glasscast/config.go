@@ -23,6 +23,7 @@ type Config struct {
 	NATSURL    string
 	NATSListen string
 	NATSCreds  string
+	NATS       natsConfig
 
 	AccessKeyID     string
 	SecretAccessKey string
@@ -68,6 +69,18 @@ type Config struct {
 	Monitoring monitoringConfig
 }
 
+// natsConfig is the NATS replication, login and TLS settings (nats.*) beyond the URL.
+type natsConfig struct {
+	Replicas       int
+	PlacementTags  string
+	User, Password string
+	Token          string
+	NkeySeed       string
+	TLSCert        string
+	TLSKey         string
+	TLSCA          string
+}
+
 func defaultConfig() *Config {
 	return &Config{
 		DataDir:    "./data",
@@ -108,6 +121,15 @@ func (c *Config) options() []option {
 		{"nats.url", "External NATS cluster URL(s), comma separated. Empty runs an embedded NATS server with JetStream in dataDir.", &c.NATSURL},
 		{"nats.listen", "When set (e.g. 127.0.0.1:4222), the embedded NATS server accepts other Glasscast processes on this address.\nEmpty keeps it private to this process.", &c.NATSListen},
 		{"nats.creds", "NATS credentials file for an external cluster.", &c.NATSCreds},
+		{"nats.replicas", "Copies kept of every JetStream stream and key-value bucket: 1 for the embedded server, 3 in a NATS cluster\n(state then survives the loss of one server). Raising it updates existing streams in place; it never lowers them.", &c.NATS.Replicas},
+		{"nats.placementTags", "Comma-separated server tags (nats-server server_tags, e.g. region:a) that streams and buckets are placed on.", &c.NATS.PlacementTags},
+		{"nats.user", "NATS user: what this process logs in to nats.url with, or what the embedded server requires with nats.listen.\nWith nats.listen and no user, token or nkey seed, one is generated into dataDir/nats-credentials.json and printed once.", &c.NATS.User},
+		{"nats.password", "Password of nats.user.", &c.NATS.Password},
+		{"nats.token", "NATS token, instead of nats.user and nats.password.", &c.NATS.Token},
+		{"nats.nkeySeed", "File holding an NATS nkey user seed (SU...), instead of a user or token.", &c.NATS.NkeySeed},
+		{"nats.tlsCert", "PEM certificate: the embedded server with nats.listen serves (and requires) TLS with it;\na client of nats.url presents it as its client certificate.", &c.NATS.TLSCert},
+		{"nats.tlsKey", "PEM private key of nats.tlsCert.", &c.NATS.TLSKey},
+		{"nats.tlsCa", "PEM CA certificates that verify the servers of nats.url. Empty uses the system roots.", &c.NATS.TLSCA},
 		{"api.accessKeyId", "Access key id accepted by the SigV4-signed control API. Empty uses the key generated into dataDir on first start.", &c.AccessKeyID},
 		{"api.secretAccessKey", "Secret of api.accessKeyId.", &c.SecretAccessKey},
 		{"api.playbackBaseUrl", "Scheme and host put in front of playback URLs (e.g. https://live.example.com). Empty uses the host the API was called on.", &c.PlaybackBaseURL},
@@ -192,6 +214,9 @@ func (c *Config) validate() error {
 	}
 	if c.NodeRegion == "" {
 		c.NodeRegion = c.Region
+	}
+	if c.NATSURL == "" && (c.NATS.Replicas > 1 || c.NATS.PlacementTags != "") {
+		return fmt.Errorf("nats.replicas above 1 and nats.placementTags need a NATS cluster (nats.url); the embedded server is one node")
 	}
 	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
 		return fmt.Errorf("api.accessKeyId and api.secretAccessKey must be set together")

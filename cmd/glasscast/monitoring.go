@@ -67,7 +67,8 @@ func (n *node) startMonitoring(ctx context.Context) error {
 	if n.roles&(roleIngest|roleArchive|roleControl) != 0 {
 		m.pub, err = events.NewPublisher(ctx, n.bus.JS, events.PublisherConfig{
 			Envelope: events.Envelope{Region: n.cfg.Region, Account: n.cfg.Account},
-			MaxAge:   cfg.EventsMaxAge, MaxBytes: int64(cfg.EventsMaxMB) << 20, Registry: reg, Logger: log})
+			MaxAge:   cfg.EventsMaxAge, MaxBytes: int64(cfg.EventsMaxMB) << 20, Registry: reg, Logger: log,
+			Replication: n.store.Replication})
 		if err != nil {
 			return err
 		}
@@ -98,7 +99,7 @@ func (n *node) startMonitoring(ctx context.Context) error {
 
 // startRecorder keeps the aggregates behind GetMetricData.
 func (n *node) startRecorder(ctx context.Context, m *monitoring) error {
-	st, err := metrics.OpenStore(ctx, n.bus.JS)
+	st, err := metrics.OpenStore(ctx, n.bus.JS, n.store.Replication)
 	if err != nil {
 		return err
 	}
@@ -302,6 +303,10 @@ func runEvents(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("events tail", flag.ContinueOnError)
 	url := fs.String("nats-url", os.Getenv("GLASSCAST_NATS_URL"), "NATS URL of the deployment (a serve process started with --nats-listen, or the cluster)")
 	creds := fs.String("nats-creds", os.Getenv("GLASSCAST_NATS_CREDS"), "NATS credentials file")
+	user := fs.String("nats-user", os.Getenv("GLASSCAST_NATS_USER"), "NATS user (see dataDir/nats-credentials.json of a serve process)")
+	password := fs.String("nats-password", os.Getenv("GLASSCAST_NATS_PASSWORD"), "password of --nats-user")
+	token := fs.String("nats-token", os.Getenv("GLASSCAST_NATS_TOKEN"), "NATS token")
+	tlsCA := fs.String("nats-tls-ca", os.Getenv("GLASSCAST_NATS_TLS_CA"), "PEM CA certificates that verify the NATS servers")
 	types := fs.String("types", "", "comma-separated event types: stream-state, stream-health, recording-state, limit-breach (default all)")
 	chans := fs.String("channels", "", "comma-separated channel ids (default all)")
 	since := fs.Duration("since", 0, "first print the events of this long ago, then follow (default: new events only)")
@@ -324,6 +329,15 @@ func runEvents(ctx context.Context, args []string) error {
 	opts := []nats.Option{nats.Name("glasscast events tail")}
 	if *creds != "" {
 		opts = append(opts, nats.UserCredentials(*creds))
+	}
+	if *user != "" {
+		opts = append(opts, nats.UserInfo(*user, *password))
+	}
+	if *token != "" {
+		opts = append(opts, nats.Token(*token))
+	}
+	if *tlsCA != "" {
+		opts = append(opts, nats.RootCAs(*tlsCA))
 	}
 	nc, err := nats.Connect(*url, opts...)
 	if err != nil {

@@ -98,7 +98,15 @@ func runNode(ctx context.Context, name string, args []string, roles role) error 
 	}
 	n := &node{cfg: cfg, roles: roles, log: log, mux: http.NewServeMux(), fastExt: map[string]fasthttp.RequestHandler{}}
 
-	n.bus, err = bus.Open(ctx, bus.Config{URL: cfg.NATSURL, CredsFile: cfg.NATSCreds, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Name: cfg.NodeName}, log)
+	busCfg, err := natsBusConfig(cfg)
+	if err != nil {
+		return err
+	}
+	repl, err := bus.ParseReplication(cfg.NATS.Replicas, cfg.NATS.PlacementTags)
+	if err != nil {
+		return err
+	}
+	n.bus, err = bus.Open(ctx, busCfg, log)
 	if err != nil {
 		return err
 	}
@@ -106,7 +114,7 @@ func runNode(ctx context.Context, name string, args []string, roles role) error 
 	// The store's watchers live as long as the process, and stop before the bus closes.
 	storeCtx, stopStore := context.WithCancel(context.Background())
 	defer stopStore()
-	if n.store, err = store.Open(storeCtx, n.bus.JS); err != nil {
+	if n.store, err = store.Open(storeCtx, n.bus.JS, repl); err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
 	n.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
@@ -255,4 +263,26 @@ func natsDescription(cfg *Config, b *bus.Bus) string {
 		return "embedded, listening on " + u
 	}
 	return "embedded"
+}
+
+// natsBusConfig is the bus configuration. An embedded server that listens requires a login: the
+// configured one, or one generated into the data folder and shown once on first start.
+func natsBusConfig(cfg *Config) (bus.Config, error) {
+	c := bus.Config{URL: cfg.NATSURL, CredsFile: cfg.NATSCreds, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Name: cfg.NodeName,
+		Auth:    bus.Auth{User: cfg.NATS.User, Password: cfg.NATS.Password, Token: cfg.NATS.Token, NkeySeedFile: cfg.NATS.NkeySeed},
+		TLSCert: cfg.NATS.TLSCert, TLSKey: cfg.NATS.TLSKey, TLSCA: cfg.NATS.TLSCA}
+	if c.URL != "" || c.Listen == "" || !c.Auth.IsZero() {
+		return c, nil
+	}
+	a, created, err := bus.LoadOrCreateCredentials(cfg.DataDir)
+	if err != nil {
+		return c, err
+	}
+	c.Auth = a
+	if created {
+		// Printed on the terminal once, never logged, like the API access key.
+		fmt.Fprintf(os.Stdout, "\nCreated NATS credentials for other processes joining this one (stored in %s/%s):\n  --nats-user %s --nats-password %s\n\n",
+			cfg.DataDir, bus.CredentialsFile, a.User, a.Password)
+	}
+	return c, nil
 }
