@@ -152,12 +152,32 @@ func (b *broadcast) claim(ctx context.Context) error {
 func (b *broadcast) liveRecord() store.Live {
 	b.mu.Lock()
 	health := b.health0
+	out := b.out
 	b.mu.Unlock()
-	return store.Live{ChannelID: b.channel.ID, StreamID: b.streamID, StartTime: b.started, Health: health,
+	live := store.Live{ChannelID: b.channel.ID, StreamID: b.streamID, StartTime: b.started, Health: health,
 		Ingest: b.s.cfg.Node, Origins: b.s.cfg.Origins, UpdatedAt: time.Now().UTC()}
+	if r, ok := out.(media.SinkReporter); ok {
+		for _, st := range r.SinkStatus() {
+			live.OriginStates = append(live.OriginStates, store.OriginState{URL: st.Name, State: string(st.State), Since: st.Since})
+		}
+	}
+	return live
+}
+
+// originsChanged returns a channel closed when an origin's delivery state changes, or nil
+// while the output does not report them.
+func (b *broadcast) originsChanged() <-chan struct{} {
+	b.mu.Lock()
+	out := b.out
+	b.mu.Unlock()
+	if r, ok := out.(media.SinkReporter); ok {
+		return r.SinkChanged()
+	}
+	return nil
 }
 
 // heartbeat refreshes the live registration and re-evaluates health until the broadcast ends.
+// A change of an origin's delivery state is recorded at once.
 func (b *broadcast) heartbeat() {
 	defer b.s.wg.Done()
 	t := time.NewTicker(b.s.cfg.Heartbeat)
@@ -166,6 +186,14 @@ func (b *broadcast) heartbeat() {
 		select {
 		case <-b.stopBeat:
 			return
+		case <-b.originsChanged():
+			select {
+			case <-b.stopBeat: // ending: the registration is about to go
+				return
+			default:
+			}
+			b.putLive()
+			continue
 		case <-t.C:
 		}
 		b.mu.Lock()
@@ -188,11 +216,15 @@ func (b *broadcast) heartbeat() {
 			b.log.Info("stream health changed", "health", h)
 			b.addEvent(store.SessionEvent{Name: name, Type: typeHealth, Time: time.Now().UTC()})
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), b.s.cfg.Heartbeat)
-		if err := b.s.store.Live.Put(ctx, b.channel.ID, b.liveRecord()); err != nil {
-			b.log.Warn("refresh live registration", "err", err)
-		}
-		cancel()
+		b.putLive()
+	}
+}
+
+func (b *broadcast) putLive() {
+	ctx, cancel := context.WithTimeout(context.Background(), b.s.cfg.Heartbeat)
+	defer cancel()
+	if err := b.s.store.Live.Put(ctx, b.channel.ID, b.liveRecord()); err != nil {
+		b.log.Warn("refresh live registration", "err", err)
 	}
 }
 

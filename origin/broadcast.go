@@ -26,6 +26,7 @@ type broadcast struct {
 	ended      bool
 	endedAt    time.Time
 	freed      bool
+	lastWrite  time.Time // of the last Open, Init or Part: a live publisher writes every part
 }
 
 func newBroadcast(o *Origin, s media.Stream) *broadcast {
@@ -66,7 +67,18 @@ func (b *broadcast) resume() *handle {
 	defer b.mu.Unlock()
 	b.writer++
 	b.ended = false
+	b.lastWrite = b.o.cfg.Clock()
 	return &handle{b: b, seq: b.writer}
+}
+
+// idle is how long the broadcast has received nothing; zero once it ended.
+func (b *broadcast) idle(now time.Time) time.Duration {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.ended || b.freed {
+		return 0
+	}
+	return now.Sub(b.lastWrite)
 }
 
 // anyWriter makes end unconditional.
@@ -156,6 +168,7 @@ func (h *handle) Init(ctx context.Context, r media.Rendition, init []byte) error
 	if err := h.check(); err != nil {
 		return err
 	}
+	b.lastWrite = b.o.cfg.Clock()
 	rd := b.renditions[r.Name]
 	if rd == nil {
 		rd = newRendition(r)
@@ -191,6 +204,7 @@ func (h *handle) Part(ctx context.Context, rendition string, p media.Part) error
 	if err := h.check(); err != nil {
 		return err
 	}
+	b.lastWrite = now
 	rd := b.renditions[rendition]
 	if rd == nil {
 		return fmt.Errorf("rendition %s: %w", rendition, media.ErrNotFound)

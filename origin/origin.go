@@ -48,6 +48,15 @@ type Config struct {
 	DateRanges bool
 	// DisableDeltaUpdates stops advertising CAN-SKIP-UNTIL; _HLS_skip is then ignored.
 	DisableDeltaUpdates bool
+	// Live, when set, reports the stream registered as on air on a channel, if any. A
+	// broadcast that received nothing for IdleEnd and whose stream is no longer registered is
+	// ended (EXT-X-ENDLIST, then offline after Linger): its ingest died without closing it.
+	// The origin consults it only for idle broadcasts, from its sweeper.
+	Live func(channelID string) (streamID string, ok bool)
+	// IdleEnd is how long a broadcast may receive nothing before Live is consulted: longer
+	// than a publisher's reconnect grace, so a reconnecting publisher never loses its
+	// broadcast. Default 20 s.
+	IdleEnd time.Duration
 	// Clock returns the current time; it stamps removals and broadcast ends. Default time.Now.
 	// Blocking requests always wait in real time.
 	Clock func() time.Time
@@ -59,6 +68,7 @@ const (
 	defaultWindow = 12
 	minWindow     = 6
 	defaultLinger = 2 * time.Minute
+	defaultIdle   = 20 * time.Second
 	// sweepEvery is how often idle memory (expired removed segments, broadcasts past their
 	// linger) is released when no publishing activity does it first.
 	sweepEvery = time.Second
@@ -94,6 +104,9 @@ func New(cfg Config) *Origin {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
+	}
+	if cfg.IdleEnd <= 0 {
+		cfg.IdleEnd = defaultIdle
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -208,6 +221,13 @@ func (o *Origin) sweep() {
 	o.mu.Unlock()
 	for _, b := range live {
 		b.prune(now)
+		if o.cfg.Live != nil && b.idle(now) >= o.cfg.IdleEnd {
+			if id, ok := o.cfg.Live(b.stream.ChannelID); !ok || id != b.stream.StreamID {
+				o.log.Warn("ending a broadcast whose ingest stopped without closing it", "channel", b.stream.ChannelID,
+					"stream", b.stream.StreamID, "idle", b.idle(now).Round(time.Second))
+				b.end(now, anyWriter)
+			}
+		}
 	}
 }
 

@@ -98,8 +98,25 @@ type Live struct {
 	// Ingest names the node that holds the publisher; metadata and stop requests go to it.
 	Ingest string `json:"ingest"`
 	// Origins are base URLs of the origins holding the stream, for edges in other processes.
-	Origins   []string  `json:"origins,omitempty"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	Origins []string `json:"origins,omitempty"`
+	// OriginStates says, for each origin the ingest pushes to over the network, whether it
+	// holds the stream as it is made. Empty when the ingest writes to an in-process origin.
+	OriginStates []OriginState `json:"originStates,omitempty"`
+	UpdatedAt    time.Time     `json:"updatedAt"`
+}
+
+// Origin states of a live registration.
+const (
+	OriginInSync     = "in-sync"     // receives every part as it is made
+	OriginCatchingUp = "catching-up" // reachable again, or fell behind: joins at the next segment
+	OriginDown       = "down"        // unreachable; the ingest keeps retrying
+)
+
+// OriginState is one origin's delivery state in a live registration.
+type OriginState struct {
+	URL   string    `json:"url"`
+	State string    `json:"state"`
+	Since time.Time `json:"since"`
 }
 
 // Session is the history of one broadcast, kept after it ends.
