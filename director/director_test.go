@@ -1,11 +1,13 @@
 package director
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -245,4 +247,17 @@ func TestProbe(t *testing.T) {
 	up = true
 	mu.Unlock()
 	wait(1)
+}
+
+// absolute never panics, and keeps every line of the playlist.
+func FuzzAbsolute(f *testing.F) {
+	f.Add([]byte("#EXTM3U\n#EXT-X-MEDIA:URI=\"a/b.m3u8\"\nx/720p/index.m3u8?token=t\r\n"))
+	f.Add([]byte("#EXT-X-MEDIA:URI=\"\nhttp://[::1\n%zz\n"))
+	base, _ := url.Parse("http://edge:1/api/video/v1/r.a.channel.c.m3u8?token=x")
+	f.Fuzz(func(t *testing.T, pl []byte) {
+		out := absolute(pl, base)
+		if bytes.Count(out, []byte("\n")) != bytes.Count(pl, []byte("\n")) {
+			t.Fatalf("line count changed:\n%q\n%q", pl, out)
+		}
+	})
 }

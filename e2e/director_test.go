@@ -190,3 +190,63 @@ func tail(s string, n int) string {
 	}
 	return s
 }
+
+// TestDirectorInServe: with director.enabled, serve answers viewers' multivariant requests as
+// a director choosing its own edge, whose answer it fetches without asking itself again.
+func TestDirectorInServe(t *testing.T) {
+	a := startServe(t, "", "--director-enabled", "--node-name", "solo")
+	c := a.ivsClient()
+	ctx := ctxT(t, 2*time.Minute)
+	ch, key := testChannel(t, ctx, c, &ivs.CreateChannelInput{Type: types.ChannelTypeBasicChannelType, InsecureIngest: true})
+	publish(t, a.rtmpURL(key), pubOptions{})
+	waitLive(t, ctx, c, ch.Arn)
+	waitPlayable(t, *ch.PlaybackUrl)
+	code, edge, body := askDirector(t, http.DefaultClient, *ch.PlaybackUrl)
+	if code != 200 || edge != "solo" || !strings.Contains(body, "http://"+a.HTTP+"/api/video/v1/") {
+		t.Fatalf("%d from %q:\n%s", code, edge, body)
+	}
+	if frames, _ := playVia(t, http.DefaultClient, *ch.PlaybackUrl, 4*time.Second); frames < 40 {
+		t.Fatalf("decoded only %d frames in 4 s", frames)
+	}
+}
+
+// TestDirectorIVSPlayer: Amazon's IVS web player and hls.js (the tutorial page) play a private
+// channel whose playback URL names a separate director: the multivariant comes from the
+// director with absolute URIs to the edge, every other request goes to the edge, cross-origin,
+// with the edge's derived token; an offline channel is still ErrorNotAvailable 404.
+func TestDirectorIVSPlayer(t *testing.T) {
+	needBrowser(t)
+	natsAddr, dirAddr := freePort(t), freePort(t)
+	a := startServe(t, "", "--nats-listen", natsAddr, "--api-playback-base-url", "http://"+dirAddr, "--node-name", "serve-a")
+	dir := &node{t: t, DataDir: t.TempDir(), HTTP: dirAddr}
+	dir.args = []string{"director", "--data-dir", dir.DataDir, "--http-listen", dirAddr, "--https-listen", "",
+		"--node-name", "director", "--log-level", "debug", "--nats-url", "nats://" + natsAddr}
+	dir.start()
+	t.Cleanup(dir.stop)
+	c := a.ivsClient()
+	ctx := ctxT(t, 3*time.Minute)
+	offline, _ := testChannel(t, ctx, c, &ivs.CreateChannelInput{Type: types.ChannelTypeBasicChannelType})
+	priv, key := testChannel(t, ctx, c, &ivs.CreateChannelInput{Type: types.ChannelTypeBasicChannelType, InsecureIngest: true, Authorized: true})
+	token := playbackToken(t, ctx, c, *priv.Arn)
+	publish(t, a.rtmpURL(key), pubOptions{})
+	waitLive(t, ctx, c, priv.Arn)
+	waitPlayable(t, *priv.PlaybackUrl+"?token="+token)
+
+	rep := runIVSPlayer(t, *offline.PlaybackUrl, 8, false, nil)
+	if e := rep.ivsError(); e == nil || e.Type != "ErrorNotAvailable" || e.Code != 404 {
+		t.Fatalf("offline channel through the director: errors %+v, want ErrorNotAvailable 404", rep.Errors)
+	}
+	var ivsPlaying, hlsPlaying bool
+	rep = runIVSPlayer(t, *priv.PlaybackUrl+"?token="+token, 20, false, func(s ivsSample) {
+		if s.IVS != nil && s.IVS.State == "Playing" && s.IVS.Position > 2 {
+			ivsPlaying = true
+		}
+		if s.HLS.CurrentTime > 2 {
+			hlsPlaying = true
+		}
+	})
+	if !ivsPlaying || !hlsPlaying || len(rep.Errors) != 0 {
+		t.Fatalf("private channel through the director: IVS player playing %v, hls.js playing %v, errors %+v, states %+v",
+			ivsPlaying, hlsPlaying, rep.Errors, rep.States)
+	}
+}

@@ -28,23 +28,31 @@ type Breaker struct {
 	probe func(context.Context) error
 	// First and Max bound the prober's backoff.
 	first, max time.Duration
+	forget     time.Duration // forgetAfter; shorter in tests
 	log        *slog.Logger
 
 	mu      sync.Mutex
 	state   breakerState
 	probing bool
+	wanted  time.Time // last time a request asked for the upstream
 }
+
+// forgetAfter ends probing of an upstream no request asked for in that long (an origin whose
+// broadcasts ended): the breaker goes half-open, so the next request that wants it tries it
+// once and probing restarts only if it fails again.
+const forgetAfter = time.Minute
 
 // NewBreaker returns a closed breaker for the upstream name. probe checks it is back; it runs
 // only while the breaker is open.
 func NewBreaker(name string, probe func(context.Context) error, first, max time.Duration, log *slog.Logger) *Breaker {
-	return &Breaker{name: name, probe: probe, first: first, max: max, log: log}
+	return &Breaker{name: name, probe: probe, first: first, max: max, forget: forgetAfter, log: log}
 }
 
 // Allow reports whether requests should try the upstream now.
 func (b *Breaker) Allow() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.wanted = time.Now()
 	return b.state != open
 }
 
@@ -73,6 +81,7 @@ func (b *Breaker) Failure(ctx context.Context, err error) bool {
 	defer b.mu.Unlock()
 	opened := b.state != open
 	b.state = open
+	b.wanted = time.Now()
 	if opened {
 		b.log.Warn("upstream failed; skipping it until a probe answers", "upstream", b.name, "err", err)
 	}
@@ -103,6 +112,11 @@ func (b *Breaker) probeLoop(ctx context.Context) {
 		b.mu.Lock()
 		if b.state != open { // a last-resort request got through meanwhile
 			b.probing = false
+			b.mu.Unlock()
+			return
+		}
+		if err != nil && time.Since(b.wanted) > b.forget {
+			b.state, b.probing = halfOpen, false
 			b.mu.Unlock()
 			return
 		}
