@@ -491,12 +491,14 @@ func (b *broadcast) end() {
 			b.log.Warn("close origin broadcast", "err", err)
 		}
 	}
-	if err := b.s.store.Live.Delete(ctx, b.channel.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-		b.log.Warn("remove live registration", "err", err)
-	}
+	// The session ends before its registration goes: a session with no end time and no
+	// registration is one whose ingest died, and control's reaper ends it as failed.
 	now := time.Now().UTC()
 	b.addEvent(store.SessionEvent{Name: "Stream End", Type: typeState, Time: now})
 	b.addEvent(store.SessionEvent{Name: "Session Ended", Type: typeState, Time: now})
+	if err := b.s.store.Live.Delete(ctx, b.channel.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		b.log.Warn("remove live registration", "err", err)
+	}
 	b.meter.Close()
 	b.s.mu.Lock()
 	if b.s.broadcasts[b.channel.ID] == b {

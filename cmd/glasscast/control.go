@@ -36,6 +36,10 @@ func (n *node) startControl(ctx context.Context) error {
 		Chat: n.chatAPI, Metrics: n.metricsReader(),
 	}, n.store, &ingestctl.Client{NC: n.bus.Conn}, counter.Viewers, n.log.With("role", "control"))
 	n.api, n.apiMatch = api, api.Handles
+	// Sessions left open by a crashed ingest (or a killed serve) are ended here: every control
+	// node sweeps, and compare-and-set on the session makes one of them do it.
+	reaper := &control.Reaper{Store: n.store, Events: n.streamEvents(), Log: n.log.With("role", "control")}
+	n.goRole(func() { reaper.Run(ctx) })
 	return nil
 }
 

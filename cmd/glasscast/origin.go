@@ -13,6 +13,7 @@ import (
 	"glasscast/media"
 	"glasscast/origin"
 	"glasscast/origin/push"
+	"glasscast/store"
 )
 
 // startOrigin holds broadcasts in memory. Under serve the ingest and edge call it in process;
@@ -25,7 +26,7 @@ func (n *node) startOrigin(ctx context.Context) error {
 		// bound outlasts a publisher's reconnect grace, while the ingest keeps pushing.
 		Live: func(channelID string) (string, bool) {
 			l, ok := n.store.Live.Get(channelID)
-			return l.StreamID, ok
+			return l.StreamID, ok && time.Since(l.UpdatedAt) < store.LiveTTL
 		},
 		IdleEnd: cfg.ReconnectGrace + 5*time.Second})
 	n.defer_(func() { _ = org.Close() })
