@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -212,6 +213,8 @@ func (m *multiRegion) wanLink(target string) *latencyProxy {
 	return p
 }
 
+func (m *multiRegion) channelID() string { return (*m.ch.Arn)[strings.LastIndex(*m.ch.Arn, "/")+1:] }
+
 func (m *multiRegion) edges() []*node { return []*node{m.edgeA, m.edgeB1, m.edgeB2} }
 
 // viewerRun is simulated viewers playing on one edge in the background.
@@ -346,7 +349,7 @@ func TestMultiRegion(t *testing.T) {
 			out, err := m.c.GetStream(ctx, &ivs.GetStreamInput{ChannelArn: m.ch.Arn})
 			if err != nil || *out.Stream.StreamId != streamID {
 				t.Fatalf("the broadcast is no longer live at the start of the drill (GetStream: %v; the live bucket itself says: %s); an earlier drill ended it",
-					err, m.nats.inspect(ctx, "glasscast_live", (*m.ch.Arn)[strings.LastIndex(*m.ch.Arn, "/")+1:]))
+					err, m.nats.inspect(ctx, "glasscast_live", m.channelID()))
 			}
 			f(t)
 		})
@@ -448,7 +451,8 @@ func (m *multiRegion) drillWANCut(t *testing.T, ctx context.Context, streamID st
 	}
 	out, err := m.c.GetStream(ctx, &ivs.GetStreamInput{ChannelArn: m.ch.Arn})
 	if err != nil || *out.Stream.StreamId != streamID {
-		t.Errorf("after the cut GetStream says %v (err %v), want the same stream session %s", out, err, streamID)
+		t.Errorf("after the cut GetStream says %v (err %v), want the same stream session %s; the live bucket itself says: %s",
+			out, err, streamID, m.nats.inspect(ctx, "glasscast_live", m.channelID()))
 	}
 }
 
@@ -485,14 +489,19 @@ func (m *multiRegion) drillNearOriginKill(t *testing.T, ctx context.Context) {
 	m.originA.kill()
 	reps := waitAll(t, runs)
 	a := reps[m.edgeA]
-	t.Logf("figure: kill -9 of the near origin: region-a viewer longest stall p50 %v p99 %v max %v, part delay p99 %v, errors %d",
+	// Region b fills from origin B, which origin A's death does not touch: what its viewers
+	// stall is the source's (ffmpeg or the ingest starved of CPU on a loaded machine), not the
+	// failover's.
+	bStall := max(reps[m.edgeB1].StallP99, reps[m.edgeB2].StallP99)
+	t.Logf("figure: kill -9 of the near origin: region-a viewer longest stall p50 %v p99 %v max %v, part delay p99 %v, errors %d (region b, not failing over, stalled p99 %v)",
 		a.StallP50.Round(time.Millisecond), a.StallP99.Round(time.Millisecond), a.StallMax.Round(time.Millisecond),
-		a.DelayP99.Round(time.Millisecond), errorCount(a))
+		a.DelayP99.Round(time.Millisecond), errorCount(a), bStall.Round(time.Millisecond))
 	if n := errorCount(a); n > 0 {
 		t.Errorf("region a viewers saw %d errors when origin A died: %v", n, a.Errors)
 	}
-	if a.StallP99 >= targetDuration {
-		t.Errorf("region a viewers stalled %v (p99) when origin A died, want under one target duration (%v)", a.StallP99, targetDuration)
+	if a.StallP99 >= targetDuration && a.StallP99 >= bStall+targetDuration {
+		t.Errorf("region a viewers stalled %v (p99) when origin A died, want under one target duration (%v) more than region b's %v",
+			a.StallP99, targetDuration, bStall)
 	}
 	if a.Parts < int64(mrViewers)*8*5 { // at least 8 s of 0.2 s parts per viewer
 		t.Errorf("region a viewers received only %d parts in 15 s", a.Parts)
@@ -636,33 +645,39 @@ func (m *multiRegion) drillIngestKill(t *testing.T, ctx context.Context, streamI
 	if offline > 15*time.Second+5*time.Second {
 		t.Errorf("OFFLINE %v after the ingest died, want within the live TTL (15 s) and some slack", offline)
 	}
-	sess, err := m.c.GetStreamSession(ctx, &ivs.GetStreamSessionInput{ChannelArn: m.ch.Arn, StreamId: &streamID})
-	switch {
-	case err != nil:
-		t.Errorf("GetStreamSession: %v", err)
-	case sess.StreamSession.EndTime == nil:
-		t.Errorf("the stream session of the dead ingest has no endTime")
-	case !hasEvent(sess.StreamSession.TruncatedEvents, "Stream Failure"):
-		var names []string
-		for _, e := range sess.StreamSession.TruncatedEvents {
-			names = append(names, aws.ToString(e.Name))
+	// The session is closed (by the control's reaper: the ingest that would close it is dead)
+	// with a Stream Failure event, and the stream-state events reach the webhook.
+	id := m.channelID()
+	var closedAt, eventsAt time.Duration
+	var sessErr error
+	var sessEvents, hookEvents []string
+	for deadline := killed.Add(45 * time.Second); (closedAt == 0 || eventsAt == 0) && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if closedAt == 0 {
+			sess, err := m.c.GetStreamSession(ctx, &ivs.GetStreamSessionInput{ChannelArn: m.ch.Arn, StreamId: &streamID})
+			if sessErr = err; err == nil {
+				sessEvents = sessEvents[:0]
+				for _, e := range sess.StreamSession.TruncatedEvents {
+					sessEvents = append(sessEvents, aws.ToString(e.Name))
+				}
+				if sess.StreamSession.EndTime != nil && slices.Contains(sessEvents, "Stream Failure") {
+					closedAt = time.Since(killed)
+				}
+			}
 		}
-		t.Errorf("the stream session of the dead ingest has no Stream Failure event: %q", names)
+		if eventsAt == 0 {
+			if hookEvents = m.hooks.names(id); slices.Contains(hookEvents, "Stream End") {
+				eventsAt = time.Since(killed)
+			}
+		}
 	}
-	id := (*m.ch.Arn)[strings.LastIndex(*m.ch.Arn, "/")+1:]
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		names := m.hooks.names(id)
-		if len(names) > 0 && (names[len(names)-1] == "Stream End" || names[len(names)-1] == "Session Ended" || names[len(names)-1] == "Stream Failure") {
-			t.Logf("stream-state events: %q", names)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("no Stream End / Session Ended / Stream Failure event reached the webhook: %q", names)
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
+	if closedAt == 0 {
+		t.Errorf("45 s after the ingest died its stream session is not closed with a Stream Failure event (GetStreamSession: %v; events %q)", sessErr, sessEvents)
 	}
+	if eventsAt == 0 {
+		t.Errorf("45 s after the ingest died no Stream End event reached the webhook: %q", hookEvents)
+	}
+	t.Logf("figure: kill -9 of the ingest: stream session closed after %.1f s (events %q); webhook events %q, Stream End after %.1f s",
+		closedAt.Seconds(), sessEvents, hookEvents, eventsAt.Seconds())
 }
 
 // mrNATS is the NATS side of the topology: the flags that join a process in each region, and
@@ -690,7 +705,16 @@ func (n *mrNATS) inspect(ctx context.Context, bucket, key string) string {
 	for _, e := range entries {
 		hist = append(hist, fmt.Sprintf("rev %d %s at %s", e.Revision(), e.Operation(), e.Created().Format("15:04:05.000")))
 	}
-	return fmt.Sprintf("history %v (err %v)", hist, err)
+	cluster := "?"
+	if st, err := n.js.Stream(ctx, "KV_"+bucket); err == nil {
+		if info, err := st.Info(ctx); err == nil && info.Cluster != nil {
+			cluster = "leader " + info.Cluster.Leader
+			for _, r := range info.Cluster.Replicas {
+				cluster += fmt.Sprintf(", %s current=%v lag=%d", r.Name, r.Current, r.Lag)
+			}
+		}
+	}
+	return fmt.Sprintf("history %v (err %v); %s", hist, err, cluster)
 }
 
 func (n *mrNATS) controlJoin() []string { return append([]string(nil), n.control...) }
