@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -38,8 +39,13 @@ type Table[T any] struct {
 	items   map[string]Item[T]
 	sorted  []Item[T] // items in key order, shared by List callers; nil when it must be rebuilt
 	applied uint64    // highest bucket revision the replica reflects
+	// pinned holds keys set from a direct read of the bucket ahead of the watcher (see
+	// catchUp), with the revision read: the watcher's older entries for them are skipped.
+	pinned  map[string]uint64
+	lagging bool // a writer waited stallAfter in vain; cleared by the watcher's next entry
 	changed chan struct{}
-	err     error // set when the watcher stopped
+	err     error         // set when the watcher stopped
+	stalled chan struct{} // a writer saw the watcher fall behind; the watch loop restarts it
 }
 
 // Item is a record with the bucket revision that wrote it.
@@ -49,6 +55,14 @@ type Item[T any] struct {
 	Revision uint64
 }
 
+// stallAfter is how long a writer waits for the watcher before it reads its write from the
+// bucket itself. A watcher whose consumer lived on a server that died notices only after two
+// missed 5 s heartbeats; writers should not wait that long.
+const stallAfter = 500 * time.Millisecond
+
+// restartEvery bounds how often a stalled watcher is replaced.
+const restartEvery = 3 * time.Second
+
 // openTable creates the bucket if needed and loads it into memory. The watcher lives until ctx
 // ends.
 func openTable[T any](ctx context.Context, js jetstream.JetStream, repl bus.Replication, cfg jetstream.KeyValueConfig) (*Table[T], error) {
@@ -56,8 +70,15 @@ func openTable[T any](ctx context.Context, js jetstream.JetStream, repl bus.Repl
 	if err != nil {
 		return nil, fmt.Errorf("key-value bucket %s: %w", cfg.Bucket, err)
 	}
-	t := &Table[T]{kv: kv, items: map[string]Item[T]{}, changed: make(chan struct{})}
-	w, err := kv.WatchAll(ctx)
+	t := &Table[T]{kv: kv, items: map[string]Item[T]{}, pinned: map[string]uint64{},
+		changed: make(chan struct{}), stalled: make(chan struct{}, 1)}
+	var w jetstream.KeyWatcher
+	err = bus.Retry(ctx, func(context.Context) error {
+		// The watcher outlives this call, so it takes ctx, not the attempt's.
+		var err error
+		w, err = kv.WatchAll(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("watch %s: %w", cfg.Bucket, err)
 	}
@@ -72,13 +93,34 @@ func openTable[T any](ctx context.Context, js jetstream.JetStream, repl bus.Repl
 }
 
 func (t *Table[T]) watch(ctx context.Context, w jetstream.KeyWatcher, ready chan struct{}) {
-	defer func() { _ = w.Stop() }()
+	stopW := func() {}
+	defer func() { _ = w.Stop(); stopW() }()
 	initial := true
+	var restarted time.Time
+	fresh := make(chan restartedWatcher, 1)
 	for {
 		select {
 		case <-ctx.Done():
 			t.fail(ctx.Err())
 			return
+		case <-t.stalled:
+			// A writer waited for the watcher in vain: start a new consumer where the replica
+			// stands instead of waiting for the old one to notice its server is gone. The old
+			// one keeps delivering meanwhile; if the new one cannot be made (no leader yet),
+			// the next stalled writer tries again.
+			if initial || time.Since(restarted) < restartEvery {
+				continue
+			}
+			restarted = time.Now()
+			t.mu.RLock()
+			from := t.applied + 1
+			t.mu.RUnlock()
+			go t.restartWatcher(ctx, from, fresh)
+		case r := <-fresh:
+			_ = w.Stop()
+			stopW()
+			w, stopW = r.w, r.stop
+			t.apply(r.first)
 		case e, ok := <-w.Updates():
 			if !ok {
 				t.fail(errors.New("watcher closed"))
@@ -96,19 +138,82 @@ func (t *Table[T]) watch(ctx context.Context, w jetstream.KeyWatcher, ready chan
 	}
 }
 
+type restartedWatcher struct {
+	w     jetstream.KeyWatcher
+	stop  func()
+	first jetstream.KeyValueEntry
+}
+
+// restartWatcher makes a watcher from revision from on and hands it over once it has delivered
+// an entry, so that a consumer created but never fed (its server not yet current) does not
+// replace one that may still recover. It gives up after bus.AttemptTimeout.
+func (t *Table[T]) restartWatcher(ctx context.Context, from uint64, fresh chan<- restartedWatcher) {
+	wctx, stop := context.WithCancel(ctx)
+	timeout := time.NewTimer(bus.AttemptTimeout)
+	defer timeout.Stop()
+	made := make(chan jetstream.KeyWatcher, 1)
+	go func() {
+		w, err := t.kv.WatchAll(wctx, jetstream.ResumeFromRevision(from))
+		if err != nil {
+			w = nil
+		}
+		made <- w
+	}()
+	var w jetstream.KeyWatcher
+	select {
+	case w = <-made:
+	case <-timeout.C:
+	}
+	for w != nil {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				w = nil
+			} else if e != nil {
+				fresh <- restartedWatcher{w: w, stop: stop, first: e}
+				return
+			}
+		case <-timeout.C:
+			_ = w.Stop()
+			w = nil
+		}
+	}
+	stop()
+}
+
 func (t *Table[T]) fail(err error) {
 	t.mu.Lock()
 	t.err = err
+	t.notifyLocked()
+	t.mu.Unlock()
+}
+
+func (t *Table[T]) notifyLocked() {
 	close(t.changed)
 	t.changed = make(chan struct{})
-	t.mu.Unlock()
 }
 
 func (t *Table[T]) apply(e jetstream.KeyValueEntry) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	defer t.notifyLocked()
+	t.lagging = false
 	if e.Revision() > t.applied {
 		t.applied = e.Revision()
+	}
+	if pin, ok := t.pinned[e.Key()]; ok {
+		if e.Revision() < pin {
+			return // the replica already holds a newer state of this key
+		}
+		delete(t.pinned, e.Key())
+	}
+	if cur, ok := t.items[e.Key()]; ok && e.Revision() <= cur.Revision {
+		return // a restarted watcher repeating what the replica has
+	}
+	for k, pin := range t.pinned {
+		if pin <= t.applied { // the watcher has passed it: later entries are all newer
+			delete(t.pinned, k)
+		}
 	}
 	switch e.Operation() {
 	case jetstream.KeyValuePut:
@@ -125,28 +230,68 @@ func (t *Table[T]) apply(e jetstream.KeyValueEntry) {
 			t.sorted = nil
 		}
 	}
-	close(t.changed)
-	t.changed = make(chan struct{})
 }
 
-// waitApplied blocks until the replica reflects revision rev.
-func (t *Table[T]) waitApplied(ctx context.Context, rev uint64) error {
+// waitApplied blocks until the replica reflects the write of value (nil: a delete) to key at
+// revision rev. When the watcher lags (its consumer was lost with a server), the write is set in
+// the replica directly, so the writer still reads its own write.
+func (t *Table[T]) waitApplied(ctx context.Context, key string, rev uint64, value []byte) error {
+	stall := time.NewTimer(stallAfter)
+	defer stall.Stop()
 	for {
 		t.mu.RLock()
-		applied, ch, err := t.applied, t.changed, t.err
+		applied, ch, err, lagging := t.applied, t.changed, t.err, t.lagging
+		pin := t.pinned[key]
 		t.mu.RUnlock()
-		if applied >= rev {
+		if applied >= rev || pin >= rev {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("replica stopped: %w", err)
 		}
+		if lagging {
+			// The watcher is known to be behind: do not make every writer wait for it.
+			return t.catchUp(key, rev, value)
+		}
 		select {
 		case <-ch:
+		case <-stall.C:
+			t.mu.Lock()
+			t.lagging = true
+			t.mu.Unlock()
+			select {
+			case t.stalled <- struct{}{}:
+			default:
+			}
+			return t.catchUp(key, rev, value)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+}
+
+// catchUp sets the write of value (nil: a delete) to key at revision rev in the replica, ahead
+// of the watcher. It does not read the bucket: a read may be answered by a replica that has not
+// yet stored the write.
+func (t *Table[T]) catchUp(key string, rev uint64, value []byte) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.applied >= rev || t.pinned[key] >= rev {
+		return nil // the watcher or another writer got there meanwhile
+	}
+	if value == nil {
+		delete(t.items, key)
+	} else {
+		var v T
+		if err := json.Unmarshal(value, &v); err != nil {
+			return fmt.Errorf("decode %s: %w", key, err)
+		}
+		t.items[key] = Item[T]{Key: key, Value: v, Revision: rev}
+	}
+	t.pinned[key] = rev
+	t.sorted = nil
+	t.notifyLocked()
+	return nil
 }
 
 // Changed returns a channel closed at the next change to the table.
@@ -209,9 +354,16 @@ func (t *Table[T]) Create(ctx context.Context, key string, v T) error {
 	})
 	if errors.Is(err, jetstream.ErrKeyExists) && ambiguous {
 		// Ours if it holds what we wrote: an earlier attempt landed but its answer was lost.
-		e, gerr := t.get(ctx, key)
-		if gerr == nil && bytes.Equal(e.Value(), b) {
-			return t.waitApplied(ctx, e.Revision())
+		// A replica that has not stored it yet may answer the read; ask again briefly.
+		for range 10 {
+			e, gerr := t.get(ctx, key)
+			if gerr == nil && bytes.Equal(e.Value(), b) {
+				return t.waitApplied(ctx, key, e.Revision(), e.Value())
+			}
+			if !errors.Is(gerr, jetstream.ErrKeyNotFound) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 	if errors.Is(err, jetstream.ErrKeyExists) {
@@ -220,7 +372,7 @@ func (t *Table[T]) Create(ctx context.Context, key string, v T) error {
 	if err != nil {
 		return fmt.Errorf("create %s: %w", key, err)
 	}
-	return t.waitApplied(ctx, rev)
+	return t.waitApplied(ctx, key, rev, b)
 }
 
 // get reads key from the bucket itself, retrying through a failover.
@@ -249,7 +401,7 @@ func (t *Table[T]) Put(ctx context.Context, key string, v T) error {
 	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	return t.waitApplied(ctx, rev)
+	return t.waitApplied(ctx, key, rev, b)
 }
 
 // Update applies fn to the current record and writes the result with compare-and-set, retrying
@@ -272,7 +424,7 @@ func (t *Table[T]) Update(ctx context.Context, key string, fn func(*T) error) (T
 		}
 		if sent != nil && bytes.Equal(e.Value(), sent) {
 			// Our earlier attempt landed; applying fn again would apply it twice.
-			return v, t.waitApplied(ctx, e.Revision())
+			return v, t.waitApplied(ctx, key, e.Revision(), e.Value())
 		}
 		if err := fn(&v); err != nil {
 			return zero, err
@@ -291,22 +443,31 @@ func (t *Table[T]) Update(ctx context.Context, key string, fn func(*T) error) (T
 			return err
 		})
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			continue // someone else wrote first: re-read and re-apply
+			// Someone else wrote first, or the read came from a replica a write behind:
+			// re-read and re-apply, backing off a little once it repeats.
+			if attempt >= 3 {
+				time.Sleep(time.Duration(attempt) * 5 * time.Millisecond)
+			}
+			continue
 		}
 		if err != nil {
 			return zero, fmt.Errorf("update %s: %w", key, err)
 		}
-		return v, t.waitApplied(ctx, rev)
+		return v, t.waitApplied(ctx, key, rev, b)
 	}
 	return zero, fmt.Errorf("update %s: %w", key, ErrConflict)
 }
 
 // Delete removes a record; ErrNotFound if it is not there.
 func (t *Table[T]) Delete(ctx context.Context, key string) error {
-	if _, err := t.get(ctx, key); errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("delete %s: %w", key, ErrNotFound)
-	} else if err != nil {
-		return fmt.Errorf("read %s: %w", key, err)
+	// The replica answers first: the bucket's answer may come from a replica that has not yet
+	// stored a recent create.
+	if _, ok := t.Get(key); !ok {
+		if _, err := t.get(ctx, key); errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("delete %s: %w", key, ErrNotFound)
+		} else if err != nil {
+			return fmt.Errorf("read %s: %w", key, err)
+		}
 	}
 	// A repeated delete only adds another marker.
 	if err := bus.Retry(ctx, func(ctx context.Context) error { return t.kv.Delete(ctx, key) }); err != nil {
@@ -322,7 +483,7 @@ func (t *Table[T]) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return fmt.Errorf("status after delete %s: %w", key, err)
 	}
-	return t.waitApplied(ctx, st.(*jetstream.KeyValueBucketStatus).StreamInfo().State.LastSeq)
+	return t.waitApplied(ctx, key, st.(*jetstream.KeyValueBucketStatus).StreamInfo().State.LastSeq, nil)
 }
 
 // purgeDeleteMarkers removes every delete marker from the bucket, so that no deleted key's
