@@ -86,3 +86,22 @@ type Broadcast interface {
 
 // ErrNotFound is returned for channels, renditions or objects an origin does not hold.
 var ErrNotFound = errors.New("not found")
+
+// Object is one Init or Part call, for a Batcher.
+type Object struct {
+	// Init, when set, makes the object an Init of that rendition with InitData.
+	Init     *Rendition
+	InitData []byte
+	// Rendition and Part make it a Part (with its Data) otherwise.
+	Rendition string
+	Part      Part
+}
+
+// Batcher is implemented by a Broadcast that takes several objects in one call for less than
+// one call each: an origin across a WAN link, where each call costs a round trip. A sink that
+// answers one call per round trip can take parts no faster than one per round trip; a Tee
+// sends what queued up for it during the previous call as one batch, in order.
+type Batcher interface {
+	// Batch makes the calls objs describe, in order, stopping at the first that fails.
+	Batch(ctx context.Context, objs []Object) error
+}

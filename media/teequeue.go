@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -87,29 +88,38 @@ func (q *sinkQueue) push(it teeItem) bool {
 	return true
 }
 
-// next takes the oldest queued item, waiting for one. overflow reports (and clears) a
-// dropped backlog.
-func (q *sinkQueue) next(ctx context.Context) (it teeItem, overflow, ok bool) {
+// batchBytes bounds the objects sent in one batch, so that a batch crosses a slow link well
+// within attemptTimeout.
+const batchBytes = 4 << 20
+
+// next takes the oldest queued item, waiting for one, or with batch as many of the oldest as
+// batchBytes allows (Close always comes last). overflow reports (and clears) a dropped backlog.
+func (q *sinkQueue) next(ctx context.Context, batch bool) (items []teeItem, overflow, ok bool) {
 	for {
 		q.mu.Lock()
 		overflow = q.overflow
 		q.overflow = false
 		if len(q.items) > 0 && !overflow {
-			it = q.items[0]
-			q.items[0] = teeItem{}
-			q.items = q.items[1:]
-			q.bytes -= int64(len(it.data))
+			n, size := 1, int64(len(q.items[0].data))
+			for batch && n < len(q.items) && size+int64(len(q.items[n].data)) <= batchBytes {
+				size += int64(len(q.items[n].data))
+				n++
+			}
+			items = slices.Clone(q.items[:n])
+			clear(q.items[:n])
+			q.items = q.items[n:]
+			q.bytes -= size
 			q.mu.Unlock()
-			return it, false, true
+			return items, false, true
 		}
 		q.mu.Unlock()
 		if overflow {
-			return teeItem{}, true, true
+			return nil, true, true
 		}
 		select {
 		case <-q.wake:
 		case <-ctx.Done():
-			return teeItem{}, false, false
+			return nil, false, false
 		}
 	}
 }
@@ -219,7 +229,8 @@ func (q *sinkQueue) run(ctx context.Context, first chan<- error) {
 			resync = false
 		}
 
-		it, overflow, ok := q.next(ctx)
+		_, batching := bc.(Batcher)
+		items, overflow, ok := q.next(ctx, batching)
 		if !ok {
 			return
 		}
@@ -240,28 +251,34 @@ func (q *sinkQueue) run(ctx context.Context, first chan<- error) {
 			continue
 		}
 
-		var err error
-		cctx, cancel := context.WithTimeout(ctx, attemptTimeout)
-		switch it.op {
-		case opInit:
-			err = bc.Init(cctx, it.r, it.data)
-		case opPart:
-			if skip[it.rendition] {
-				if it.part.Index != 0 {
-					cancel()
-					continue
+		objs := make([]Object, 0, len(items))
+		closing := false
+		for _, it := range items {
+			switch it.op {
+			case opInit:
+				r := it.r
+				objs = append(objs, Object{Init: &r, InitData: it.data})
+			case opPart:
+				if skip[it.rendition] {
+					if it.part.Index != 0 {
+						continue
+					}
+					delete(skip, it.rendition)
 				}
-				delete(skip, it.rendition)
+				p := it.part
+				p.Data = it.data
+				objs = append(objs, Object{Rendition: it.rendition, Part: p})
+			case opClose:
+				closing = true
 			}
-			p := it.part
-			p.Data = it.data
-			err = bc.Part(cctx, it.rendition, p)
-		case opClose:
+		}
+		err := deliver(ctx, bc, objs)
+		if err == nil && closing {
+			cctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 			q.closeErr = bc.Close(cctx)
 			cancel()
 			return
 		}
-		cancel()
 		if err != nil {
 			if ctx.Err() != nil || !fail(fmt.Errorf("%s: %w", q.name, err)) {
 				return
@@ -273,6 +290,30 @@ func (q *sinkQueue) run(ctx context.Context, first chan<- error) {
 			q.setState(SinkInSync, nil)
 		}
 	}
+}
+
+// deliver makes the calls objs describe: in one call when the broadcast takes batches.
+func deliver(ctx context.Context, bc Broadcast, objs []Object) error {
+	if len(objs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	if b, ok := bc.(Batcher); ok && len(objs) > 1 {
+		return b.Batch(ctx, objs)
+	}
+	for _, o := range objs {
+		var err error
+		if o.Init != nil {
+			err = bc.Init(ctx, *o.Init, o.InitData)
+		} else {
+			err = bc.Part(ctx, o.Rendition, o.Part)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // open opens (or, with resync, reopens: same StreamID, so the sink resumes the broadcast) the

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"glasscast/media"
@@ -44,8 +45,9 @@ type ClientConfig struct {
 
 // Client is a media.Sink that publishes to a remote origin.
 type Client struct {
-	cfg  ClientConfig
-	http *http.Client
+	cfg     ClientConfig
+	http    *http.Client
+	noBatch atomic.Bool // the origin answered that it does not know batches
 }
 
 // NewClient returns a Client.
@@ -131,6 +133,89 @@ func (b *remoteBroadcast) Part(ctx context.Context, rendition string, p media.Pa
 	return b.c.send(ctx, opPart, m, data)
 }
 
+// Batch implements media.Batcher: the objects go in one request, one round trip. An origin
+// that does not know batches (an older version) gets them one by one from then on.
+func (b *remoteBroadcast) Batch(ctx context.Context, objs []media.Object) error {
+	if b.c.noBatch.Load() {
+		return b.each(ctx, objs)
+	}
+	var body []byte
+	for i := range objs {
+		o := &objs[i]
+		m := &meta{Stream: b.stream}
+		op, payload := opPart, o.Part.Data
+		if o.Init != nil {
+			op, payload = opInit, o.InitData
+			m.Rendition = o.Init
+		} else {
+			p := o.Part
+			p.Data = nil
+			m.Name, m.Part = o.Rendition, &p
+		}
+		header, err := encodeHeader(m)
+		if err != nil {
+			return fmt.Errorf("push batch %s: %w", b.stream.ChannelID, err)
+		}
+		body = appendBatchFrame(body, op, header, payload)
+	}
+	err := b.c.post(ctx, opBatch, b.stream, body, nil)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrRejected) && strings.Contains(err.Error(), "unknown operation"):
+		b.c.noBatch.Store(true)
+		return b.each(ctx, objs)
+	case errors.Is(err, media.ErrNotFound):
+		// The origin restarted and lacks a rendition: restore the inits, then the batch
+		// again (what it already applied is accepted again as a retry).
+		if err := b.restoreInits(ctx); err != nil {
+			return err
+		}
+		err = b.c.post(ctx, opBatch, b.stream, body, nil)
+	}
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	for _, o := range objs {
+		if o.Init != nil {
+			b.inits[o.Init.Name] = remoteInit{r: *o.Init, data: o.InitData}
+		}
+	}
+	b.mu.Unlock()
+	return nil
+}
+
+// each makes the calls of a batch one by one.
+func (b *remoteBroadcast) each(ctx context.Context, objs []media.Object) error {
+	for _, o := range objs {
+		var err error
+		if o.Init != nil {
+			err = b.Init(ctx, *o.Init, o.InitData)
+		} else {
+			err = b.Part(ctx, o.Rendition, o.Part)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *remoteBroadcast) restoreInits(ctx context.Context) error {
+	b.mu.Lock()
+	inits := make([]remoteInit, 0, len(b.inits))
+	for _, in := range b.inits {
+		inits = append(inits, in)
+	}
+	b.mu.Unlock()
+	for _, in := range inits {
+		if err := b.c.send(ctx, opInit, &meta{Stream: b.stream, Rendition: &in.r}, in.data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Close implements media.Broadcast.
 func (b *remoteBroadcast) Close(ctx context.Context) error {
 	return b.c.send(ctx, opClose, &meta{Stream: b.stream}, nil)
@@ -142,13 +227,19 @@ func (c *Client) send(ctx context.Context, op string, m *meta, payload []byte) e
 	if err != nil {
 		return fmt.Errorf("push %s %s: %w", op, m.Stream.ChannelID, err)
 	}
+	return c.post(ctx, op, m.Stream, header, payload)
+}
+
+// post sends a body (header then payload), retrying transient failures with exponential
+// backoff.
+func (c *Client) post(ctx context.Context, op string, s media.Stream, header, payload []byte) error {
 	delay := c.cfg.Backoff
 	for attempt := 0; ; attempt++ {
 		retry, err := c.attempt(ctx, op, header, payload)
 		if err == nil {
 			return nil
 		}
-		err = fmt.Errorf("push %s %s/%s: %w", op, m.Stream.ChannelID, m.Stream.StreamID, err)
+		err = fmt.Errorf("push %s %s/%s: %w", op, s.ChannelID, s.StreamID, err)
 		if !retry || attempt >= c.cfg.Retries {
 			return err
 		}

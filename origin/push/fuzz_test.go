@@ -77,3 +77,33 @@ func FuzzHandler(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSplitBatch: no batch body panics the splitter, and every frame it returns lies inside
+// the body and names an operation a batch may carry.
+func FuzzSplitBatch(f *testing.F) {
+	s := media.Stream{ChannelID: "c", StreamID: "s", TargetDuration: time.Second}
+	h, err := encodeHeader(&meta{Stream: s, Name: "r", Part: &media.Part{Duration: time.Second}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(appendBatchFrame(appendBatchFrame(nil, opPart, h, []byte("data")), opPart, h, nil))
+	f.Add([]byte{4, 'p', 'a', 'r', 't', 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ops, frames, err := splitBatch(b)
+		if err != nil {
+			return
+		}
+		total := 0
+		for i, fr := range frames {
+			if ops[i] != opInit && ops[i] != opPart {
+				t.Fatalf("op %q", ops[i])
+			}
+			total += len(fr)
+			_, _, _ = decodeFrame(ops[i], fr)
+		}
+		if total > len(b) {
+			t.Fatalf("frames of %d bytes from %d", total, len(b))
+		}
+	})
+}

@@ -81,12 +81,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	op := path.Base(r.URL.Path)
-	m, payload, err := decodeFrame(op, body)
-	if err != nil {
-		reply(w, http.StatusBadRequest, codeBadRequest, err.Error())
-		return
+	ops, frames := []string{op}, [][]byte{body}
+	if op == opBatch {
+		if ops, frames, err = splitBatch(body); err != nil {
+			reply(w, http.StatusBadRequest, codeBadRequest, err.Error())
+			return
+		}
 	}
-	if err := h.apply(r.Context(), op, m, payload); err != nil {
+	metas := make([]*meta, len(frames))
+	payloads := make([][]byte, len(frames))
+	for i := range frames {
+		if metas[i], payloads[i], err = decodeFrame(ops[i], frames[i]); err != nil {
+			reply(w, http.StatusBadRequest, codeBadRequest, err.Error())
+			return
+		}
+	}
+	for i := range frames {
+		err = h.apply(r.Context(), ops[i], metas[i], payloads[i])
+		if err != nil {
+			break
+		}
+	}
+	if err != nil {
 		switch {
 		case errors.Is(err, media.ErrNotFound):
 			reply(w, http.StatusNotFound, codeNotFound, err.Error())

@@ -2,9 +2,12 @@
 // different processes: Client is a media.Sink that POSTs each call to an origin, Handler decodes
 // those requests and makes the same calls on the origin's media.Sink.
 //
-// Every request is POST <base>/<op> (op: open, init, part, close) authenticated with a shared
-// bearer token. Its body is a frame: the magic "GCP1", a big-endian uint32 length, that many
-// bytes of JSON metadata, then the payload (the init segment or the part's bytes) unchanged.
+// Every request is POST <base>/<op> (op: open, init, part, close, batch) authenticated with a
+// shared bearer token. Its body is a frame: the magic "GCP1", a big-endian uint32 length, that
+// many bytes of JSON metadata, then the payload (the init segment or the part's bytes)
+// unchanged. A batch body is a run of init and part frames, each preceded by its operation (one
+// length byte, then the name) and its length (big-endian uint32): what queued up for an origin
+// across a slow link during the previous request goes in one round trip.
 package push
 
 import (
@@ -22,6 +25,7 @@ const (
 	opInit  = "init"
 	opPart  = "part"
 	opClose = "close"
+	opBatch = "batch"
 )
 
 const (
@@ -94,4 +98,39 @@ func decodeFrame(op string, b []byte) (*meta, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: unknown operation %q", errFrame, op)
 	}
 	return &m, payload, nil
+}
+
+// appendBatchFrame appends one frame of a batch body.
+func appendBatchFrame(dst []byte, op string, header, payload []byte) []byte {
+	dst = append(dst, byte(len(op)))
+	dst = append(dst, op...)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(header)+len(payload)))
+	dst = append(dst, header...)
+	return append(dst, payload...)
+}
+
+// splitBatch splits a batch body into its operations and frames, which alias b.
+func splitBatch(b []byte) (ops []string, frames [][]byte, err error) {
+	for len(b) > 0 {
+		n := int(b[0])
+		if len(b) < 1+n+4 {
+			return nil, nil, fmt.Errorf("%w: truncated batch", errFrame)
+		}
+		op := string(b[1 : 1+n])
+		if op != opInit && op != opPart {
+			return nil, nil, fmt.Errorf("%w: %q in a batch", errFrame, op)
+		}
+		size := binary.BigEndian.Uint32(b[1+n:])
+		b = b[1+n+4:]
+		if uint64(size) > uint64(len(b)) {
+			return nil, nil, fmt.Errorf("%w: batch frame of %d bytes", errFrame, size)
+		}
+		ops = append(ops, op)
+		frames = append(frames, b[:size])
+		b = b[size:]
+	}
+	if len(ops) == 0 {
+		return nil, nil, fmt.Errorf("%w: empty batch", errFrame)
+	}
+	return ops, frames, nil
 }
