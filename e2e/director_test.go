@@ -79,6 +79,22 @@ func playVia(t *testing.T, client *http.Client, u string, d time.Duration) (int,
 	return frames, hosts
 }
 
+// waitSegment waits until a media playlist lists a complete segment: before that, gohlslib
+// finds no EXTINF and stops with EOF.
+func waitSegment(t *testing.T, mediaURL string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if code, body := get(t, mediaURL); code == 200 && strings.Contains(body, "#EXTINF") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s lists no complete segment after 20 s", mediaURL)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestDirector: serve (origin, ingest, API, and an edge in region a) with two `glasscast edge`
 // processes in regions a and b that find the origin through the live registration, and a
 // `glasscast director` that api.playbackBaseUrl points at. A viewer from region b (by CIDR
@@ -150,6 +166,7 @@ func TestDirector(t *testing.T) {
 	}
 
 	// A region-b viewer plays, every request after the director's going to edge b.
+	waitSegment(t, mediaPlaylistURL("http://"+edgeB.HTTP+strings.TrimPrefix(*ch.PlaybackUrl, "http://"+dirAddr))+"?token="+url.QueryEscape(token))
 	frames, hosts := playVia(t, viewerB, playback, 6*time.Second)
 	t.Logf("region-b viewer: %d video frames in 6 s; requests by host: %v", frames, hosts)
 	if frames < 60 {
@@ -201,6 +218,7 @@ func TestDirectorInServe(t *testing.T) {
 	publish(t, a.rtmpURL(key), pubOptions{})
 	waitLive(t, ctx, c, ch.Arn)
 	waitPlayable(t, *ch.PlaybackUrl)
+	waitSegment(t, mediaPlaylistURL(*ch.PlaybackUrl))
 	code, edge, body := askDirector(t, http.DefaultClient, *ch.PlaybackUrl)
 	if code != 200 || edge != "solo" || !strings.Contains(body, "http://"+a.HTTP+"/api/video/v1/") {
 		t.Fatalf("%d from %q:\n%s", code, edge, body)
