@@ -175,10 +175,3 @@ func TestNATSNodeKillWritesContinue(t *testing.T) {
 		t.Errorf("after the kill the bucket is led by %v (%v)", newLeader, err)
 	}
 }
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}

@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"glasscast/bus"
 )
 
 // A heartbeat puts the node in the registry with its load, refreshes it, and removes it when
@@ -14,7 +16,7 @@ func TestHeartbeat(t *testing.T) {
 	defer b.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s, err := Open(ctx, b.JS)
+	s, err := Open(ctx, b.JS, bus.Replication{})
 	if err != nil {
 		t.Fatal(err)
 	}
