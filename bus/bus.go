@@ -108,9 +108,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 		return nil, err
 	}
 	if err := CheckServerVersion(nc.ConnectedServerVersion()); err != nil {
+		err = fmt.Errorf("nats server at %s: %w", nc.ConnectedUrlRedacted(), err)
 		nc.Close()
 		b.shutdownServer()
-		return nil, fmt.Errorf("nats server %s at %s: %w", nc.ConnectedServerName(), nc.ConnectedUrlRedacted(), err)
+		return nil, err
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
