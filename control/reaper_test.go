@@ -37,7 +37,7 @@ func TestReaperEndsOrphanedSessions(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() { cancel(); bs.Close() })
-	st, err := store.Open(ctx, bs.JS)
+	st, err := store.Open(ctx, bs.JS, bus.Replication{})
 	if err != nil {
 		t.Fatal(err)
 	}
