@@ -558,8 +558,9 @@ func (m *multiRegion) drillEdgeKill(t *testing.T, ctx context.Context) {
 	rep := startViewers(ctx, "director (region b)", m.dir.endpoint()+m.path, mrViewers, 6*time.Second, asB).wait(t)
 	if n := errorCount(rep); n > 0 || rep.Parts == 0 {
 		got, why := m.directedWhy(ctx, asB)
+		logs := m.dir.Logs()
 		t.Errorf("region-b viewers sent by the director: %d errors, %d parts; the director now answers %q %s; its log ends:\n%s",
-			n, rep.Parts, got, why, tail(m.dir.Logs(), 3000))
+			n, rep.Parts, got, why, logs[max(0, len(logs)-3000):])
 	}
 }
 
