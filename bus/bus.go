@@ -5,6 +5,8 @@ package bus
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -123,12 +125,19 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 	return b, nil
 }
 
-// connect retries until ctx ends, so roles can start before the cluster is reachable.
+// connect retries until ctx ends, so roles can start before the cluster is reachable. A refused
+// login or certificate is reported at once: waiting would not change it.
 func connect(ctx context.Context, url string, opts []nats.Option) (*nats.Conn, error) {
 	for {
 		nc, err := nats.Connect(url, opts...)
 		if err == nil {
 			return nc, nil
+		}
+		var unknownCA x509.UnknownAuthorityError
+		var badCert *tls.CertificateVerificationError
+		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrSecureConnRequired) ||
+			errors.As(err, &unknownCA) || errors.As(err, &badCert) {
+			return nil, fmt.Errorf("connect to nats %q: %w", url, err)
 		}
 		select {
 		case <-ctx.Done():

@@ -130,3 +130,29 @@ func freeAddr(t *testing.T) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// A wrong login to an external server fails at once instead of retrying until ctx ends.
+func TestWrongLoginFailsFast(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	a := Auth{User: "u", Password: "p"}
+	b, err := Open(ctx, Config{DataDir: dir, Listen: freeAddr(t), Name: "t", Auth: a}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	start := time.Now()
+	_, err = Open(ctx, Config{URL: b.ClientURL(), Auth: Auth{User: "u", Password: "wrong"}, Name: "c"}, quiet())
+	if err == nil || !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("took %v", time.Since(start))
+	}
+	c, err := Open(ctx, Config{URL: b.ClientURL(), Auth: a, Name: "c"}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+}

@@ -39,8 +39,8 @@ type Table[T any] struct {
 	items   map[string]Item[T]
 	sorted  []Item[T] // items in key order, shared by List callers; nil when it must be rebuilt
 	applied uint64    // highest bucket revision the replica reflects
-	// pinned holds keys set from a direct read of the bucket ahead of the watcher (see
-	// catchUp), with the revision read: the watcher's older entries for them are skipped.
+	// pinned holds keys a writer set ahead of the watcher (see catchUp), with the revision
+	// written: the watcher's older entries for them are skipped.
 	pinned  map[string]uint64
 	lagging bool // a writer waited stallAfter in vain; cleared by the watcher's next entry
 	changed chan struct{}
@@ -55,9 +55,9 @@ type Item[T any] struct {
 	Revision uint64
 }
 
-// stallAfter is how long a writer waits for the watcher before it reads its write from the
-// bucket itself. A watcher whose consumer lived on a server that died notices only after two
-// missed 5 s heartbeats; writers should not wait that long.
+// stallAfter is how long a writer waits for the watcher before it sets its write in the replica
+// itself. A watcher whose consumer lived on a server that died notices only after two missed
+// 5 s heartbeats; writers should not wait that long.
 const stallAfter = 500 * time.Millisecond
 
 // restartEvery bounds how often a stalled watcher is replaced.
