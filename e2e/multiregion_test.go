@@ -204,6 +204,18 @@ func (m *multiRegion) dumpWarnings() {
 		}
 		m.t.Logf("--- %s: last warnings ---\n%s", p.name, strings.Join(lines, "\n"))
 	}
+	if m.nats.logs != nil {
+		var lines []string
+		for _, l := range strings.Split(m.nats.logs(), "\n") {
+			if strings.HasPrefix(l, "---") || strings.Contains(l, "[ERR]") || strings.Contains(l, "[WRN]") || strings.Contains(l, "[FTL]") || strings.Contains(l, "panic") {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) > 80 {
+			lines = lines[len(lines)-80:]
+		}
+		m.t.Logf("--- NATS servers: warnings ---\n%s", strings.Join(lines, "\n"))
+	}
 }
 
 // wanLink is a link between the regions to target (host:port).
@@ -690,6 +702,7 @@ type mrNATS struct {
 	killNode    func(i int) // nil without a cluster
 	restartNode func(i int)
 	js          jetstream.JetStream // a client of the cluster's own, to tell a lost record from a stale cache
+	logs        func() string       // every NATS server's log
 }
 
 // inspect describes what the cluster holds under key in bucket, read directly.
@@ -760,6 +773,7 @@ func startMRNATS(t *testing.T) *mrNATS {
 	n.control = n.a
 	n.killNode = func(i int) { c.Nodes[i].Kill() }
 	n.restartNode = func(i int) { c.Nodes[i].Restart() }
+	n.logs = c.Logs
 	if js, err := jetstream.New(c.Connect(t)); err == nil {
 		n.js = js
 	}
