@@ -26,7 +26,7 @@ func TestNATSNodeKillWritesContinue(t *testing.T) {
 	ctl := startRole(t, "control", append(c.JoinArgs(), "--nats-replicas", "3", "--node-name", "control1",
 		"--api-access-key-id", testAccessKey, "--api-secret-access-key", testSecret)...)
 	t.Cleanup(func() {
-		if t.Failed() || testing.Verbose() {
+		if t.Failed() {
 			var lines []string
 			for _, l := range strings.Split(ctl.Logs(), "\n") {
 				if !strings.Contains(l, "level=DEBUG") {
