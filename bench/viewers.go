@@ -30,6 +30,9 @@ type ViewersConfig struct {
 	// MaxErrorRate fails the run when errors exceed this fraction of requests.
 	MaxErrorRate float64
 	Progress     io.Writer // live progress, once a second (nil: none)
+	// Header is sent with every request, e.g. the region header a load balancer in front of a
+	// playback director sets.
+	Header http.Header
 }
 
 // ViewersReport is the outcome of a run.
@@ -45,6 +48,9 @@ type ViewersReport struct {
 	DelayMax    time.Duration
 	ErrorRate   float64
 	Unsupported string // why delays were not measured, if they were not
+	// Stall is, over viewers, the longest wait of each for a part past that part's duration:
+	// what a player with a buffer of one part would spend frozen.
+	StallP50, StallP99, StallMax time.Duration
 }
 
 func (r ViewersReport) String() string {
@@ -57,6 +63,8 @@ func (r ViewersReport) String() string {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	s += fmt.Sprintf("longest stall per viewer: p50 %v p99 %v max %v\n",
+		r.StallP50.Round(time.Millisecond), r.StallP99.Round(time.Millisecond), r.StallMax.Round(time.Millisecond))
 	s += fmt.Sprintf("errors %.3f%%:", 100*r.ErrorRate)
 	if len(keys) == 0 {
 		s += " none"
@@ -73,6 +81,7 @@ type stats struct {
 	mu                     sync.Mutex
 	errors                 map[string]int64
 	delays                 []time.Duration
+	stalls                 []time.Duration // each viewer's longest
 }
 
 func (s *stats) fail(kind string) {
@@ -114,7 +123,17 @@ func Viewers(ctx context.Context, cfg ViewersConfig) (ViewersReport, error) {
 			}
 			vctx, vcancel := context.WithTimeout(runCtx, cfg.Duration)
 			defer vcancel()
-			(&viewer{client: client, st: st}).run(vctx, cfg.URL)
+			v := &viewer{client: client, st: st, header: cfg.Header, lastPart: time.Now()}
+			v.run(vctx, cfg.URL)
+			if !v.ended {
+				// A viewer that gave up on errors, or still waits for a part when its time is up,
+				// is frozen until it leaves.
+				<-vctx.Done()
+				v.stall = max(v.stall, time.Since(v.lastPart)-v.lastDur)
+			}
+			st.mu.Lock()
+			st.stalls = append(st.stalls, v.stall)
+			st.mu.Unlock()
 		}()
 	}
 	wg.Wait()
@@ -132,6 +151,11 @@ func Viewers(ctx context.Context, cfg ViewersConfig) (ViewersReport, error) {
 	if n := len(st.delays); n > 0 {
 		q := func(p float64) time.Duration { return st.delays[min(n-1, int(p*float64(n)))] }
 		rep.DelayP50, rep.DelayP95, rep.DelayP99, rep.DelayMax = q(0.50), q(0.95), q(0.99), st.delays[n-1]
+	}
+	sort.Slice(st.stalls, func(i, j int) bool { return st.stalls[i] < st.stalls[j] })
+	if n := len(st.stalls); n > 0 {
+		q := func(p float64) time.Duration { return st.stalls[min(n-1, int(p*float64(n)))] }
+		rep.StallP50, rep.StallP99, rep.StallMax = q(0.50), q(0.99), st.stalls[n-1]
 	}
 	if rep.ErrorRate > cfg.MaxErrorRate {
 		return rep, fmt.Errorf("error rate %.2f%% above %.2f%%", 100*rep.ErrorRate, 100*cfg.MaxErrorRate)
@@ -163,15 +187,30 @@ func progress(w io.Writer, st *stats, start time.Time, stop chan struct{}) {
 
 // viewer plays one stream like hls.js in low-latency mode.
 type viewer struct {
-	client  *http.Client
-	st      *stats
-	fetched map[string]bool
+	client   *http.Client
+	st       *stats
+	header   http.Header
+	fetched  map[string]bool
+	lastPart time.Time     // when the previous part arrived (or the viewer started)
+	lastDur  time.Duration // the previous part's duration
+	stall    time.Duration // longest wait for a part past its duration
+	ended    bool          // the playlist ended (EXT-X-ENDLIST)
 }
 
 func (v *viewer) get(ctx context.Context, u string) ([]byte, error) {
+	b, _, err := v.getFinal(ctx, u)
+	return b, err
+}
+
+// getFinal is get that also returns the URL the body came from after redirects, which relative
+// URIs in it resolve against, as players do (a playback director may redirect).
+func (v *viewer) getFinal(ctx context.Context, u string) ([]byte, *url.URL, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	for k, vs := range v.header {
+		req.Header[k] = vs
 	}
 	v.st.requests.Add(1)
 	resp, err := v.client.Do(req)
@@ -184,7 +223,7 @@ func (v *viewer) get(ctx context.Context, u string) ([]byte, error) {
 				v.st.fail("network")
 			}
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
@@ -193,13 +232,13 @@ func (v *viewer) get(ctx context.Context, u string) ([]byte, error) {
 		if ctx.Err() == nil {
 			v.st.fail("body")
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		v.st.fail(strconv.Itoa(resp.StatusCode))
-		return nil, fmt.Errorf("%s: %s", u, resp.Status)
+		return nil, nil, fmt.Errorf("%s: %s", u, resp.Status)
 	}
-	return b, nil
+	return b, resp.Request.URL, nil
 }
 
 func (v *viewer) run(ctx context.Context, mvURL string) {
@@ -209,10 +248,11 @@ func (v *viewer) run(ctx context.Context, mvURL string) {
 		v.st.fail("bad-url")
 		return
 	}
-	body, err := v.get(ctx, mvURL)
+	body, final, err := v.getFinal(ctx, mvURL)
 	if err != nil {
 		return
 	}
+	base = final
 	mv, err := llhlscheck.ParseMultivariant(body)
 	if err != nil || len(mv.Variants) == 0 {
 		v.st.fail("bad-multivariant")
@@ -230,6 +270,7 @@ func (v *viewer) run(ctx context.Context, mvURL string) {
 			return
 		}
 		if pl.Ended {
+			v.ended = true
 			return
 		}
 		v.fetchNewParts(ctx, media, pl)
@@ -280,6 +321,11 @@ func (v *viewer) fetchNewParts(ctx context.Context, media *url.URL, pl *llhlsche
 				continue
 			}
 			v.st.parts.Add(1)
+			now, dur := time.Now(), time.Duration(p.Duration*float64(time.Second))
+			if !first {
+				v.stall = max(v.stall, now.Sub(v.lastPart)-dur)
+			}
+			v.lastPart, v.lastDur = now, dur
 			if !seg.PDT.IsZero() && !first {
 				d := time.Since(end)
 				v.st.mu.Lock()

@@ -191,6 +191,7 @@ type Store struct {
 
 	// Nodes is the node registry: regions, URLs and load of live nodes (nodes.go).
 	Nodes *Table[Node]
+
 	// Replication is how the buckets are replicated; the deployment's other streams (chat,
 	// archive claims) are created with it too.
 	Replication bus.Replication
