@@ -24,9 +24,14 @@ type Reaper struct {
 	Events events.StreamEvents
 	// Every is the time between sweeps. Default 5 s.
 	Every time.Duration
+	// Grace is how long a session must stay orphaned before it is ended. Default store.LiveTTL:
+	// an ingest cut off from NATS by a partition, or waiting out a JetStream leader election,
+	// cannot refresh its registration for seconds while its broadcast goes on; it registers
+	// again as soon as writes flow, well within one more TTL.
+	Grace time.Duration
 	Log   *slog.Logger
 
-	suspects map[string]bool // orphans seen by the previous sweep
+	suspects map[string]time.Time // orphans seen by the previous sweep, and since when
 }
 
 // failureReason is Stream Failure's reason for a stream whose ingest vanished.
@@ -53,12 +58,15 @@ func (r *Reaper) Run(ctx context.Context) {
 }
 
 // Sweep ends the sessions that were orphaned at this sweep and the previous one (two looks
-// absorb a replica that lags behind the registration's removal), and returns how many it ended.
+// absorb a replica that lags behind the registration's removal), for at least Grace, and
+// returns how many it ended.
 func (r *Reaper) Sweep(ctx context.Context) int {
-	if r.suspects == nil {
-		r.suspects = make(map[string]bool)
+	grace := r.Grace
+	if grace == 0 {
+		grace = store.LiveTTL
 	}
-	seen := make(map[string]bool)
+	now := time.Now()
+	seen := make(map[string]time.Time)
 	ended := 0
 	for _, it := range r.Store.Sessions.List() {
 		ss := it.Value
@@ -69,8 +77,12 @@ func (r *Reaper) Sweep(ctx context.Context) int {
 			continue
 		}
 		key := it.Key
-		seen[key] = true
-		if !r.suspects[key] {
+		since, suspect := r.suspects[key]
+		if !suspect {
+			since = now
+		}
+		seen[key] = since
+		if !suspect || now.Sub(since) < grace {
 			continue
 		}
 		if r.end(ctx, key) {

@@ -359,12 +359,30 @@ func TestMultiRegion(t *testing.T) {
 
 	// Each drill starts from the one broadcast, still live: a drill that ended it fails, and
 	// so do the drills after it, saying why.
+	// After a partition heals, the live bucket may need a JetStream leader election before the
+	// ingest's heartbeat lands again: GetStream may answer OFFLINE for seconds meanwhile (a
+	// figure, not a failure), but the broadcast itself must come back within a live TTL or two.
 	drill := func(name string, f func(t *testing.T)) {
 		t.Run(name, func(t *testing.T) {
-			out, err := m.c.GetStream(ctx, &ivs.GetStreamInput{ChannelArn: m.ch.Arn})
-			if err != nil || *out.Stream.StreamId != streamID {
-				t.Fatalf("the broadcast is no longer live at the start of the drill (GetStream: %v; the live bucket itself says: %s); an earlier drill ended it",
-					err, m.nats.inspect(ctx, "glasscast_live", m.channelID()))
+			asked := time.Now()
+			for {
+				out, err := m.c.GetStream(ctx, &ivs.GetStreamInput{ChannelArn: m.ch.Arn})
+				if err == nil && *out.Stream.StreamId == streamID {
+					break
+				}
+				if time.Since(asked) > 30*time.Second {
+					t.Fatalf("the broadcast is no longer live at the start of the drill (GetStream: %v; the live bucket itself says: %s); an earlier drill ended it",
+						err, m.nats.inspect(ctx, "glasscast_live", m.channelID()))
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+			if d := time.Since(asked); d > time.Second {
+				t.Logf("figure: GetStream answered the broadcast as offline for %.1f s before the %s drill", d.Seconds(), name)
+			}
+			// Nor may a partition have had the session closed as if its ingest had died.
+			sess, err := m.c.GetStreamSession(ctx, &ivs.GetStreamSessionInput{ChannelArn: m.ch.Arn, StreamId: &streamID})
+			if err != nil || sess.StreamSession.EndTime != nil {
+				t.Fatalf("the broadcast's stream session was closed before the %s drill (GetStreamSession: %v)", name, err)
 			}
 			f(t)
 		})

@@ -63,6 +63,12 @@ const stallAfter = 500 * time.Millisecond
 // restartEvery bounds how often a stalled watcher is replaced.
 const restartEvery = 3 * time.Second
 
+// checkQuietAfter is how long a watcher may deliver nothing before the table asks the bucket
+// whether it has entries the watcher missed. Readers that never write (a control node reading
+// the live registrations) have no writer to notice a stalled watcher for them: after a network
+// partition heals, a consumer can stay silent although the bucket moved on.
+const checkQuietAfter = 3 * time.Second
+
 // openTable creates the bucket if needed and loads it into memory. The watcher lives until ctx
 // ends.
 func openTable[T any](ctx context.Context, js jetstream.JetStream, repl bus.Replication, cfg jetstream.KeyValueConfig) (*Table[T], error) {
@@ -98,11 +104,39 @@ func (t *Table[T]) watch(ctx context.Context, w jetstream.KeyWatcher, ready chan
 	initial := true
 	var restarted time.Time
 	fresh := make(chan restartedWatcher, 1)
+	quiet := time.NewTicker(checkQuietAfter)
+	defer quiet.Stop()
+	lastEntry := time.Now()
+	checking := false
+	checked := make(chan uint64, 1) // the bucket's last revision when it is past the replica, else 0
+	nothingMissed := make(chan uint64, 1)
 	for {
 		select {
 		case <-ctx.Done():
 			t.fail(ctx.Err())
 			return
+		case <-quiet.C:
+			if initial || checking || time.Since(lastEntry) < checkQuietAfter {
+				continue
+			}
+			checking = true
+			go func() { checked <- t.missedEntries(ctx) }()
+		case last := <-checked:
+			checking = false
+			if last == 0 || time.Since(restarted) < restartEvery {
+				continue
+			}
+			restarted = time.Now()
+			t.mu.RLock()
+			from := t.applied + 1
+			t.mu.RUnlock()
+			go t.restartWatcher(ctx, from, last, fresh, nothingMissed)
+		case last := <-nothingMissed:
+			// The revisions past the replica were deletions the bucket no longer holds (expired
+			// markers): there is nothing to apply, and no reason to ask again.
+			t.mu.Lock()
+			t.applied = max(t.applied, last)
+			t.mu.Unlock()
 		case <-t.stalled:
 			// A writer waited for the watcher in vain: start a new consumer where the replica
 			// stands instead of waiting for the old one to notice its server is gone. The old
@@ -115,17 +149,19 @@ func (t *Table[T]) watch(ctx context.Context, w jetstream.KeyWatcher, ready chan
 			t.mu.RLock()
 			from := t.applied + 1
 			t.mu.RUnlock()
-			go t.restartWatcher(ctx, from, fresh)
+			go t.restartWatcher(ctx, from, 0, fresh, nothingMissed)
 		case r := <-fresh:
 			_ = w.Stop()
 			stopW()
 			w, stopW = r.w, r.stop
+			lastEntry = time.Now()
 			t.apply(r.first)
 		case e, ok := <-w.Updates():
 			if !ok {
 				t.fail(errors.New("watcher closed"))
 				return
 			}
+			lastEntry = time.Now()
 			if e == nil { // end of the initial snapshot
 				if initial {
 					initial = false
@@ -138,6 +174,28 @@ func (t *Table[T]) watch(ctx context.Context, w jetstream.KeyWatcher, ready chan
 	}
 }
 
+// missedEntries returns the bucket's last revision when it is past what the replica applied,
+// else 0. An answer that cannot be had (no leader yet) is 0: the next quiet tick asks again.
+func (t *Table[T]) missedEntries(ctx context.Context) uint64 {
+	ctx, cancel := context.WithTimeout(ctx, bus.AttemptTimeout)
+	defer cancel()
+	st, err := t.kv.Status(ctx)
+	if err != nil {
+		return 0
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return 0
+	}
+	t.mu.RLock()
+	applied := t.applied
+	t.mu.RUnlock()
+	if last := bs.StreamInfo().State.LastSeq; last > applied {
+		return last
+	}
+	return 0
+}
+
 type restartedWatcher struct {
 	w     jetstream.KeyWatcher
 	stop  func()
@@ -146,8 +204,10 @@ type restartedWatcher struct {
 
 // restartWatcher makes a watcher from revision from on and hands it over once it has delivered
 // an entry, so that a consumer created but never fed (its server not yet current) does not
-// replace one that may still recover. It gives up after bus.AttemptTimeout.
-func (t *Table[T]) restartWatcher(ctx context.Context, from uint64, fresh chan<- restartedWatcher) {
+// replace one that may still recover. It gives up after bus.AttemptTimeout. When upTo is set
+// (the bucket's last revision, seen past the replica) and the new watcher finds nothing from
+// from on, it reports upTo on nothingMissed.
+func (t *Table[T]) restartWatcher(ctx context.Context, from, upTo uint64, fresh chan<- restartedWatcher, nothingMissed chan<- uint64) {
 	wctx, stop := context.WithCancel(ctx)
 	timeout := time.NewTimer(bus.AttemptTimeout)
 	defer timeout.Stop()
@@ -172,6 +232,12 @@ func (t *Table[T]) restartWatcher(ctx context.Context, from uint64, fresh chan<-
 			} else if e != nil {
 				fresh <- restartedWatcher{w: w, stop: stop, first: e}
 				return
+			} else if upTo > 0 { // the initial set ended empty
+				select {
+				case nothingMissed <- upTo:
+				default:
+				}
+				upTo = 0
 			}
 		case <-timeout.C:
 			_ = w.Stop()
