@@ -685,7 +685,7 @@ func (m *multiRegion) drillIngestKill(t *testing.T, ctx context.Context, streamI
 	var closedAt, eventsAt time.Duration
 	var sessErr error
 	var sessEvents, hookEvents []string
-	for deadline := killed.Add(45 * time.Second); (closedAt == 0 || eventsAt == 0) && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+	for deadline := killed.Add(60 * time.Second); (closedAt == 0 || eventsAt == 0) && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		if closedAt == 0 {
 			sess, err := m.c.GetStreamSession(ctx, &ivs.GetStreamSessionInput{ChannelArn: m.ch.Arn, StreamId: &streamID})
 			if sessErr = err; err == nil {
@@ -705,10 +705,10 @@ func (m *multiRegion) drillIngestKill(t *testing.T, ctx context.Context, streamI
 		}
 	}
 	if closedAt == 0 {
-		t.Errorf("45 s after the ingest died its stream session is not closed with a Stream Failure event (GetStreamSession: %v; events %q)", sessErr, sessEvents)
+		t.Errorf("60 s after the ingest died its stream session is not closed with a Stream Failure event (GetStreamSession: %v; events %q)", sessErr, sessEvents)
 	}
 	if eventsAt == 0 {
-		t.Errorf("45 s after the ingest died no Stream End event reached the webhook: %q", hookEvents)
+		t.Errorf("60 s after the ingest died no Stream End event reached the webhook: %q", hookEvents)
 	}
 	t.Logf("figure: kill -9 of the ingest: stream session closed after %.1f s (events %q); webhook events %q, Stream End after %.1f s",
 		closedAt.Seconds(), sessEvents, hookEvents, eventsAt.Seconds())
