@@ -65,28 +65,40 @@ func NewAccessKey() AccessKey {
 // LoadOrCreateAccessKey reads the credential stored in dir, creating one (mode 0600) on first
 // start. created tells the caller to show it once.
 func LoadOrCreateAccessKey(dir string) (k AccessKey, created bool, err error) {
-	path := filepath.Join(dir, "credentials.json")
+	return LoadOrCreateSecretFile(dir, "credentials.json", "credentials",
+		func() (AccessKey, error) { return NewAccessKey(), nil },
+		func(k AccessKey) bool { return k.AccessKeyID != "" && k.SecretAccessKey != "" })
+}
+
+// LoadOrCreateSecretFile reads the JSON record kept in dir/name, or on first start makes one
+// with create and writes it (mode 0600, through a rename so a crash leaves no half file).
+// created tells the caller to show it once; a stored record that valid refuses is an error, not
+// silently replaced, since others may already use it. what names the record in errors.
+func LoadOrCreateSecretFile[T any](dir, name, what string, create func() (T, error), valid func(T) bool) (v T, created bool, err error) {
+	path := filepath.Join(dir, name)
 	b, err := os.ReadFile(path)
 	if err == nil {
-		if err := json.Unmarshal(b, &k); err != nil || k.AccessKeyID == "" || k.SecretAccessKey == "" {
-			return k, false, fmt.Errorf("credentials file %s is damaged; remove it to create a new key", path)
+		if err := json.Unmarshal(b, &v); err != nil || !valid(v) {
+			return v, false, fmt.Errorf("%s file %s is damaged; remove it to create new ones", what, path)
 		}
-		return k, false, nil
+		return v, false, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return k, false, fmt.Errorf("read credentials: %w", err)
+		return v, false, fmt.Errorf("read %s: %w", what, err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return k, false, fmt.Errorf("data dir: %w", err)
+		return v, false, fmt.Errorf("data dir: %w", err)
 	}
-	k = NewAccessKey()
-	b, _ = json.MarshalIndent(k, "", "  ")
+	if v, err = create(); err != nil {
+		return v, false, fmt.Errorf("create %s: %w", what, err)
+	}
+	b, _ = json.MarshalIndent(v, "", "  ")
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return k, false, fmt.Errorf("write credentials: %w", err)
+		return v, false, fmt.Errorf("write %s: %w", what, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return k, false, fmt.Errorf("write credentials: %w", err)
+		return v, false, fmt.Errorf("write %s: %w", what, err)
 	}
-	return k, true, nil
+	return v, true, nil
 }

@@ -3,18 +3,17 @@ package bus
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+
+	"glasscast/auth"
 )
 
 // Auth is how NATS clients log in: a user and password, a token, or an nkey seed file. At most
@@ -107,38 +106,20 @@ const CredentialsFile = "nats-credentials.json"
 // "glasscast", a 256-bit random password, mode 0600) on first start. created tells the caller
 // to show it once.
 func LoadOrCreateCredentials(dir string) (a Auth, created bool, err error) {
-	path := filepath.Join(dir, CredentialsFile)
-	var stored struct {
+	type stored struct {
 		User     string `json:"user"`
 		Password string `json:"password"`
 	}
-	b, err := os.ReadFile(path)
-	if err == nil {
-		if err := json.Unmarshal(b, &stored); err != nil || stored.User == "" || stored.Password == "" {
-			return a, false, fmt.Errorf("nats credentials file %s is damaged; remove it to create new ones", path)
-		}
-		return Auth{User: stored.User, Password: stored.Password}, false, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return a, false, fmt.Errorf("read nats credentials: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return a, false, fmt.Errorf("data dir: %w", err)
-	}
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		return a, false, fmt.Errorf("nats password: %w", err)
-	}
-	stored.User, stored.Password = "glasscast", hex.EncodeToString(secret)
-	b, _ = json.MarshalIndent(stored, "", "  ")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return a, false, fmt.Errorf("write nats credentials: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return a, false, fmt.Errorf("write nats credentials: %w", err)
-	}
-	return Auth{User: stored.User, Password: stored.Password}, true, nil
+	c, created, err := auth.LoadOrCreateSecretFile(dir, CredentialsFile, "nats credentials",
+		func() (stored, error) {
+			secret := make([]byte, 32)
+			if _, err := rand.Read(secret); err != nil {
+				return stored{}, err
+			}
+			return stored{User: "glasscast", Password: hex.EncodeToString(secret)}, nil
+		},
+		func(c stored) bool { return c.User != "" && c.Password != "" })
+	return Auth{User: c.User, Password: c.Password}, created, err
 }
 
 // clientTLS is the TLS a client of an external cluster uses: the cluster's CA, and a client

@@ -47,34 +47,34 @@ func (r Replication) placement() *jetstream.Placement {
 // place. It never lowers the replicas of an existing stream, nor drops its placement: a process
 // started without the options must not quietly undo another's replication.
 func (r Replication) CreateOrUpdateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	cfg.Replicas, cfg.Placement = max(r.Replicas, 1), r.placement()
-	cur, err := r.existing(ctx, js, cfg.Name)
-	if err != nil {
+	if err := r.apply(ctx, js, cfg.Name, &cfg.Replicas, &cfg.Placement); err != nil {
 		return nil, err
-	}
-	if cur != nil {
-		cfg.Replicas = max(cfg.Replicas, cur.Replicas)
-		if cfg.Placement == nil {
-			cfg.Placement = cur.Placement
-		}
 	}
 	return js.CreateOrUpdateStream(ctx, cfg)
 }
 
 // CreateOrUpdateKeyValue is CreateOrUpdateStream for a key-value bucket.
 func (r Replication) CreateOrUpdateKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	cfg.Replicas, cfg.Placement = max(r.Replicas, 1), r.placement()
-	cur, err := r.existing(ctx, js, "KV_"+cfg.Bucket)
-	if err != nil {
+	if err := r.apply(ctx, js, "KV_"+cfg.Bucket, &cfg.Replicas, &cfg.Placement); err != nil {
 		return nil, err
 	}
+	return js.CreateOrUpdateKeyValue(ctx, cfg)
+}
+
+// apply sets the replicas and placement that stream name is to be created or updated with.
+func (r Replication) apply(ctx context.Context, js jetstream.JetStream, name string, replicas *int, placement **jetstream.Placement) error {
+	*replicas, *placement = max(r.Replicas, 1), r.placement()
+	cur, err := r.existing(ctx, js, name)
+	if err != nil {
+		return err
+	}
 	if cur != nil {
-		cfg.Replicas = max(cfg.Replicas, cur.Replicas)
-		if cfg.Placement == nil {
-			cfg.Placement = cur.Placement
+		*replicas = max(*replicas, cur.Replicas)
+		if *placement == nil {
+			*placement = cur.Placement
 		}
 	}
-	return js.CreateOrUpdateKeyValue(ctx, cfg)
+	return nil
 }
 
 // existing returns the configuration of stream name, or nil when there is none.

@@ -105,3 +105,20 @@ type Batcher interface {
 	// Batch makes the calls objs describe, in order, stopping at the first that fails.
 	Batch(ctx context.Context, objs []Object) error
 }
+
+// Replay makes the calls objs describe on b one by one, in order, stopping at the first that
+// fails: a batch for a broadcast that takes no batches.
+func Replay(ctx context.Context, b Broadcast, objs []Object) error {
+	for _, o := range objs {
+		var err error
+		if o.Init != nil {
+			err = b.Init(ctx, *o.Init, o.InitData)
+		} else {
+			err = b.Part(ctx, o.Rendition, o.Part)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

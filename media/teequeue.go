@@ -302,18 +302,7 @@ func deliver(ctx context.Context, bc Broadcast, objs []Object) error {
 	if b, ok := bc.(Batcher); ok && len(objs) > 1 {
 		return b.Batch(ctx, objs)
 	}
-	for _, o := range objs {
-		var err error
-		if o.Init != nil {
-			err = bc.Init(ctx, *o.Init, o.InitData)
-		} else {
-			err = bc.Part(ctx, o.Rendition, o.Part)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return Replay(ctx, bc, objs)
 }
 
 // open opens (or, with resync, reopens: same StreamID, so the sink resumes the broadcast) the

@@ -137,7 +137,7 @@ func (b *remoteBroadcast) Part(ctx context.Context, rendition string, p media.Pa
 // that does not know batches (an older version) gets them one by one from then on.
 func (b *remoteBroadcast) Batch(ctx context.Context, objs []media.Object) error {
 	if b.c.noBatch.Load() {
-		return b.each(ctx, objs)
+		return media.Replay(ctx, b, objs)
 	}
 	var body []byte
 	for i := range objs {
@@ -163,7 +163,7 @@ func (b *remoteBroadcast) Batch(ctx context.Context, objs []media.Object) error 
 	case err == nil:
 	case errors.Is(err, ErrRejected) && strings.Contains(err.Error(), "unknown operation"):
 		b.c.noBatch.Store(true)
-		return b.each(ctx, objs)
+		return media.Replay(ctx, b, objs)
 	case errors.Is(err, media.ErrNotFound):
 		// The origin restarted and lacks a rendition: restore the inits, then the batch
 		// again (what it already applied is accepted again as a retry).
@@ -182,22 +182,6 @@ func (b *remoteBroadcast) Batch(ctx context.Context, objs []media.Object) error 
 		}
 	}
 	b.mu.Unlock()
-	return nil
-}
-
-// each makes the calls of a batch one by one.
-func (b *remoteBroadcast) each(ctx context.Context, objs []media.Object) error {
-	for _, o := range objs {
-		var err error
-		if o.Init != nil {
-			err = b.Init(ctx, *o.Init, o.InitData)
-		} else {
-			err = b.Part(ctx, o.Rendition, o.Part)
-		}
-		if err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
