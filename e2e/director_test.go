@@ -105,7 +105,7 @@ func TestDirector(t *testing.T) {
 	natsAddr, originAddr, dirAddr := freePort(t), freePort(t), freePort(t)
 	a := startServe(t, "", "--nats-listen", natsAddr, "--origin-listen", originAddr, "--node-region", "a", "--node-name", "serve-a",
 		"--api-playback-base-url", "http://"+dirAddr)
-	join := []string{"--nats-url", "nats://" + natsAddr}
+	join := append([]string{"--nats-url", "nats://" + natsAddr}, natsLogin(t, a)...)
 	edgeA := startRole(t, "edge", append(join, "--node-region", "a", "--node-name", "edge-a")...)
 	edgeB := startRole(t, "edge", append(join, "--node-region", "b", "--node-name", "edge-b")...)
 	dir := &node{t: t, DataDir: t.TempDir(), HTTP: dirAddr}
@@ -140,7 +140,7 @@ func TestDirector(t *testing.T) {
 	for {
 		code, edge, body := askDirector(t, viewerB, playback)
 		if code == 200 && edge == "edge-b" {
-			if !strings.Contains(body, "http://"+edgeB.HTTP+"/api/video/v1/") || !strings.Contains(body, "token=gc1.") {
+			if !strings.Contains(body, "http://"+edgeB.HTTP+"/api/video/v1/") || !strings.Contains(body, "token=gc2.") {
 				t.Fatalf("multivariant from the director does not send the viewer to edge b with a derived token:\n%s", body)
 			}
 			break
@@ -239,6 +239,7 @@ func TestDirectorIVSPlayer(t *testing.T) {
 	dir := &node{t: t, DataDir: t.TempDir(), HTTP: dirAddr}
 	dir.args = []string{"director", "--data-dir", dir.DataDir, "--http-listen", dirAddr, "--https-listen", "",
 		"--node-name", "director", "--log-level", "debug", "--nats-url", "nats://" + natsAddr}
+	dir.args = append(dir.args, natsLogin(t, a)...)
 	dir.start()
 	t.Cleanup(dir.stop)
 	c := a.ivsClient()

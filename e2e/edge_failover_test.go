@@ -22,7 +22,7 @@ func TestEdgeRegionFailover(t *testing.T) {
 	natsAddr, originA, originB := freePort(t), freePort(t), freePort(t)
 	a := startServe(t, "", "--nats-listen", natsAddr, "--origin-listen", originA, "--node-region", "a", "--node-name", "serve-a",
 		"--ingest-origin-urls", "http://"+originA+",http://"+originB)
-	join := []string{"--nats-url", "nats://" + natsAddr}
+	join := append([]string{"--nats-url", "nats://" + natsAddr}, natsLogin(t, a)...)
 	ob := startRole(t, "origin", append(join, "--origin-listen", originB, "--node-region", "b", "--node-name", "origin-b")...)
 	eb := startRole(t, "edge", append(join, "--node-region", "b", "--node-name", "edge-b")...)
 	t.Cleanup(func() {

@@ -42,7 +42,7 @@ func TestIngestCrashEndsBroadcast(t *testing.T) {
 	ctl := startServe(t, "", "--nats-listen", natsAddr)
 	c := ctl.ivsClient()
 	ctx := ctxT(t, 4*time.Minute)
-	join := []string{"--nats-url", "nats://" + natsAddr}
+	join := append([]string{"--nats-url", "nats://" + natsAddr}, natsLogin(t, ctl)...)
 	oAddr := freePort(t)
 	startRole(t, "origin", append(join, "--origin-listen", oAddr, "--origin-linger", "5s")...)
 	rtmp := freePort(t)

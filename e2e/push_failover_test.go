@@ -212,7 +212,7 @@ func TestPushOriginCutAndResync(t *testing.T) {
 	ctl := startServe(t, "", "--nats-listen", natsAddr)
 	c := ctl.ivsClient()
 	ctx := ctxT(t, 4*time.Minute)
-	join := []string{"--nats-url", "nats://" + natsAddr}
+	join := append([]string{"--nats-url", "nats://" + natsAddr}, natsLogin(t, ctl)...)
 	o1Addr, o2Addr := freePort(t), freePort(t)
 	startRole(t, "origin", append(join, "--origin-listen", o1Addr)...)
 	startRole(t, "origin", append(join, "--origin-listen", o2Addr)...)
