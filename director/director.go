@@ -12,9 +12,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"time"
 
+	"glasscast/auth"
 	"glasscast/media"
 	"glasscast/store"
 )
@@ -33,6 +35,9 @@ type Config struct {
 	ProbeInterval time.Duration
 	// FetchTimeout bounds one multivariant fetch from an edge (default 3 s).
 	FetchTimeout time.Duration
+	// ViewerAddrKey signs the viewer's address for the edge (auth.ViewerAddrHeader), which binds
+	// a private channel's session to the viewer, not to the director. Edges share it.
+	ViewerAddrKey []byte
 }
 
 // Director answers multivariant playlist requests.
@@ -183,6 +188,11 @@ func (d *Director) fetch(r *http.Request, e Edge) (*fetched, error) {
 	}
 	req.Header.Set("Accept-Encoding", "identity")
 	req.Header.Set(Hop, "1")
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil && len(d.cfg.ViewerAddrKey) > 0 {
+		if addr, err := netip.ParseAddr(host); err == nil {
+			req.Header.Set(auth.ViewerAddrHeader, auth.SignViewerAddr(d.cfg.ViewerAddrKey, addr.Unmap(), time.Now()))
+		}
+	}
 	resp, err := d.client.Do(req)
 	if err != nil {
 		return nil, err

@@ -55,6 +55,9 @@ type Config struct {
 	SessionMaxAge  time.Duration
 	ObjectTokenTTL time.Duration
 	Now            func() time.Time
+	// ViewerAddrKey verifies the viewer address a playback director asserts for the viewer it
+	// fetches a multivariant playlist for (auth.ViewerAddrHeader); nil trusts none.
+	ViewerAddrKey []byte
 }
 
 // Edge serves playback paths from its cache.

@@ -7,8 +7,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"glasscast/auth"
 )
 
 // ServeFastHTTP answers a playback request on fasthttp's HTTP/1.1 server.
@@ -19,7 +22,7 @@ func (e *Edge) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 		rawQuery:   string(ctx.QueryArgs().QueryString()),
 		origin:     string(ctx.Request.Header.Peek("Origin")),
 		acceptGzip: ctx.Request.Header.HasAcceptEncoding("gzip"),
-		client:     ctx.RemoteIP().String() + "|" + string(ctx.UserAgent()),
+		client:     e.viewerAddr(ctx.RemoteIP().String(), string(ctx.Request.Header.Peek(auth.ViewerAddrHeader))) + "|" + string(ctx.UserAgent()),
 	}
 	// fasthttp does not report a viewer hanging up while the handler waits; waits are bounded
 	// by the upstream timeouts instead.
@@ -59,7 +62,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		rawQuery:   req.URL.RawQuery,
 		origin:     req.Header.Get("Origin"),
 		acceptGzip: acceptsGzip(req.Header.Get("Accept-Encoding")),
-		client:     host + "|" + req.UserAgent(),
+		client:     e.viewerAddr(host, req.Header.Get(auth.ViewerAddrHeader)) + "|" + req.UserAgent(),
 	}
 	resp := e.serve(req.Context(), r)
 	for _, h := range resp.headers {
@@ -97,4 +100,17 @@ func acceptsGzip(h string) bool {
 		}
 	}
 	return false
+}
+
+// viewerAddr is the address of the viewer a request is for: the peer's, or the one a playback
+// director asserts when it fetches a multivariant playlist for a viewer (signed with the key
+// directors and edges share, so a viewer cannot claim another's address).
+func (e *Edge) viewerAddr(peer, asserted string) string {
+	if asserted == "" {
+		return peer
+	}
+	if addr, ok := auth.VerifyViewerAddr(e.cfg.ViewerAddrKey, asserted, time.Now()); ok {
+		return addr.String()
+	}
+	return peer
 }

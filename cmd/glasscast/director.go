@@ -32,7 +32,11 @@ func (n *node) startDirector(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d := director.New(ctx, director.Config{Region: cfg.Region, Account: cfg.Account, Locator: loc},
+	key, err := n.viewerAddrKey(ctx)
+	if err != nil {
+		return err
+	}
+	d := director.New(ctx, director.Config{Region: cfg.Region, Account: cfg.Account, Locator: loc, ViewerAddrKey: key},
 		director.StoreRegistry{Store: n.store}, n.log.With("role", "director"))
 	viewerMultivariant := func(path string, hop bool) bool {
 		t, ok := media.ParsePlaybackPath(path)

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 
+	"glasscast/auth"
 	"glasscast/edge"
 	"glasscast/player"
 	"glasscast/viewers"
@@ -23,6 +25,9 @@ func (n *node) startEdge(ctx context.Context) error {
 		return err
 	}
 	ec.TokenBinding, ec.SessionMaxAge, ec.ObjectTokenTTL = binding, cfg.EdgeSessionMaxAge, cfg.EdgeObjectTokenTTL
+	if ec.ViewerAddrKey, err = n.viewerAddrKey(ctx); err != nil {
+		return err
+	}
 	tracker := viewers.NewTracker()
 	e, err := edge.New(ctx, ec, n.store, tracker, n.log.With("role", "edge"))
 	if err != nil {
@@ -34,4 +39,14 @@ func (n *node) startEdge(ctx context.Context) error {
 	n.goRole(func() { viewers.Publish(ctx, n.bus.Conn, cfg.NodeName, tracker, viewerReportInterval, n.log) })
 	n.mux.Handle("/player/", player.New(player.Config{Region: cfg.Region, Account: cfg.Account}))
 	return nil
+}
+
+// viewerAddrKey is the key with which playback directors assert a viewer's address to edges;
+// every node joined by NATS shares it.
+func (n *node) viewerAddrKey(ctx context.Context) ([]byte, error) {
+	k, err := n.store.Secret(ctx, "viewer-address-key", auth.NewSecret)
+	if err != nil {
+		return nil, fmt.Errorf("viewer address key: %w", err)
+	}
+	return []byte(k), nil
 }
