@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -64,35 +63,10 @@ type multiRegion struct {
 	path string // playback path of the channel's multivariant playlist
 }
 
-// roleFlags reports whether `glasscast <role>` knows each flag, so that the topology uses what
-// this build has and a drill whose feature is missing fails saying so.
-var roleFlags sync.Map // role -> help text
-
-func hasFlag(role, flag string) bool {
-	help, ok := roleFlags.Load(role)
-	if !ok {
-		out, _ := exec.Command(binary, role, "-h").CombinedOutput()
-		help, _ = roleFlags.LoadOrStore(role, string(out))
-	}
-	return strings.Contains(help.(string), "-"+flag+" ")
-}
-
-// needFlag fails the drill when the build lacks the feature the flag stands for.
-func needFlag(t *testing.T, role, flag, feature string) {
-	t.Helper()
-	if !hasFlag(role, flag) {
-		t.Fatalf("glasscast %s has no --%s: %s is not in this build", role, flag, feature)
-	}
-}
-
 // placed names a process (node names must differ: they key the node registry and live
-// registrations) and places it in a region when the build knows regions.
-func placed(role, name, region string) []string {
-	flags := []string{"--node-name", name}
-	if hasFlag(role, "node-region") {
-		flags = append(flags, "--node-region", region, "--node-zone", region+"1")
-	}
-	return flags
+// registrations) and places it in a region and zone.
+func placed(name, region string) []string {
+	return []string{"--node-name", name, "--node-region", region, "--node-zone", region + "1"}
 }
 
 func startMultiRegion(t *testing.T) *multiRegion {
@@ -107,14 +81,14 @@ func startMultiRegion(t *testing.T) *multiRegion {
 	ctl := append(m.nats.controlJoin(), "--api-access-key-id", testAccessKey, "--api-secret-access-key", testSecret,
 		"--events-webhooks", "http://"+hookAddr+"/ivs-events#types=stream-state",
 		"--events-webhook-secret", webhookSecret, "--events-webhook-max-backoff", "1s")
-	m.control = startRole(t, "control", append(ctl, placed("control", "control-a", "a")...)...)
+	m.control = startRole(t, "control", append(ctl, placed("control-a", "a")...)...)
 	m.c = m.control.ivsClient()
 
 	// Origins first: their addresses are what the proxies and the ingest point at.
 	origin := func(name, region string, join []string) (*node, string) {
 		addr := freePort(t)
 		args := append(join, "--origin-listen", addr, "--origin-push-token", pushToken, "--origin-linger", mrLinger.String())
-		return startRole(t, "origin", append(args, placed("origin", name, region)...)...), addr
+		return startRole(t, "origin", append(args, placed(name, region)...)...), addr
 	}
 	var originA, originB string // their origin listeners
 	m.originA, originA = origin("origin-a", "a", m.nats.joinA())
@@ -127,33 +101,24 @@ func startMultiRegion(t *testing.T) *multiRegion {
 	ing := append(m.nats.joinA(), "--ingest-rtmp-listen", freePort(t), "--ingest-rtmps-listen", rtmps,
 		"--ingest-origin-urls", "http://"+originA+",http://"+m.ingestToB.Addr,
 		"--origin-push-token", pushToken)
-	if hasFlag("ingest", "ingest-push-retry-max") {
-		// An origin back from a cut is retried within a second, so it is re-synchronised at the
-		// next segment, two target durations at most; the 5 s default allows up to seven.
-		ing = append(ing, "--ingest-push-retry-max", "1s")
-	}
-	m.ingest = startRole(t, "ingest", append(ing, placed("ingest", "ingest-a", "a")...)...)
+	// An origin back from a cut is retried within a second, so it is re-synchronised at the next
+	// segment, two target durations at most; the 5 s default allows up to seven.
+	ing = append(ing, "--ingest-push-retry-max", "1s")
+	m.ingest = startRole(t, "ingest", append(ing, placed("ingest-a", "a")...)...)
 	m.ingest.RTMPS = rtmps
 
 	// Edges fill from their own region's origin and fail over to the other region's.
 	edge := func(name, region string, join []string, upstreams ...string) *node {
-		if !hasFlag("edge", "node-region") {
-			upstreams = upstreams[:1] // one upstream: the build has no failover list
-		}
-		args := append(append(join, "--edge-upstream", strings.Join(upstreams, ",")), placed("edge", name, region)...)
+		args := append(append(join, "--edge-upstream", strings.Join(upstreams, ",")), placed(name, region)...)
 		httpAddr := freePort(t)
-		if hasFlag("edge", "edge-public-url") {
-			args = append(args, "--edge-public-url", "http://"+httpAddr) // announced in the node registry
-		}
+		args = append(args, "--edge-public-url", "http://"+httpAddr) // announced in the node registry
 		return startRoleAt(t, "edge", httpAddr, args...)
 	}
 	m.edgeA = edge("edge-a", "a", m.nats.joinA(), "http://"+originA, "http://"+edgeToB.Addr)
 	m.edgeB1 = edge("edge-b1", "b", m.nats.joinB(), "http://"+originB, "http://"+edgeToA.Addr)
 	m.edgeB2 = edge("edge-b2", "b", m.nats.joinB(), "http://"+originB, "http://"+edgeToA.Addr)
-	if hasFlag("director", "director-region-header") {
-		m.dir = startRole(t, "director", append(m.nats.joinA(), "--director-region-header", regionHeader,
-			"--director-cidr-regions", "127.0.0.2/32=b", "--node-name", "director-a", "--node-region", "a")...)
-	}
+	m.dir = startRole(t, "director", append(m.nats.joinA(), "--director-region-header", regionHeader,
+		"--director-cidr-regions", "127.0.0.2/32=b", "--node-name", "director-a", "--node-region", "a")...)
 
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -491,9 +456,6 @@ func (m *multiRegion) drillWANCut(t *testing.T, ctx context.Context, streamID st
 
 // drillNATSNodeKill: a NATS node killed with -9 loses no write; the control API keeps answering.
 func (m *multiRegion) drillNATSNodeKill(t *testing.T, ctx context.Context) {
-	if !m.nats.clustered() {
-		t.Fatal("no NATS cluster in this build (e2e/natscluster_test.go): the drill needs one")
-	}
 	m.nats.kill(1) // a2: the cluster keeps a majority (a1, b1)
 	defer m.nats.restart(1)
 	killed := time.Now()
@@ -544,9 +506,6 @@ func (m *multiRegion) drillNearOriginKill(t *testing.T, ctx context.Context) {
 // drillEdgeKill: edge B1 dies (kill -9); the director stops sending region b's viewers there and
 // sends them to B2, where they play without an error.
 func (m *multiRegion) drillEdgeKill(t *testing.T, ctx context.Context) {
-	if m.dir == nil {
-		t.Fatal("glasscast has no director subcommand in this build")
-	}
 	asB := http.Header{regionHeader: {"b"}}
 	// Before: the director sends region b to B1 or B2, never to A (waiting out the registry
 	// heartbeats an earlier drill may have held up). The edge it sends viewers to is killed.
@@ -755,23 +714,13 @@ func (n *mrNATS) inspect(ctx context.Context, bucket, key string) string {
 func (n *mrNATS) controlJoin() []string { return append([]string(nil), n.control...) }
 func (n *mrNATS) joinA() []string       { return append([]string(nil), n.a...) }
 func (n *mrNATS) joinB() []string       { return append([]string(nil), n.b...) }
-func (n *mrNATS) clustered() bool       { return n.killNode != nil }
 func (n *mrNATS) kill(i int)            { n.killNode(i) }
 func (n *mrNATS) restart(i int)         { n.restartNode(i) }
 
 // startMRNATS starts a three-node NATS cluster, a1 and a2 in region a and b1 in region b, with
 // every route between the regions through a WAN link. Region a's processes connect to a1 and
-// a2, region b's to b1. A build whose glasscast cannot authenticate to NATS gets NATS embedded in
-// the control process instead, reached from region b over a WAN link.
+// a2, region b's to b1.
 func startMRNATS(t *testing.T) *mrNATS {
-	if !hasFlag("control", "nats-user") {
-		addr := freePort(t)
-		n := &mrNATS{control: []string{"--nats-listen", addr}, a: []string{"--nats-url", "nats://" + addr}}
-		p := newLatencyProxy(t, addr, wanDelay, wanJitter)
-		n.wan = append(n.wan, p)
-		n.b = []string{"--nats-url", "nats://" + p.Addr}
-		return n
-	}
 	n := &mrNATS{}
 	region := []string{"a", "a", "b"}
 	c := startNATSCluster(t, natsClusterConfig{
@@ -785,10 +734,7 @@ func startMRNATS(t *testing.T) *mrNATS {
 			return p.Addr
 		},
 	})
-	auth := []string{"--nats-user", c.User, "--nats-password", c.Password}
-	if hasFlag("control", "nats-replicas") {
-		auth = append(auth, "--nats-replicas", "3")
-	}
+	auth := []string{"--nats-user", c.User, "--nats-password", c.Password, "--nats-replicas", "3"}
 	n.a = append([]string{"--nats-url", c.Nodes[0].ClientURL() + "," + c.Nodes[1].ClientURL()}, auth...)
 	n.b = append([]string{"--nats-url", c.Nodes[2].ClientURL()}, auth...)
 	n.control = n.a
