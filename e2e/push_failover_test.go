@@ -99,9 +99,9 @@ type liveWatch struct {
 	seen []store.Live
 }
 
-func watchLive(t *testing.T, ctx context.Context, natsAddr, channelID string) *liveWatch {
+func watchLive(t *testing.T, ctx context.Context, natsAddr string, login nats.Option, channelID string) *liveWatch {
 	t.Helper()
-	nc, err := nats.Connect("nats://" + natsAddr)
+	nc, err := nats.Connect("nats://"+natsAddr, login)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestPushOriginCutAndResync(t *testing.T) {
 
 	ch, key := testChannel(t, ctx, c, &ivs.CreateChannelInput{Type: types.ChannelTypeBasicChannelType, InsecureIngest: true})
 	channelID := (*ch.Arn)[strings.LastIndex(*ch.Arn, "/")+1:]
-	lw := watchLive(t, ctx, natsAddr, channelID)
+	lw := watchLive(t, ctx, natsAddr, natsLoginOption(t, ctl), channelID)
 	publish(t, "rtmp://"+rtmp+"/app/"+key, pubOptions{Size: "640x360"})
 	waitLive(t, ctx, c, ch.Arn)
 
