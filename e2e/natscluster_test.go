@@ -468,7 +468,11 @@ func TestNATSCluster(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		_, err := kv.Put(ctx, "k", []byte("v2"))
+		// Each attempt gets its own bound: a publish whose ack was lost with the leader waits
+		// for its context, and ctx's is the whole test's.
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := kv.Put(pctx, "k", []byte("v2"))
+		cancel()
 		if err == nil {
 			break
 		}
