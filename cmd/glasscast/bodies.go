@@ -56,14 +56,36 @@ func (b bodyLimit) buffer(ctx *fasthttp.RequestCtx) bool {
 	return true
 }
 
+// tooLargeDrainFor and tooLargeDrainMax bound what is read and dropped after a 413.
+const (
+	tooLargeDrainFor = time.Second
+	tooLargeDrainMax = 8 << 20
+)
+
 func (b bodyLimit) tooLarge(ctx *fasthttp.RequestCtx) {
 	ctx.Request.ResetBody() // unread, and left so: the connection closes after the answer
-	ctx.SetConnectionClose()
+	// A client still sending its body would meet a reset if the connection closed with that
+	// body unread, and lose the 413 it was answered; so what it sends for a moment more is read
+	// and dropped (a small buffer each, never the announced size), then the connection closes.
+	// (fasthttp runs no hijack handler on a connection marked to close, so it is not marked.)
+	ctx.Hijack(func(c net.Conn) {
+		_ = c.SetReadDeadline(time.Now().Add(tooLargeDrainFor))
+		buf := make([]byte, 1024)
+		for n := 0; n < tooLargeDrainMax; {
+			m, err := c.Read(buf)
+			n += m
+			if err != nil {
+				return
+			}
+		}
+	})
 	if b.refuse == nil {
 		ctx.Error("request body too large", fasthttp.StatusRequestEntityTooLarge)
-		return
+	} else {
+		b.refuse(ctx)
 	}
-	b.refuse(ctx)
+	// The API's answer says Connection: close (right for net/http); here the hijack closes it.
+	ctx.Response.Header.ResetConnectionClose()
 }
 
 // parseError is fasthttp's ErrorHandler (a request it could not read), also used when a

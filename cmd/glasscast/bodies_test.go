@@ -55,7 +55,7 @@ func exchange(t *testing.T, addr, req string) (*http.Response, string, bool) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second)) // a close follows the answer at once
+	_ = c.SetReadDeadline(time.Now().Add(2 * tooLargeDrainFor)) // a close follows the answer, after at most the drain of a refused body
 	_, err = br.ReadByte()
 	return resp, string(b), err == io.EOF
 }
