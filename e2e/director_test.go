@@ -63,17 +63,7 @@ func playVia(t *testing.T, client *http.Client, u string, d time.Duration) (int,
 		}
 		return nil
 	}
-	if err := c.Start(); err != nil {
-		t.Fatalf("hls client: %v", err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- c.Wait2() }()
-	select {
-	case err := <-errc:
-		t.Fatalf("hls client stopped: %v", err)
-	case <-time.After(d):
-	}
-	c.Close()
+	runFor(t, c, d)
 	mu.Lock()
 	defer mu.Unlock()
 	return frames, hosts

@@ -46,18 +46,30 @@ func TestInBandMetadata(t *testing.T) {
 	waitOffline(t, ctx, c, ch.Arn, 15*time.Second)
 
 	// The ended playlist lists every segment; their emsg boxes carry the cues.
+	texts := endedCueTexts(t, *ch.PlaybackUrl)
+	for _, want := range []string{"inband-3", "inband-4", "inband-5", `{"name":"goal","time":6,"type":"event"}`} {
+		if !texts[want] {
+			t.Fatalf("in-band metadata %q not found in the stream; found %v", want, texts)
+		}
+	}
+}
+
+// endedCueTexts returns the texts of the emsg cues in every segment that the ended playlist of
+// a broadcast lists.
+func endedCueTexts(t *testing.T, playbackURL string) map[string]bool {
+	t.Helper()
 	texts := map[string]bool{}
-	_, body := get(t, mediaPlaylistURL(*ch.PlaybackUrl))
-	base := strings.TrimSuffix(mediaPlaylistURL(*ch.PlaybackUrl), "index.m3u8")
+	_, body := get(t, mediaPlaylistURL(playbackURL))
+	base := strings.TrimSuffix(mediaPlaylistURL(playbackURL), "index.m3u8")
 	for _, line := range strings.Split(body, "\n") {
 		if !strings.HasPrefix(line, "seg") {
 			continue
 		}
-		resp, err := httpGet(context.Background(), base+line)
+		b, err := httpGet(context.Background(), base+line)
 		if err != nil {
 			t.Fatal(err)
 		}
-		msgs, err := metadata.ParseEmsg(resp)
+		msgs, err := metadata.ParseEmsg(b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,9 +77,5 @@ func TestInBandMetadata(t *testing.T) {
 			texts[m.Text] = true
 		}
 	}
-	for _, want := range []string{"inband-3", "inband-4", "inband-5", `{"name":"goal","time":6,"type":"event"}`} {
-		if !texts[want] {
-			t.Fatalf("in-band metadata %q not found in the stream; found %v", want, texts)
-		}
-	}
+	return texts
 }

@@ -265,25 +265,7 @@ func TestInBandMetadataLimits(t *testing.T) {
 	})
 	waitOffline(t, ctx, c, ch.Arn, 15*time.Second)
 
-	texts := map[string]bool{}
-	_, body := get(t, mediaPlaylistURL(*ch.PlaybackUrl))
-	base := strings.TrimSuffix(mediaPlaylistURL(*ch.PlaybackUrl), "index.m3u8")
-	for _, line := range strings.Split(body, "\n") {
-		if !strings.HasPrefix(line, "seg") {
-			continue
-		}
-		b, err := httpGet(context.Background(), base+line)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msgs, err := metadata.ParseEmsg(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range msgs {
-			texts[m.Text] = true
-		}
-	}
+	texts := endedCueTexts(t, *ch.PlaybackUrl)
 	burst := 0
 	for s := range texts {
 		if strings.HasPrefix(s, "burst-") {

@@ -57,17 +57,7 @@ func play(t *testing.T, url string, d time.Duration) *played {
 		}
 		return nil
 	}
-	if err := c.Start(); err != nil {
-		t.Fatalf("hls client: %v", err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- c.Wait2() }()
-	select {
-	case err := <-errc:
-		t.Fatalf("hls client stopped: %v", err)
-	case <-time.After(d):
-	}
-	c.Close()
+	runFor(t, c, d)
 	return p
 }
 
@@ -310,4 +300,20 @@ func TestRTMPGarbage(t *testing.T) {
 	publish(t, n.rtmpsURL(key), pubOptions{})
 	waitLive(t, ctx, c, ch.Arn)
 	waitPlayable(t, *ch.PlaybackUrl)
+}
+
+// runFor starts the client c and runs it for d, failing the test if it stops before.
+func runFor(t *testing.T, c *gohlslib.Client, d time.Duration) {
+	t.Helper()
+	if err := c.Start(); err != nil {
+		t.Fatalf("hls client: %v", err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- c.Wait2() }()
+	select {
+	case err := <-errc:
+		t.Fatalf("hls client stopped: %v", err)
+	case <-time.After(d):
+	}
+	c.Close()
 }
