@@ -232,8 +232,40 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 		}
 		return s.writeError(w, errAccessDenied("AccessDeniedException", "access denied"))
 	}
+	return s.dispatch(w, r, body, id.Service)
+}
+
+// ServeOperation answers an IVS ("ivs"), IVS Chat ("ivschat") or CloudWatch ("monitoring") operation for a caller the
+// embedding server authenticated another way (the web console's session cookie): the same
+// handlers, limits and AWS-shaped answers as a SigV4 call, with r's method and path naming
+// the operation ("POST /CreateChannel").
+func (s *Server) ServeOperation(w http.ResponseWriter, r *http.Request, service string) {
+	w.Header().Set("x-amzn-RequestId", uuid.NewString())
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		s.refuseBody(w, r)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
+	if err != nil {
+		s.writeError(w, errValidation("reading request body: %v", err))
+		return
+	}
+	if int64(len(body)) > s.cfg.MaxBodyBytes {
+		s.refuseBody(w, r)
+		return
+	}
+	if service != "ivs" && service != "ivschat" && service != "monitoring" {
+		s.writeError(w, &apiError{Status: http.StatusBadRequest, Code: "UnknownOperationException", Message: "unknown service " + service})
+		return
+	}
+	code, status := s.dispatch(w, r, body, service)
+	s.log.Debug("console api", "method", r.Method, "path", r.URL.Path, "status", status, "error", code)
+}
+
+// dispatch runs the operation r names for an authenticated caller of service.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, body []byte, service string) (string, int) {
 	var routes map[string]op
-	switch id.Service {
+	switch service {
 	case "ivs":
 		routes = s.ivs
 	case "ivschat":
@@ -242,7 +274,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 		return s.serveCloudWatch(w, r, body)
 	default:
 		return s.writeError(w, &apiError{Status: http.StatusBadRequest, Code: "UnknownOperationException",
-			Message: "this endpoint does not serve the signing service " + id.Service})
+			Message: "this endpoint does not serve the signing service " + service})
 	}
 	handler, ok := routes[routeKey(r)]
 	if !ok {

@@ -72,3 +72,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; media-src 'self' blob: data: https: http:; connect-src 'self' https: http:; img-src 'self' data: https:; style-src 'self'; script-src 'self'; worker-src 'self' blob:")
 	_ = h.page.Execute(w, d)
 }
+
+// Vendor is the player's vendored JavaScript (hls.min.js and its licence), for other pages
+// that play streams with the same copy (the web console).
+func Vendor() fs.FS {
+	sub, _ := fs.Sub(web, "web/vendor")
+	return sub
+}

@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
 	"glasscast/auth"
 
+	"glasscast/console"
 	"glasscast/control"
 	"glasscast/ingestctl"
+	"glasscast/player"
 	"glasscast/viewers"
 )
 
@@ -24,18 +27,24 @@ func (n *node) startControl(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	secret := func(id string) (string, bool) {
+		if id == key.AccessKeyID {
+			return key.SecretAccessKey, true
+		}
+		return "", false
+	}
 	api := control.New(control.Config{
 		Region: cfg.Region, Account: cfg.Account,
-		Secret: func(id string) (string, bool) {
-			if id == key.AccessKeyID {
-				return key.SecretAccessKey, true
-			}
-			return "", false
-		},
+		Secret:          secret,
 		PlaybackBaseURL: cfg.PlaybackBaseURL, IngestHost: cfg.IngestHost, Quotas: cfg.Quotas,
 		Chat: n.chatAPI, Metrics: n.metricsReader(),
 	}, n.store, &ingestctl.Client{NC: n.bus.Conn}, counter.Viewers, n.log.With("role", "control"))
 	n.api, n.apiMatch = api, api.Handles
+	// The web console signs in with the same keys and runs the same operations.
+	n.mux.Handle("/console/", console.New(console.Config{
+		Secret: secret, API: api, Vendor: player.Vendor(), Ingest: ingestPorts(cfg),
+		Region: cfg.Region, Account: cfg.Account, Log: n.log.With("role", "control", "part", "console"),
+	}))
 	// Sessions left open by a crashed ingest (or a killed serve) are ended here: every control
 	// node sweeps, and compare-and-set on the session makes one of them do it.
 	reaper := &control.Reaper{Store: n.store, Events: n.streamEvents(), Log: n.log.With("role", "control")}
@@ -63,4 +72,15 @@ func accessKey(cfg *Config) (auth.AccessKey, error) {
 			cfg.DataDir, k.AccessKeyID, k.SecretAccessKey, cfg.Region)
 	}
 	return k, nil
+}
+
+// ingestPorts names the ingest listeners with their ports, for the console's ingest URLs.
+func ingestPorts(cfg *Config) map[string]string {
+	out := map[string]string{}
+	for proto, addr := range map[string]string{"rtmps": cfg.RTMPSListen, "rtmp": cfg.RTMPListen} {
+		if _, port, err := net.SplitHostPort(addr); err == nil && port != "" {
+			out[proto] = port
+		}
+	}
+	return out
 }
