@@ -65,7 +65,7 @@ function signInPage() {
     <h1>Sign in to Glasscast</h1>
     <p class="muted">Use an API access key: the one <code>glasscast serve</code> printed on first start (also in the data folder's credentials.json) or one configured with --api-access-key-id. The secret is sent once and never kept in the browser.</p>
     <label>Access key ID <input name="accessKeyId" required autofocus></label>
-    <label>Secret access key <input name="secretAccessKey" type="password" required></label>
+    <label>Secret access key <input name="secretAccessKey" type="password" autocomplete="current-password" required></label>
     <button type="submit">Sign in</button></form>`;
   on('#signin', 'submit', async (e, f) => {
     const r = await fetch('/console/signin', { method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(formData(f)) });
@@ -302,7 +302,8 @@ async function chatPage() {
 }
 
 async function roomPage(id) {
-  const room = await api('ivschat', 'GetRoom', { identifier: id });
+  const room = await api('ivschat', 'GetRoom', { identifier: `arn:aws:ivschat:${state.session.region}:${state.session.account}:room/${id}` });
+  state.roomArn = room.arn;
   main.innerHTML = `<h1>Room ${esc(room.name || id)} <span id="conn" class="badge">connecting</span></h1>
   <div class="cols"><section><h2>Messages (moderator view)</h2><ol class="feed" id="msgs"></ol>
     <form id="send" class="row"><input name="content" maxlength="500" required placeholder="Say something as the moderator" size="40"><button type="submit">Send</button></form></section>
