@@ -174,7 +174,7 @@ async function channelPage(id) {
     <section id="live"><video id="preview" muted playsinline controls></video>
       <div class="row"><button id="stop" class="danger" type="button" disabled>Stop stream</button>
         <span id="why" class="muted"></span></div>
-      <div class="row ${c.authorized ? '' : 'hidden'}" ${c.authorized ? '' : 'hidden'}><label>Playback token (private channel) <input id="token" size="40"></label></div>
+      <div class="row" ${c.authorized ? '' : 'hidden'}><label>Playback token (private channel) <input id="token" size="40"></label></div>
     </section>
     <section><h2>Timed metadata</h2><form id="meta" class="row"><input name="metadata" maxlength="1024" placeholder='{"question":"Who wins?"}' required size="36"><button type="submit">PutMetadata</button></form>
       <ol class="feed" id="cues"></ol></section>
@@ -266,7 +266,7 @@ async function channelPage(id) {
       api('ivs', 'GetStreamSession', { channelArn: arn, streamId }).then((o) => {
         const ss = o.streamSession, v = ss.ingestConfiguration?.video;
         $('#events').innerHTML = (ss.truncatedEvents || []).map((e) => `<li>${esc(new Date(e.eventTime).toLocaleTimeString())} <strong>${esc(e.name)}</strong> <span class="muted">${esc(e.type)}</span></li>`).join('')
-          + (v ? `<li class="muted">ingest: ${esc(v.codec || v.avcProfile || '')} ${v.videoWidth}×${v.videoHeight} target ${Math.round((v.targetBitrate || 0) / 1000)} kbps @ ${v.targetFramerate} fps</li>` : '');
+          + (v ? `<li class="muted">ingest: ${esc(v.codec || v.avcProfile || '')} ${v.videoWidth}×${v.videoHeight} ${v.targetBitrate ? `target ${Math.round(v.targetBitrate / 1000)} kbps` : ''} ${v.targetFramerate ? `@ ${v.targetFramerate} fps` : ''}</li>` : '');
       }).catch(() => {});
     }
     metricSeries(arn).then((m) => {
