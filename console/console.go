@@ -6,6 +6,8 @@
 package console
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"embed"
@@ -50,7 +52,11 @@ type Config struct {
 	// kept (default 1000; the least recently used goes first).
 	SessionTTL  time.Duration
 	MaxSessions int
-	Log         *slog.Logger
+	// Events follows the EventBridge-shaped events (events.Tail): those of detailTypes and
+	// channels (empty: all), replaying since before now, one JSON line per Write, until ctx
+	// ends. Nil answers the live feed with 503.
+	Events func(ctx context.Context, detailTypes, channels []string, since time.Duration, out io.Writer) error
+	Log    *slog.Logger
 }
 
 // Handler serves /console/.
@@ -61,8 +67,16 @@ type Handler struct {
 	index    []byte
 	sessions *expirable.LRU[string, *session]
 	failures *expirable.LRU[string, *failures]
-	mu       sync.Mutex // guards the failures counters
+	mu       sync.Mutex    // guards the failures counters
+	feeds    chan struct{} // a slot per open event feed
 }
+
+// maxFeeds bounds the open event feeds (each holds a JetStream consumer); feedLifetime ends
+// one that a vanished client left behind. EventSource reconnects on its own.
+const (
+	maxFeeds     = 64
+	feedLifetime = 10 * time.Minute
+)
 
 type session struct {
 	AccessKeyID string
@@ -106,6 +120,7 @@ func New(cfg Config) *Handler {
 		index:    index,
 		sessions: expirable.NewLRU[string, *session](cfg.MaxSessions, nil, cfg.SessionTTL),
 		failures: expirable.NewLRU[string, *failures](10000, nil, maxLockout*2),
+		feeds:    make(chan struct{}, maxFeeds),
 	}
 	if cfg.Vendor != nil {
 		h.vendor = http.StripPrefix(prefix+"vendor/", http.FileServer(http.FS(cfg.Vendor)))
@@ -139,6 +154,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case rest == "signout" && r.Method == http.MethodPost:
 		if s := h.authorize(w, r); s != nil {
 			h.signOut(w, r)
+		}
+	case rest == "events" && isGet(r):
+		if h.authorize(w, r) != nil {
+			h.serveEvents(w, r)
 		}
 	case strings.HasPrefix(rest, "api/"):
 		h.serveAPI(w, r, strings.TrimPrefix(rest, "api/"))
@@ -249,6 +268,75 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, rest string) 
 		r2.Header.Del(csrfHeader)
 	}
 	h.cfg.API.ServeOperation(w, r2, service)
+}
+
+// serveEvents streams events as Server-Sent Events: GET only (EventSource sends no headers,
+// so no CSRF token; the SameSite=Strict cookie keeps other sites out and nothing changes).
+func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Events == nil {
+		writeError(w, http.StatusServiceUnavailable, "ServiceUnavailableException", "this deployment keeps no event stream")
+		return
+	}
+	select {
+	case h.feeds <- struct{}{}:
+		defer func() { <-h.feeds }()
+	default:
+		writeError(w, http.StatusServiceUnavailable, "ServiceUnavailableException", "too many open event feeds")
+		return
+	}
+	q := r.URL.Query()
+	split := func(v string) []string {
+		var out []string
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	since := time.Hour
+	if d, err := time.ParseDuration(q.Get("since")); err == nil && d >= 0 && d <= 24*time.Hour {
+		since = d
+	}
+	flusher, _ := w.(http.Flusher)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, ": events\n\n")
+	if flusher != nil {
+		flusher.Flush()
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), feedLifetime)
+	defer cancel()
+	err := h.cfg.Events(ctx, split(q.Get("type")), split(q.Get("channel")), since, &sseWriter{w: w, f: flusher})
+	if err != nil && ctx.Err() == nil {
+		b, _ := json.Marshal(map[string]string{"message": err.Error()})
+		_, _ = fmt.Fprintf(w, "event: failure\ndata: %s\n\n", b)
+	}
+}
+
+// sseWriter sends each line written to it as one Server-Sent Event.
+type sseWriter struct {
+	w   io.Writer
+	f   http.Flusher
+	buf []byte
+}
+
+func (s *sseWriter) Write(p []byte) (int, error) {
+	s.buf = append(s.buf, p...)
+	for {
+		i := bytes.IndexByte(s.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		if _, err := fmt.Fprintf(s.w, "data: %s\n\n", s.buf[:i]); err != nil {
+			return 0, err
+		}
+		s.buf = s.buf[i+1:]
+		if s.f != nil {
+			s.f.Flush()
+		}
+	}
 }
 
 // authorize answers 403 unless r carries a live session cookie and, on every request but a

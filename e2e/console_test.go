@@ -66,7 +66,7 @@ func TestConsoleBrowser(t *testing.T) {
 			}
 		}
 	}, "console.mjs", "http://"+n.HTTP+"/console/", art)
-	for _, k := range []string{"signInRefused", "live", "viewersRose", "cue", "stopped", "chatDeleted", "chatDisconnected", "signedOut"} {
+	for _, k := range []string{"signInRefused", "live", "viewersRose", "cue", "stopped", "events", "chatDeleted", "chatDisconnected", "signedOut"} {
 		if _, ok := steps[k]; !ok {
 			t.Errorf("the console script did not reach %q", k)
 		}
@@ -78,7 +78,7 @@ func TestConsoleBrowser(t *testing.T) {
 			t.Error("ffmpeg still publishing after the console's Stop stream")
 		}
 	}
-	for _, f := range []string{"signin", "channels", "channel-live", "chat-room", "recordings", "keys"} {
+	for _, f := range []string{"signin", "channels", "channel-live", "events", "chat-room", "recordings", "keys"} {
 		if _, err := os.Stat(filepath.Join(art, "console-"+f+".png")); err != nil {
 			t.Errorf("screenshot %s: %v", f, err)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"glasscast/console"
 	"glasscast/control"
+	"glasscast/events"
 	"glasscast/ingestctl"
 	"glasscast/player"
 	"glasscast/viewers"
@@ -44,6 +46,17 @@ func (n *node) startControl(ctx context.Context) error {
 	n.mux.Handle("/console/", console.New(console.Config{
 		Secret: secret, API: api, Vendor: player.Vendor(), Ingest: ingestPorts(cfg),
 		Region: cfg.Region, Account: cfg.Account, Log: n.log.With("role", "control", "part", "console"),
+		Events: func(ctx context.Context, types, channels []string, since time.Duration, out io.Writer) error {
+			tc := events.TailConfig{Channels: channels, Since: since}
+			for _, t := range types {
+				dt, ok := events.DetailTypeOf(t)
+				if !ok {
+					return fmt.Errorf("unknown event type %q", t)
+				}
+				tc.DetailTypes = append(tc.DetailTypes, dt)
+			}
+			return events.Tail(ctx, n.bus.JS, tc, out)
+		},
 	}))
 	// Sessions left open by a crashed ingest (or a killed serve) are ended here: every control
 	// node sweeps, and compare-and-set on the session makes one of them do it.

@@ -345,6 +345,29 @@ async function roomPage(id) {
   on('#send', 'submit', async (e, f) => { ws.send(JSON.stringify({ Action: 'SEND_MESSAGE', RequestId: crypto.randomUUID(), Content: formData(f).content })); f.reset(); });
 }
 
+// ---- events ----
+async function eventsPage() {
+  const q = new URLSearchParams(location.hash.split('?')[1] || '');
+  const types = ['IVS Stream State Change', 'IVS Stream Health Change', 'IVS Recording State Change', 'IVS Limit Breach'];
+  main.innerHTML = `<h1>Events</h1><form id="filter" class="row"><label>Type <select name="type"><option value="">all</option>${types.map((t) => `<option ${q.get('type') === t ? 'selected' : ''}>${t}</option>`).join('')}</select></label>
+    <label>Channel ID <input name="channel" value="${esc(q.get('channel'))}" size="16"></label><button type="submit">Filter</button> <span id="feedstate" class="badge">connecting</span></form>
+    <p class="muted">The EventBridge-shaped events of the last hour, then live (what <code>glasscast events tail</code> and webhooks receive).</p>
+    <ol class="feed" id="events" style="max-height:none"></ol>`;
+  state.events = [];
+  on('#filter', 'submit', async (e, f) => { const d = formData(f); location.hash = `#/events?${new URLSearchParams(Object.entries(d).filter(([, v]) => v))}`; });
+  const src = new EventSource(`/console/events?${new URLSearchParams({ type: q.get('type') || '', channel: q.get('channel') || '', since: '1h' })}`);
+  cleanup.push(() => src.close());
+  src.onopen = () => { $('#feedstate').textContent = 'live'; $('#feedstate').className = 'badge LIVE'; };
+  src.onerror = () => { const b = $('#feedstate'); if (b) { b.textContent = 'reconnecting'; b.className = 'badge STARVING'; } };
+  src.addEventListener('failure', (ev) => $('#events').insertAdjacentHTML('afterbegin', `<li class="err">${esc(JSON.parse(ev.data).message)}</li>`));
+  src.onmessage = (ev) => {
+    const e = JSON.parse(ev.data), d = e.detail || {};
+    state.events.push(e);
+    $('#events').insertAdjacentHTML('afterbegin', `<li><span class="muted">${esc(new Date(e.time).toLocaleString())}</span> <strong>${esc(d.event_name || d.recording_status || d.limit_name || '')}</strong>
+      ${esc(e['detail-type'])} · <a href="#/channels/${esc(idOf((e.resources || [''])[0]))}">${esc(d.channel_name || idOf((e.resources || [''])[0]))}</a> <span class="mono muted">${esc(d.stream_id || '')}</span></li>`);
+  };
+}
+
 // ---- recordings ----
 async function recordingsPage() {
   main.innerHTML = `<h1>Recording configurations</h1><section id="recs"></section><h2>Create</h2>
@@ -393,13 +416,14 @@ async function route() {
   if (!state.session) return signInPage();
   $('#top').hidden = false;
   $('#who').textContent = state.session.accessKeyId;
-  const [, page, id] = (location.hash || '#/channels').split('/');
+  const [, page, id] = (location.hash || '#/channels').split('?')[0].split('/');
   document.querySelectorAll('header nav a').forEach((a) => a.classList.toggle('on', a.getAttribute('href') === `#/${page}`));
   main.innerHTML = '<p class="muted">Loading…</p>';
   try {
     if (page === 'channels' && id) await channelPage(id);
     else if (page === 'chat' && id) await roomPage(id);
     else if (page === 'chat') await chatPage();
+    else if (page.startsWith('events')) await eventsPage();
     else if (page === 'recordings') await recordingsPage();
     else if (page === 'keys') await keysPage();
     else await channelsPage();

@@ -79,6 +79,16 @@ try {
   await page.waitForSelector(`#list tr[data-arn$="${channelId}"]`);
   await shot('channels');
 
+  // The session's events in the live feed, filtered to this channel.
+  await page.goto(`${base}#/events?channel=${channelId}`);
+  const evs = await until('the Stream End event in the feed', 15, async () => {
+    const e = (await g()).events || [];
+    return e.some((x) => x.detail?.event_name === 'Stream End') ? e : null;
+  });
+  if (evs.some((x) => !(x.resources || []).some((r) => r.endsWith(channelId)))) fail('the feed showed another channel\'s event');
+  say({ events: evs.map((x) => x.detail?.event_name) });
+  await shot('events');
+
   // 4. Chat moderation against the real SDK.
   await page.goto(`${base}#/chat`);
   await page.fill('#create input[name=name]', 'console-room');
