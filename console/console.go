@@ -56,7 +56,9 @@ type Config struct {
 	// channels (empty: all), replaying since before now, one JSON line per Write, until ctx
 	// ends. Nil answers the live feed with 503.
 	Events func(ctx context.Context, detailTypes, channels []string, since time.Duration, out io.Writer) error
-	Log    *slog.Logger
+	// Buckets reads recordings; nil hides them.
+	Buckets Buckets
+	Log     *slog.Logger
 }
 
 // Handler serves /console/.
@@ -158,6 +160,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case rest == "events" && isGet(r):
 		if h.authorize(w, r) != nil {
 			h.serveEvents(w, r)
+		}
+	case (rest == "recordings" || strings.HasPrefix(rest, "objects/")) && isGet(r) && h.cfg.Buckets != nil:
+		if h.authorize(w, r) != nil {
+			if rest == "recordings" {
+				h.serveRecordings(w, r)
+			} else {
+				h.serveObject(w, r, strings.TrimPrefix(rest, "objects/"))
+			}
 		}
 	case strings.HasPrefix(rest, "api/"):
 		h.serveAPI(w, r, strings.TrimPrefix(rest, "api/"))

@@ -66,7 +66,7 @@ func TestConsoleBrowser(t *testing.T) {
 			}
 		}
 	}, "console.mjs", "http://"+n.HTTP+"/console/", art)
-	for _, k := range []string{"signInRefused", "live", "viewersRose", "cue", "stopped", "events", "chatDeleted", "chatDisconnected", "signedOut"} {
+	for _, k := range []string{"signInRefused", "live", "viewersRose", "cue", "stopped", "events", "recording", "chatDeleted", "chatDisconnected", "signedOut"} {
 		if _, ok := steps[k]; !ok {
 			t.Errorf("the console script did not reach %q", k)
 		}
@@ -117,9 +117,19 @@ func TestConsoleAuth(t *testing.T) {
 		}
 	}
 
-	// No session: refused, whatever the headers.
+	// No session: refused, whatever the headers; the event feed and recordings too.
 	resp, body := post(c, base+"api/ivs/CreateChannel", "x", `{}`)
 	want(resp, body, 403, "AccessDeniedException")
+	for _, p := range []string{"events", "recordings?bucket=b&channel=c", "objects/b/ivs/v1/000000000000/c/master.m3u8"} {
+		r, err := c.Get(base + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != 403 {
+			t.Errorf("GET %s without a session: %d", p, r.StatusCode)
+		}
+	}
 
 	// A wrong secret is refused and slowed.
 	began := time.Now()

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"time"
 
 	"glasscast/auth"
 
+	"glasscast/archive/bucket"
 	"glasscast/console"
 	"glasscast/control"
 	"glasscast/events"
@@ -42,6 +44,12 @@ func (n *node) startControl(ctx context.Context) error {
 		Chat: n.chatAPI, Metrics: n.metricsReader(),
 	}, n.store, &ingestctl.Client{NC: n.bus.Conn}, counter.Viewers, n.log.With("role", "control"))
 	n.api, n.apiMatch = api, api.Handles
+	var buckets console.Buckets
+	if stores, err := cfg.buckets(); err == nil {
+		buckets = consoleBuckets{cfg: cfg, stores: stores}
+	} else {
+		n.log.Warn("console: recordings not shown", "err", err)
+	}
 	// The web console signs in with the same keys and runs the same operations.
 	n.mux.Handle("/console/", console.New(console.Config{
 		Secret: secret, API: api, Vendor: player.Vendor(), Ingest: ingestPorts(cfg),
@@ -57,6 +65,7 @@ func (n *node) startControl(ctx context.Context) error {
 			}
 			return events.Tail(ctx, n.bus.JS, tc, out)
 		},
+		Buckets: buckets,
 	}))
 	// Sessions left open by a crashed ingest (or a killed serve) are ended here: every control
 	// node sweeps, and compare-and-set on the session makes one of them do it.
@@ -96,4 +105,30 @@ func ingestPorts(cfg *Config) map[string]string {
 		}
 	}
 	return out
+}
+
+// consoleBuckets lets the console read recordings where the archive writes them.
+type consoleBuckets struct {
+	cfg    *Config
+	stores *bucket.Stores
+}
+
+func (b consoleBuckets) reader(bucketName string) (*recordingReader, error) {
+	return newRecordingReader(b.cfg, b.stores, bucketName), nil
+}
+
+func (b consoleBuckets) Keys(r *http.Request, bucketName, prefix string) ([]string, error) {
+	rr, err := b.reader(bucketName)
+	if err != nil {
+		return nil, err
+	}
+	return rr.keys(r.Context(), prefix)
+}
+
+func (b consoleBuckets) Open(r *http.Request, bucketName, key string) (io.ReadCloser, error) {
+	rr, err := b.reader(bucketName)
+	if err != nil {
+		return nil, err
+	}
+	return rr.open(r.Context(), key)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"glasscast/archive/bucket"
 	"glasscast/archive/layout"
 )
 
@@ -58,12 +59,7 @@ func runRecordings(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	r := &recordingReader{bucket: bucketName}
-	if c, ok := stores.S3(bucketName); ok {
-		r.s3 = c
-	} else {
-		r.dir = filepath.Join(cfg.localRecordings(), bucketName)
-	}
+	r := newRecordingReader(cfg, stores, bucketName)
 	if args[0] == "list" {
 		base := "ivs/v1/" + cfg.Account + "/"
 		if channelID != "" {
@@ -83,6 +79,29 @@ func (c *Config) localRecordings() string {
 		return c.Archive.LocalDir
 	}
 	return filepath.Join(c.DataDir, "recordings")
+}
+
+// newRecordingReader reads bucket where the archive writes it: on S3 or in the local folder.
+func newRecordingReader(cfg *Config, stores *bucket.Stores, bucketName string) *recordingReader {
+	r := &recordingReader{bucket: bucketName}
+	if c, ok := stores.S3(bucketName); ok {
+		r.s3 = c
+	} else {
+		r.dir = filepath.Join(cfg.localRecordings(), bucketName)
+	}
+	return r
+}
+
+// open returns an object's body, streamed.
+func (r *recordingReader) open(ctx context.Context, key string) (io.ReadCloser, error) {
+	if r.s3 == nil {
+		return os.Open(filepath.Join(r.dir, filepath.FromSlash(key)))
+	}
+	out, err := r.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(r.bucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, err
+	}
+	return out.Body, nil
 }
 
 // recordingReader reads a bucket on S3 or in the local folder.

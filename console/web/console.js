@@ -369,17 +369,54 @@ async function eventsPage() {
 }
 
 // ---- recordings ----
+async function getJSON(url) {
+  busy(1);
+  try {
+    const r = await fetch(url, { credentials: 'same-origin' });
+    const out = await r.json();
+    if (!r.ok) throw new Error(`${r.headers.get('x-amzn-ErrorType') || r.status}: ${out.message}`);
+    return out;
+  } finally { busy(-1); }
+}
+const fmtDur = (ms) => ms == null ? 'recording…' : `${Math.floor(ms / 60000)}:${String(Math.round(ms / 1000) % 60).padStart(2, '0')}`;
+
 async function recordingsPage() {
-  main.innerHTML = `<h1>Recording configurations</h1><section id="recs"></section><h2>Create</h2>
+  main.innerHTML = `<h1>Recordings</h1><div class="cols"><section><h2>By channel</h2><div id="byChannel"><p class="muted">Loading…</p></div></section>
+    <section><h2>Player</h2><video id="vod" controls playsinline muted></video><p id="vodinfo" class="muted">Pick a recording.</p></section></div>
+  <h2>Recording configurations</h2><section id="recs"></section><h2>Create a recording configuration</h2>
   <section><form class="grid" id="create"><label>Name <input name="name"></label><label>S3 bucket <input name="bucketName" required></label>
     <label>Thumbnails <select name="recordingMode"><option>INTERVAL</option><option>DISABLED</option></select></label>
     <label>Thumbnail interval (s) <input name="interval" type="number" value="60" min="1" max="60"></label><button type="submit">Create</button></form>
-  <p class="muted">Channels record when their settings name a configuration. List a channel's recordings with <code>glasscast recordings &lt;channel id&gt;</code>.</p></section>`;
+  <p class="muted">Channels record when their settings name a configuration. From a terminal: <code>glasscast recordings list --bucket NAME --channel-id ID</code>.</p></section>`;
+  state.recordings = []; state.vodPlaying = false;
+  let hls = null;
+  cleanup.push(() => hls && hls.destroy());
+  $('#vod').addEventListener('playing', () => { state.vodPlaying = true; });
+  const play = (rec) => {
+    if (hls) hls.destroy();
+    state.vodPlaying = false;
+    hls = new Hls(); hls.loadSource(rec.master); hls.attachMedia($('#vod'));
+    hls.on(Hls.Events.ERROR, (e, d) => { if (d.fatal) $('#vodinfo').textContent = `Player error: ${d.details}`; });
+    $('#vod').play().catch(() => {});
+    $('#vodinfo').innerHTML = `<span class="mono">${esc(rec.prefix)}</span> · ${esc(rec.status)} · ${fmtDur(rec.durationMs)}`;
+  };
   const load = async () => {
-    const recs = (await api('ivs', 'ListRecordingConfigurations')).recordingConfigurations || [];
-    $('#recs').innerHTML = recs.length ? `<div class="wrap"><table><thead><tr><th>Name</th><th>Bucket</th><th>State</th><th>ARN</th><th></th></tr></thead><tbody>${recs.map((r) => `<tr data-arn="${esc(r.arn)}"><td>${esc(r.name)}</td>
+    const [recs, chans] = await Promise.all([api('ivs', 'ListRecordingConfigurations'), api('ivs', 'ListChannels', { maxResults: 100 })]);
+    const byArn = Object.fromEntries((recs.recordingConfigurations || []).map((r) => [r.arn, r]));
+    $('#recs').innerHTML = recs.recordingConfigurations?.length ? `<div class="wrap"><table><thead><tr><th>Name</th><th>Bucket</th><th>State</th><th>ARN</th><th></th></tr></thead><tbody>${recs.recordingConfigurations.map((r) => `<tr data-arn="${esc(r.arn)}"><td>${esc(r.name)}</td>
       <td>${esc(r.destinationConfiguration?.s3?.bucketName)}</td><td>${badge(r.state)}</td><td class="mono">${esc(r.arn)}</td><td><button class="danger del" type="button">Delete…</button></td></tr>`).join('')}</tbody></table></div>` : '<p class="muted">No recording configurations.</p>';
     on('.del', 'click', async (e, b) => { if (!confirm('Delete this recording configuration?')) return; await api('ivs', 'DeleteRecordingConfiguration', { arn: b.closest('tr').dataset.arn }); await load(); }, $('#recs'));
+    const recording = (chans.channels || []).filter((c) => byArn[c.recordingConfigurationArn]);
+    if (!recording.length) { $('#byChannel').innerHTML = '<p class="muted">No channel records: pick a recording configuration in a channel\'s settings.</p>'; return; }
+    const lists = await Promise.all(recording.map(async (c) => {
+      const bucket = byArn[c.recordingConfigurationArn].destinationConfiguration.s3.bucketName;
+      try { return [c, bucket, (await getJSON(`/console/recordings?${new URLSearchParams({ bucket, channel: idOf(c.arn) })}`)).recordings]; } catch (e) { return [c, bucket, e]; }
+    }));
+    state.recordings = lists.flatMap(([, , l]) => Array.isArray(l) ? l : []);
+    $('#byChannel').innerHTML = lists.map(([c, bucket, l]) => `<h3>${esc(c.name || idOf(c.arn))} <span class="muted">→ ${esc(bucket)}</span></h3>` + (l instanceof Error ? `<div class="err">${esc(l.message)}</div>`
+      : l.length ? `<div class="wrap"><table><tbody>${l.map((r, i) => `<tr><td>${r.thumbnail ? `<img class="thumb" alt="" src="${esc(r.thumbnail)}">` : ''}</td><td>${esc(new Date(r.startedAt).toLocaleString())}<br>${badge(r.status)} ${fmtDur(r.durationMs)}</td>
+        <td><button class="plain play" type="button" data-prefix="${esc(r.prefix)}">Play</button></td></tr>`).join('')}</tbody></table></div>` : '<p class="muted">No recordings yet.</p>')).join('');
+    on('.play', 'click', (e, b) => play(state.recordings.find((r) => r.prefix === b.dataset.prefix)), $('#byChannel'));
   };
   on('#create', 'submit', async (e, f) => {
     const d = formData(f);
@@ -388,6 +425,7 @@ async function recordingsPage() {
     f.reset(); await load();
   });
   await load();
+  state.reloadRecordings = load;
 }
 
 // ---- playback key pairs ----

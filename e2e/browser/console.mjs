@@ -42,7 +42,15 @@ try {
   await page.click('#signin button[type=submit]');
   await page.waitForSelector('#create input[name=name]');
 
-  // 2. Create a channel through the form.
+  // 2. A recording configuration, then a channel that records to it, through the forms.
+  await page.goto(`${base}#/recordings`);
+  await page.fill('#create input[name=bucketName]', 'console-e2e-bucket');
+  await page.fill('#create input[name=interval]', '1');
+  await page.click('#create button[type=submit]');
+  await page.waitForSelector('#recs tr[data-arn]');
+  await page.goto(`${base}#/channels`);
+  await page.waitForSelector('#create select[name=recordingConfigurationArn] option:nth-child(2)', { state: 'attached' });
+  await page.selectOption('#create select[name=recordingConfigurationArn]', { index: 1 });
   await page.fill('#create input[name=name]', 'console-e2e');
   await page.check('#create input[name=insecureIngest]');
   await page.fill('#create input[name=tags]', 'made-by=console');
@@ -89,6 +97,19 @@ try {
   say({ events: evs.map((x) => x.detail?.event_name) });
   await shot('events');
 
+  // The recording, listed from the bucket with its thumbnail, plays in the VOD player.
+  await page.goto(`${base}#/recordings`);
+  await page.waitForSelector('#byChannel h3');
+  const rec = await until('the ended recording', 40, async () => {
+    const r = await page.evaluate(async () => { await window.console_.reloadRecordings(); return window.console_.recordings; });
+    return r.find((x) => x.status === 'RECORDING_ENDED');
+  });
+  await page.click(`#byChannel .play[data-prefix="${rec.prefix}"]`);
+  await until('the recording to play', 20, async () => (await g()).vodPlaying);
+  await page.waitForTimeout(1000);
+  say({ recording: rec });
+  await shot('recordings');
+
   // 4. Chat moderation against the real SDK.
   await page.goto(`${base}#/chat`);
   await page.fill('#create input[name=name]', 'console-room');
@@ -131,7 +152,6 @@ try {
 
   // 5. The other pages.
   await page.goto(`${base}#/chat`); await page.waitForSelector('#rooms table'); await shot('chat');
-  await page.goto(`${base}#/recordings`); await page.waitForSelector('#create input[name=bucketName]'); await shot('recordings');
   await page.goto(`${base}#/keys`); await page.waitForSelector('#import textarea'); await shot('keys');
   await page.click('#signout');
   await page.waitForSelector('#signin');
