@@ -182,7 +182,7 @@ async function channelPage(id) {
     <section><h2>Ingest</h2><div id="ingest"></div></section>
   </div><div>
     <section><h2>Health</h2><dl class="stats" id="stats"><dt>State</dt><dd>offline</dd></dl>
-      <canvas id="c-views"></canvas><canvas id="c-bitrate"></canvas><canvas id="c-fps"></canvas></section>
+      <canvas id="c-views"></canvas><canvas id="c-bitrate"></canvas><canvas id="c-fps"></canvas><canvas id="c-latency"></canvas></section>
     <section><h2>Session events</h2><ol class="feed" id="events"><li class="muted">No session yet.</li></ol></section>
     <section><h2>Settings</h2><form class="grid" id="update">${channelFields(c, recs)}<button type="submit">Save</button></form>
       <p class="mono muted">${esc(c.arn)}<br>Playback: ${esc(c.playbackUrl)}</p>
@@ -226,6 +226,7 @@ async function channelPage(id) {
 
   // Live state, preview and metrics.
   let hls = null, streamId = null;
+  const latency = [];
   const stopPlayer = () => { if (hls) { hls.destroy(); hls = null; } state.playing = false; };
   cleanup.push(stopPlayer);
   const startPlayer = (url) => {
@@ -262,6 +263,10 @@ async function channelPage(id) {
     if (s && !hls) startPlayer(s.playbackUrl);
     if (!s && hls) stopPlayer();
     if (s) streamId = s.streamId;
+    // The preview's own latency behind live (hls.js): the server keeps no per-viewer latency.
+    if (hls && hls.latency > 0) latency.push([Date.now() / 1000, hls.latency]);
+    while (latency.length && latency[0][0] < Date.now() / 1000 - 300) latency.shift();
+    chart($('#c-latency'), latency, 'Preview latency', (v) => `${v.toFixed(2)} s`);
     if (streamId) {
       api('ivs', 'GetStreamSession', { channelArn: arn, streamId }).then((o) => {
         const ss = o.streamSession, v = ss.ingestConfiguration?.video;
