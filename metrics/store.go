@@ -132,6 +132,10 @@ func (s *Store) Read(ctx context.Context, period int64, scope string, from, to t
 	cons, err := s.js.OrderedConsumer(ctx, streamName(period), jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subject(period, scope)},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy, OptStartTime: &start,
+		// The server removes the consumer soon after this read: at the 5 min default, a
+		// dashboard polling GetMetricData every few seconds piled up consumers until JetStream
+		// refused new ones ("maximum consumers limit reached").
+		InactiveThreshold: 5 * time.Second,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read metrics: %w", err)

@@ -51,7 +51,13 @@ const formData = (f) => Object.fromEntries(new FormData(f).entries());
 const idOf = (arn) => arn.split('/').pop();
 const arnOf = (kind, id) => `arn:aws:ivs:${state.session.region}:${state.session.account}:${kind}/${id}`;
 const badge = (s) => `<span class="badge ${esc(s)}">${esc(s)}</span>`;
-const every = (ms, fn) => { fn(); const t = setInterval(fn, ms); cleanup.push(() => clearInterval(t)); };
+// every runs fn now and then ms after each run ends, so a slow server never sees calls pile up.
+const every = (ms, fn) => {
+  let stopped = false, t = null;
+  const run = async () => { try { await fn(); } finally { if (!stopped) t = setTimeout(run, ms); } };
+  cleanup.push(() => { stopped = true; clearTimeout(t); });
+  run();
+};
 
 // ---- session ----
 async function loadSession() {
@@ -274,7 +280,7 @@ async function channelPage(id) {
           + (v ? `<li class="muted">ingest: ${esc(v.codec || v.avcProfile || '')} ${v.videoWidth}×${v.videoHeight} ${v.targetBitrate ? `target ${Math.round(v.targetBitrate / 1000)} kbps` : ''} ${v.targetFramerate ? `@ ${v.targetFramerate} fps` : ''}</li>` : '');
       }).catch(() => {});
     }
-    metricSeries(arn).then((m) => {
+    await metricSeries(arn).then((m) => {
       chart($('#c-views'), m.views || [], 'Concurrent views');
       chart($('#c-bitrate'), m.bitrate || [], 'Ingest video bitrate', (v) => `${(v / 1e6).toFixed(2)} Mbps`);
       chart($('#c-fps'), m.fps || [], 'Ingest frame rate', (v) => `${v.toFixed(1)} fps`);
