@@ -150,6 +150,7 @@ function id3Text(b) {
 
 // chart draws series (arrays of [epoch s, value]) as a line on a canvas.
 function chart(canvas, points, label, fmt = (v) => v) {
+  if (!canvas) return; // the page was left
   const w = canvas.width = canvas.clientWidth * devicePixelRatio, h = canvas.height = canvas.clientHeight * devicePixelRatio;
   const g = canvas.getContext('2d'); g.clearRect(0, 0, w, h);
   const last = points.length ? points[points.length - 1][1] : null;

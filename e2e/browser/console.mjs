@@ -73,7 +73,7 @@ try {
   const text = `console cue ${Date.now()}`;
   await page.fill('#meta input[name=metadata]', text);
   await page.click('#meta button[type=submit]');
-  await until('the metadata cue in the preview', 25, async () => (await g()).cues.includes(text));
+  await until('the metadata cue in the preview', 40, async () => (await g()).cues.includes(text));
   say({ cue: text });
   await page.waitForTimeout(2500); // let the charts draw a few points
   await shot('channel-live');
