@@ -57,6 +57,8 @@ type Config struct {
 	// channels (empty: all), replaying since before now, one JSON line per Write, until ctx
 	// ends. Nil answers the live feed with 503.
 	Events func(ctx context.Context, detailTypes, channels []string, since time.Duration, out io.Writer) error
+	// Webhooks reports the configured webhooks' delivery state (events.WebhookStates).
+	Webhooks func(ctx context.Context) (any, error)
 	// Buckets reads recordings; nil hides them.
 	Buckets Buckets
 	Log     *slog.Logger
@@ -158,6 +160,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case rest == "signout" && r.Method == http.MethodPost:
 		if s := h.authorize(w, r); s != nil {
 			h.signOut(w, r)
+		}
+	case rest == "webhooks" && isGet(r):
+		if h.authorize(w, r) != nil {
+			h.serveWebhooks(w, r)
 		}
 	case rest == "events" && isGet(r):
 		if h.authorize(w, r) != nil {
@@ -325,6 +331,19 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 		b, _ := json.Marshal(map[string]string{"message": err.Error()})
 		_, _ = fmt.Fprintf(w, "event: failure\ndata: %s\n\n", b)
 	}
+}
+
+func (h *Handler) serveWebhooks(w http.ResponseWriter, r *http.Request) {
+	var out any = []any{}
+	if h.cfg.Webhooks != nil {
+		var err error
+		if out, err = h.cfg.Webhooks(r.Context()); err != nil {
+			writeError(w, http.StatusBadGateway, "InternalServerException", err.Error())
+			return
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]any{"webhooks": out})
 }
 
 // sseWriter sends each line written to it as one Server-Sent Event.

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,7 +24,10 @@ import (
 // stream, and moderate a chat room a real chat SDK client is in; screenshots in e2e/artifacts.
 func TestConsoleBrowser(t *testing.T) {
 	needBrowser(t)
-	n := startServe(t, "")
+	var hooked atomic.Int64
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hooked.Add(1) }))
+	defer hook.Close()
+	n := startServe(t, "", "--events-webhooks", hook.URL+"/ivs")
 	art := artifactDir(t)
 	var (
 		pub     *publisher
@@ -66,10 +71,13 @@ func TestConsoleBrowser(t *testing.T) {
 			}
 		}
 	}, "console.mjs", "http://"+n.HTTP+"/console/", art)
-	for _, k := range []string{"signInRefused", "live", "viewersRose", "cue", "stopped", "events", "recording", "chatDeleted", "chatDisconnected", "signedOut"} {
+	for _, k := range []string{"signInRefused", "live", "viewersRose", "cue", "stopped", "events", "webhooks", "recording", "chatDeleted", "chatDisconnected", "signedOut"} {
 		if _, ok := steps[k]; !ok {
 			t.Errorf("the console script did not reach %q", k)
 		}
+	}
+	if hooked.Load() == 0 {
+		t.Error("the webhook received nothing")
 	}
 	if pub != nil {
 		select {

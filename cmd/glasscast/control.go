@@ -66,6 +66,13 @@ func (n *node) startControl(ctx context.Context) error {
 			return events.Tail(ctx, n.bus.JS, tc, out)
 		},
 		Buckets: buckets,
+		Webhooks: func(ctx context.Context) (any, error) {
+			hooks, err := events.ParseWebhooks(cfg.Monitoring.Webhooks)
+			if err != nil {
+				return nil, err
+			}
+			return events.WebhookStates(ctx, n.bus.JS, hooks)
+		},
 	}))
 	// Sessions left open by a crashed ingest (or a killed serve) are ended here: every control
 	// node sweeps, and compare-and-set on the session makes one of them do it.

@@ -364,8 +364,17 @@ async function eventsPage() {
   main.innerHTML = `<h1>Events</h1><form id="filter" class="row"><label>Type <select name="type"><option value="">all</option>${types.map((t) => `<option ${q.get('type') === t ? 'selected' : ''}>${t}</option>`).join('')}</select></label>
     <label>Channel ID <input name="channel" value="${esc(q.get('channel'))}" size="16"></label><button type="submit">Filter</button> <span id="feedstate" class="badge">connecting</span></form>
     <p class="muted">The EventBridge-shaped events of the last hour, then live (what <code>glasscast events tail</code> and webhooks receive).</p>
-    <ol class="feed" id="events" style="max-height:none"></ol>`;
+    <ol class="feed" id="events" style="max-height:none"></ol><h2>Webhooks</h2><div id="hooks" class="wrap"></div>`;
   state.events = [];
+  const hooks = async () => {
+    const { webhooks } = await getJSON('/console/webhooks');
+    state.webhooks = webhooks;
+    const el = $('#hooks');
+    if (el) el.innerHTML = webhooks.length ? `<table><thead><tr><th>URL</th><th>Filters</th><th>State</th><th>Delivered</th><th>Pending</th><th>Unanswered</th><th>Last sent</th></tr></thead><tbody>${webhooks.map((w) => `<tr><td class="mono">${esc(w.url)}</td>
+      <td>${esc([...(w.detailTypes || []), ...(w.channels || [])].join(', ') || 'all')}</td><td>${badge(w.state)}</td><td>${w.delivered}</td><td>${w.pending}</td><td>${w.unacked}${w.redelivered ? ` (${w.redelivered} retrying)` : ''}</td>
+      <td>${w.lastSent ? esc(new Date(w.lastSent).toLocaleString()) : ''}</td></tr>`).join('')}</tbody></table>` : '<p class="muted">No webhooks configured (<code>--events-webhooks</code>).</p>';
+  };
+  every(5000, () => hooks().catch((e) => { const el = $('#hooks'); if (el) el.innerHTML = `<div class="err">${esc(e.message)}</div>`; }));
   on('#filter', 'submit', async (e, f) => { const d = formData(f); location.hash = `#/events?${new URLSearchParams(Object.entries(d).filter(([, v]) => v))}`; });
   const src = new EventSource(`/console/events?${new URLSearchParams({ type: q.get('type') || '', channel: q.get('channel') || '', since: '1h' })}`);
   cleanup.push(() => src.close());

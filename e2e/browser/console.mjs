@@ -94,7 +94,12 @@ try {
     return e.some((x) => x.detail?.event_name === 'Stream End') ? e : null;
   });
   if (evs.some((x) => !(x.resources || []).some((r) => r.endsWith(channelId)))) fail('the feed showed another channel\'s event');
-  say({ events: evs.map((x) => x.detail?.event_name) });
+  say({ events: evs.map((x) => x.detail?.event_name || x.detail?.recording_status) });
+  const hooks = await until('the webhook delivery state', 15, async () => {
+    const w = (await g()).webhooks || [];
+    return w.length && w[0].delivered > 0 && w[0].state === 'idle' ? w : null;
+  });
+  say({ webhooks: hooks });
   await shot('events');
 
   // The recording, listed from the bucket with its thumbnail, plays in the VOD player.
