@@ -190,7 +190,7 @@ async function channelPage(id) {
   </div><div>
     <section><h2>Health</h2><dl class="stats" id="stats"><dt>State</dt><dd>offline</dd></dl>
       <canvas id="c-views"></canvas><canvas id="c-bitrate"></canvas><canvas id="c-fps"></canvas><canvas id="c-latency"></canvas></section>
-    <section><h2>Session events</h2><ol class="feed" id="events"><li class="muted">No session yet.</li></ol></section>
+    <section><h2>Session events</h2><ol class="feed" id="sessevents"><li class="muted">No session yet.</li></ol></section>
     <section><h2>Settings</h2><form class="grid" id="update">${channelFields(c, recs)}<button type="submit">Save</button></form>
       <p class="mono muted">${esc(c.arn)}<br>Playback: ${esc(c.playbackUrl)}</p>
       <div class="row"><button id="delete" class="danger" type="button">Delete channel…</button></div></section>
@@ -260,7 +260,8 @@ async function channelPage(id) {
   $('#preview').addEventListener('playing', () => { state.playing = true; });
   every(2000, async () => {
     let s = null;
-    try { s = (await api('ivs', 'GetStream', { channelArn: arn })).stream; } catch (e) { if (e.code !== 'ChannelNotBroadcasting') $('#why').textContent = e.message; }
+    try { s = (await api('ivs', 'GetStream', { channelArn: arn })).stream; } catch (e) { if (e.code !== 'ChannelNotBroadcasting' && $('#why')) $('#why').textContent = e.message; }
+    if (!$('#sessevents')) return; // the page was left while the call ran
     $('#state').innerHTML = badge(s ? 'LIVE' : 'OFFLINE');
     $('#stop').disabled = !s;
     state.live = !!s;
@@ -277,7 +278,8 @@ async function channelPage(id) {
     if (streamId) {
       api('ivs', 'GetStreamSession', { channelArn: arn, streamId }).then((o) => {
         const ss = o.streamSession, v = ss.ingestConfiguration?.video;
-        $('#events').innerHTML = (ss.truncatedEvents || []).map((e) => `<li>${esc(new Date(e.eventTime).toLocaleTimeString())} <strong>${esc(e.name)}</strong> <span class="muted">${esc(e.type)}</span></li>`).join('')
+        if (!$('#sessevents')) return; // the page was left
+        $('#sessevents').innerHTML = (ss.truncatedEvents || []).map((e) => `<li>${esc(new Date(e.eventTime).toLocaleTimeString())} <strong>${esc(e.name)}</strong> <span class="muted">${esc(e.type)}</span></li>`).join('')
           + (v ? `<li class="muted">ingest: ${esc(v.codec || v.avcProfile || '')} ${v.videoWidth}×${v.videoHeight} ${v.targetBitrate ? `target ${Math.round(v.targetBitrate / 1000)} kbps` : ''} ${v.targetFramerate ? `@ ${v.targetFramerate} fps` : ''}</li>` : '');
       }).catch(() => {});
     }

@@ -68,7 +68,12 @@ try {
   await until('the preview to play', 30, async () => (await g()).playing);
   const first = (await g()).viewers.at(-1);
   say({ live: { viewers: first } });
-  await until('the viewer count to rise', 30, async () => { const v = (await g()).viewers; return v.at(-1) > first ? v : null; })
+  // The count seen since the channel went live climbs to at least two viewers (the preview
+  // and the Go test's HLS client): the series holds a rise to its highest value.
+  await until('the viewer count to rise', 30, async () => {
+    const v = (await g()).viewers, top = Math.max(...v), i = v.indexOf(top);
+    return top >= 2 && v.slice(0, i).some((x) => x < top) ? v : null;
+  })
     .then((v) => say({ viewersRose: v }));
   const text = `console cue ${Date.now()}`;
   await page.fill('#meta input[name=metadata]', text);
@@ -80,12 +85,14 @@ try {
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: `${dir}/console-channel-phone.png` });
   await page.setViewportSize({ width: 1280, height: 720 });
+  await page.goto(`${base}#/channels`);
+  await page.waitForSelector(`#list tr[data-arn$="${channelId}"] .badge.LIVE`);
+  await shot('channels');
+  await page.goto(`${base}#/channels/${channelId}`);
+  await until('the Stop stream button', 15, async () => page.$('#stop:not([disabled])'));
   await page.click('#stop');
   await until('the stream to stop', 20, async () => !(await g()).live);
   say({ stopped: true });
-  await page.goto(`${base}#/channels`);
-  await page.waitForSelector(`#list tr[data-arn$="${channelId}"]`);
-  await shot('channels');
 
   // The session's events in the live feed, filtered to this channel.
   await page.goto(`${base}#/events?channel=${channelId}`);
