@@ -1,0 +1,175 @@
+package edge
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/maxmind/mmdbwriter"
+	"github.com/maxmind/mmdbwriter/mmdbtype"
+	"github.com/valyala/fasthttp"
+
+	"glasscast/store"
+)
+
+const countryHeader = "CloudFront-Viewer-Country"
+
+// writeCountryDB writes a MaxMind-format country database mapping each CIDR to a country,
+// with MaxMind's own writer, so the reader is tested against the real format.
+func writeCountryDB(t testing.TB, nets map[string]string) string {
+	t.Helper()
+	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoLite2-Country", RecordSize: 24, IncludeReservedNetworks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for cidr, iso := range nets {
+		_, n, err := net.ParseCIDR(cidr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tree.Insert(n, mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String(iso)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := filepath.Join(t.TempDir(), "country.mmdb")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tree.WriteTo(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func policyARN(id string) string {
+	return fmt.Sprintf("arn:aws:ivs:%s:%s:playback-restriction-policy/%s", region, account, id)
+}
+
+// attachPolicy stores p and points channel at it, then waits until the edge compiled it.
+func (r *rig) attachPolicy(channel string, p store.PlaybackRestrictionPolicy) {
+	r.t.Helper()
+	ctx := context.Background()
+	if err := r.store.PlaybackPolicies.Put(ctx, p.ID, p); err != nil {
+		r.t.Fatal(err)
+	}
+	if _, err := r.store.Channels.Update(ctx, channel, func(c *store.Channel) error {
+		c.PlaybackRestrictionPolicyArn = policyARN(p.ID)
+		return nil
+	}); err != nil {
+		r.t.Fatal(err)
+	}
+	waitFor(r.t, "the edge to compile the policy", func() bool {
+		got, ok := r.edge.restrictions.get(policyARN(p.ID))
+		return ok && got.strict == p.EnableStrictOriginEnforcement && len(got.countries) == len(p.AllowedCountries)
+	})
+}
+
+func TestRestrictionPolicyHeader(t *testing.T) {
+	r := newRig(t, Config{Countries: Countries{Header: countryHeader}}, "test")
+	r.publish("test", 2)
+	r.attachPolicy("test", store.PlaybackRestrictionPolicy{ID: "p1", AllowedOrigins: []string{"https://a.example"}, AllowedCountries: []string{"NZ"}})
+	mv, part := path("test", ""), path("test", "720p/part100.1.m4s")
+	cases := []struct {
+		name, uri, origin, country string
+		status                     int
+		acao, reason               string
+	}{
+		{"allowed origin and country", mv, "https://a.example", "NZ", 200, "https://a.example", ""},
+		{"other origin", mv, "https://b.example", "NZ", 403, "*", "playback restriction policy: origin not allowed"},
+		{"no origin on the multivariant", mv, "", "NZ", 403, "*", "playback restriction policy: request has no Origin header"},
+		{"other country", mv, "https://a.example", "FR", 403, "*", "playback restriction policy: country FR not allowed"},
+		{"no country", mv, "https://a.example", "", 403, "*", "playback restriction policy: viewer country unknown"},
+		{"part without origin, not strict", part, "", "NZ", 200, "*", ""},
+		{"part from another country", part, "https://a.example", "FR", 403, "*", "playback restriction policy: country FR not allowed"},
+	}
+	for _, c := range cases {
+		for _, base := range []string{r.http, r.fast} {
+			resp, _ := get(t, base+c.uri, "Origin", c.origin, countryHeader, c.country)
+			if resp.StatusCode != c.status || resp.Header.Get("Access-Control-Allow-Origin") != c.acao || resp.Header.Get("X-Glasscast-Reason") != c.reason {
+				t.Errorf("%s (%s): %d ACAO %q reason %q, want %d %q %q", c.name, base, resp.StatusCode,
+					resp.Header.Get("Access-Control-Allow-Origin"), resp.Header.Get("X-Glasscast-Reason"), c.status, c.acao, c.reason)
+			}
+		}
+	}
+	// Strict enforcement checks every request.
+	r.attachPolicy("test", store.PlaybackRestrictionPolicy{ID: "p1", AllowedOrigins: []string{"https://*.example"}, AllowedCountries: []string{"NZ"}, EnableStrictOriginEnforcement: true})
+	if resp, _ := get(t, r.fast+part, countryHeader, "NZ"); resp.StatusCode != 403 {
+		t.Errorf("strict: part without Origin: %d, want 403", resp.StatusCode)
+	}
+	if resp, _ := get(t, r.fast+part, "Origin", "https://b.example", countryHeader, "NZ"); resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "https://b.example" {
+		t.Errorf("strict: part from a matching origin: %d ACAO %q", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+	}
+	// Private channels ignore policies.
+	if _, err := r.store.Channels.Update(context.Background(), "test", func(c *store.Channel) error { c.Authorized = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "private", func() bool { c, _ := r.store.Channels.Get("test"); return c.Authorized })
+	if resp, _ := get(t, r.fast+mv, "Origin", "https://a.example", countryHeader, "NZ"); resp.Header.Get("X-Glasscast-Reason") != "missing playback token" {
+		t.Errorf("private channel: reason %q, want the token's", resp.Header.Get("X-Glasscast-Reason"))
+	}
+}
+
+func TestRestrictionPolicyDatabase(t *testing.T) {
+	db, err := OpenCountryDB(writeCountryDB(t, map[string]string{"127.0.0.1/32": "NZ", "127.0.0.2/32": "FR"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r := newRig(t, Config{Countries: Countries{DB: db}}, "test")
+	r.publish("test", 2)
+	r.attachPolicy("test", store.PlaybackRestrictionPolicy{ID: "p1", AllowedCountries: []string{"NZ"}})
+	mv := path("test", "")
+	if resp, _ := get(t, r.fast+mv); resp.StatusCode != 200 {
+		t.Errorf("from 127.0.0.1 (NZ): %d %s", resp.StatusCode, resp.Header.Get("X-Glasscast-Reason"))
+	}
+	// 127.0.0.2 is FR in the database.
+	c := &fasthttp.Client{Dial: func(addr string) (net.Conn, error) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+		return d.Dial("tcp", addr)
+	}}
+	status, _, err := c.Get(nil, r.fast+mv)
+	if err != nil || status != 403 {
+		t.Errorf("from 127.0.0.2 (FR): %d %v, want 403", status, err)
+	}
+}
+
+// BenchmarkEdgeHitPolicy compares the hit path of a part with no policy and with a policy
+// restricting origins and countries (by header); sub-benchmarks alternate with -count.
+func BenchmarkEdgeHitPolicy(b *testing.B) {
+	r := newRig(b, Config{Countries: Countries{Header: countryHeader}}, "test")
+	r.publish("test", 2)
+	part := path("test", "720p/part100.1.m4s")
+	p := store.PlaybackRestrictionPolicy{ID: "p1", AllowedOrigins: []string{"https://a.example"}, AllowedCountries: []string{"NZ", "FR", "DE"}}
+	for _, name := range []string{"none", "policy"} {
+		if name == "policy" {
+			r.attachPolicy("test", p)
+		} else if _, err := r.store.Channels.Update(context.Background(), "test", func(c *store.Channel) error { c.PlaybackRestrictionPolicyArn = ""; return nil }); err != nil {
+			b.Fatal(err)
+		}
+		waitFor(b, "channel", func() bool { c, _ := r.store.Channels.Get("test"); return (c.PlaybackRestrictionPolicyArn != "") == (name == "policy") })
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				var ctx fasthttp.RequestCtx
+				for pb.Next() {
+					ctx.Request.Reset()
+					ctx.Response.Reset()
+					ctx.Request.SetRequestURI(part)
+					ctx.Request.Header.Set("Origin", "https://a.example")
+					ctx.Request.Header.Set(countryHeader, "DE")
+					r.edge.ServeFastHTTP(&ctx)
+					if ctx.Response.StatusCode() != 200 {
+						b.Fatal(ctx.Response.StatusCode())
+					}
+				}
+			})
+		})
+	}
+}
