@@ -1,0 +1,29 @@
+// Plays several pages of Glasscast's player in one headless Chromium and reports, every 250 ms,
+// each page's playback position and the HTTP codes of hls.js's errors, as JSON lines.
+//   node viewers.mjs <seconds> <page URL>...
+import { launch } from './chromium.mjs';
+
+const [seconds, ...pageURLs] = process.argv.slice(2);
+const browser = await launch();
+try {
+  const pages = [];
+  for (const u of pageURLs) {
+    const page = await (await browser.newContext()).newPage();
+    page.on('pageerror', (e) => process.stderr.write('pageerror: ' + e.message + '\n'));
+    await page.goto(u);
+    pages.push(page);
+  }
+  const end = Date.now() + Number(seconds) * 1000;
+  while (Date.now() < end) {
+    for (const [i, page] of pages.entries()) {
+      const s = await page.evaluate(() => {
+        const g = window.glasscast, v = document.getElementById('video');
+        return { now: Date.now(), currentTime: v.currentTime, paused: v.paused, codes: g.errors.map((e) => e.code || 0), fatal: g.errors.some((e) => e.fatal) };
+      });
+      process.stdout.write(JSON.stringify({ sample: { page: i, ...s } }) + '\n');
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+} finally {
+  await browser.close();
+}
