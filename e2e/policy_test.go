@@ -299,4 +299,3 @@ func TestPlaybackRestrictionPolicyEnforced(t *testing.T) {
 		}
 	}
 }
-

@@ -153,7 +153,10 @@ func BenchmarkEdgeHitPolicy(b *testing.B) {
 		} else if _, err := r.store.Channels.Update(context.Background(), "test", func(c *store.Channel) error { c.PlaybackRestrictionPolicyArn = ""; return nil }); err != nil {
 			b.Fatal(err)
 		}
-		waitFor(b, "channel", func() bool { c, _ := r.store.Channels.Get("test"); return (c.PlaybackRestrictionPolicyArn != "") == (name == "policy") })
+		waitFor(b, "channel", func() bool {
+			c, _ := r.store.Channels.Get("test")
+			return (c.PlaybackRestrictionPolicyArn != "") == (name == "policy")
+		})
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
