@@ -1,12 +1,22 @@
 package e2e
 
 import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ivs/types"
 	"github.com/bluenviron/gohlslib/v2"
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
 )
@@ -298,4 +309,188 @@ func TestPlaybackRestrictionPolicyEnforced(t *testing.T) {
 			t.Errorf("%s: %d %q, want 403 %q", r.name, resp.StatusCode, resp.Header.Get("X-Glasscast-Reason"), r.reason)
 		}
 	}
+}
+
+// viewerToken signs a playback token for viewer on channelARN with key, expiring in 5 minutes
+// (IVS refuses tokens with aws:viewer-id that expire more than 10 minutes out).
+func viewerToken(t *testing.T, key *ecdsa.PrivateKey, channelARN, viewer string, version int, exp time.Duration) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodES384, jwt.MapClaims{"aws:channel-arn": channelARN, "aws:viewer-id": viewer,
+		"aws:viewer-session-version": version, "exp": time.Now().Add(exp).Unix()}).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestViewerSessionRevocation: a private channel watched in hls.js (headless Chromium) by
+// alice on serve's edge and on a `glasscast edge`, and by bob on serve's edge.
+// StartViewerSessionRevocation for alice stops both of her players with a 403 while bob keeps
+// playing; a Go client polling one of alice's session (gc2) URLs on the second edge measures
+// how long the revocation took to reach it. After the second edge restarts, alice's old token
+// is still refused and a token of a higher session version plays.
+func TestViewerSessionRevocation(t *testing.T) {
+	needBrowser(t)
+	natsAddr, originAddr := freePort(t), freePort(t)
+	a := startServe(t, "", "--nats-listen", natsAddr, "--origin-listen", originAddr)
+	join := append([]string{"--nats-url", "nats://" + natsAddr}, natsLogin(t, a)...)
+	e2 := startRole(t, "edge", join...)
+	c := a.ivsClient()
+	ctx := ctxT(t, 2*time.Minute)
+	ch, streamKey := testChannel(t, ctx, c, &ivs.CreateChannelInput{Type: types.ChannelTypeBasicChannelType, InsecureIngest: true, Authorized: true})
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if _, err := c.ImportPlaybackKeyPair(ctx, &ivs.ImportPlaybackKeyPairInput{
+		PublicKeyMaterial: aws.String(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))}); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, a.rtmpURL(streamKey), pubOptions{})
+	waitLive(t, ctx, c, ch.Arn)
+	playbackPath := strings.TrimPrefix(*ch.PlaybackUrl, a.endpoint())
+	alice, bob := viewerToken(t, key, *ch.Arn, "alice", 1, 5*time.Minute), viewerToken(t, key, *ch.Arn, "bob", 1, 5*time.Minute)
+
+	// IVS's rule: a token naming a viewer may not expire more than 10 minutes out.
+	resp, err := http.Get(e2.endpoint() + playbackPath + "?token=" + viewerToken(t, key, *ch.Arn, "carol", 1, time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 || !strings.Contains(resp.Header.Get("X-Glasscast-Reason"), "10 minutes") {
+		t.Errorf("viewer token expiring in 1 h: %d %q, want 403", resp.StatusCode, resp.Header.Get("X-Glasscast-Reason"))
+	}
+
+	// One of alice's session URLs on the second edge, for the Go poller.
+	var media string
+	deadline := time.Now().Add(20 * time.Second)
+	for media == "" {
+		body, err := httpGet(ctx, e2.endpoint()+playbackPath+"?token="+alice)
+		for _, l := range strings.Split(string(body), "\n") {
+			if err == nil && strings.Contains(l, ".m3u8?") && !strings.HasPrefix(l, "#") {
+				media = l
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no media playlist on the second edge: %v %s", err, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(media, "token=gc2.") {
+		t.Fatalf("media playlist URI without a session token: %s", media)
+	}
+	base, _ := url.Parse(e2.endpoint() + playbackPath)
+	ref, err := url.Parse(media)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mediaURL := base.ResolveReference(ref).String()
+
+	player := func(n *node, token string) string {
+		return n.endpoint() + "/player/?url=" + url.QueryEscape(n.endpoint()+playbackPath) + "&token=" + url.QueryEscape(token)
+	}
+	var (
+		revokedAt   time.Time
+		refusedIn   = make(chan time.Duration, 1)
+		revokeOnce  sync.Once
+		last        [3]playerState
+		atRevoke    [3]playerState
+		first       [3]*playerState
+		playingSeen [3]bool
+	)
+	revoke := func() {
+		// The poller runs before the call, so the first refusal is timed from the call's start.
+		pollCtx, stop := context.WithTimeout(ctx, 10*time.Second)
+		go func() {
+			defer stop()
+			for pollCtx.Err() == nil {
+				if r, err := http.Get(mediaURL); err == nil {
+					r.Body.Close()
+					if r.StatusCode == 403 && r.Header.Get("X-Glasscast-Reason") == "viewer session revoked" {
+						refusedIn <- time.Since(revokedAt)
+						return
+					}
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+		revokedAt = time.Now()
+		if _, err := c.StartViewerSessionRevocation(ctx, &ivs.StartViewerSessionRevocationInput{ChannelArn: ch.Arn,
+			ViewerId: aws.String("alice"), ViewerSessionVersionsLessThanOrEqualTo: 1}); err != nil {
+			t.Errorf("StartViewerSessionRevocation: %v", err)
+		}
+	}
+	var mu sync.Mutex
+	nodeScript(t, func(m map[string]json.RawMessage) {
+		raw, ok := m["sample"]
+		if !ok {
+			return
+		}
+		var s playerState
+		_ = json.Unmarshal(raw, &s)
+		mu.Lock()
+		defer mu.Unlock()
+		last[s.Page] = s
+		if first[s.Page] == nil {
+			first[s.Page] = &s
+		}
+		if s.CurrentTime > first[s.Page].CurrentTime+1.5 && !s.Paused { // live: media time starts near the edge
+			playingSeen[s.Page] = true
+		}
+		if playingSeen[0] && playingSeen[1] && playingSeen[2] {
+			revokeOnce.Do(func() {
+				atRevoke = last
+				go revoke()
+			})
+		}
+	}, "viewers.mjs", "16", player(a, alice), player(e2, alice), player(a, bob))
+
+	if revokedAt.IsZero() {
+		t.Fatalf("the three players never all played: %+v", last)
+	}
+	select {
+	case d := <-refusedIn:
+		t.Logf("StartViewerSessionRevocation to the first refused request on the second edge: %v", d)
+		if d > 2*time.Second {
+			t.Errorf("revocation took %v to reach the second edge, want <= 2s", d)
+		}
+	default:
+		t.Error("the second edge never refused alice's session URL")
+	}
+	for i, who := range []string{"alice on serve", "alice on the second edge"} {
+		if slices.Contains(atRevoke[i].Codes, 403) || !slices.Contains(last[i].Codes[len(atRevoke[i].Codes):], 403) {
+			t.Errorf("%s: hls.js saw no 403 after the revocation (or one before): at the revocation %+v, at the end %+v", who, atRevoke[i], last[i])
+		}
+	}
+	if slices.Contains(last[2].Codes, 403) || last[2].CurrentTime < atRevoke[2].CurrentTime+4 {
+		t.Errorf("bob stopped playing: at the revocation %+v, at the end %+v", atRevoke[2], last[2])
+	}
+	t.Logf("players at the end: %+v (at the revocation: %v)", last, atRevoke)
+
+	// The revocation is in NATS, not in the edge's memory: it survives a restart.
+	e2.restart(false)
+	for _, tc := range []struct {
+		token  string
+		status int
+	}{{alice, 403}, {viewerToken(t, key, *ch.Arn, "alice", 2, 5*time.Minute), 200}} {
+		resp, err := http.Get(e2.endpoint() + playbackPath + "?token=" + tc.token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("after the edge restarted: %d %q, want %d", resp.StatusCode, resp.Header.Get("X-Glasscast-Reason"), tc.status)
+		}
+	}
+}
+
+// playerState is one sample of viewers.mjs.
+type playerState struct {
+	Page        int     `json:"page"`
+	CurrentTime float64 `json:"currentTime"`
+	Paused      bool    `json:"paused"`
+	Codes       []int   `json:"codes"`
+	Fatal       bool    `json:"fatal"`
 }

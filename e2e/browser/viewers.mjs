@@ -6,13 +6,12 @@ import { launch } from './chromium.mjs';
 const [seconds, ...pageURLs] = process.argv.slice(2);
 const browser = await launch();
 try {
-  const pages = [];
-  for (const u of pageURLs) {
+  const pages = await Promise.all(pageURLs.map(async (u) => {
     const page = await (await browser.newContext()).newPage();
     page.on('pageerror', (e) => process.stderr.write('pageerror: ' + e.message + '\n'));
     await page.goto(u);
-    pages.push(page);
-  }
+    return page;
+  }));
   const end = Date.now() + Number(seconds) * 1000;
   while (Date.now() < end) {
     for (const [i, page] of pages.entries()) {
