@@ -58,8 +58,50 @@ func (c *Countries) lookup(ip string) string {
 // restriction is a compiled playback restriction policy.
 type restriction struct {
 	countries map[string]bool // nil: any country
-	origins   string          // comma-separated for originAllowed; "": any origin
+	origins   *originSet // nil: any origin
 	strict    bool
+}
+
+// originSet is a policy's allowedOrigins prepared for the hit path: exact origins in a map,
+// "scheme://*.suffix" wildcards as scheme and ".suffix".
+type originSet struct {
+	exact     map[string]bool
+	wildcards [][2]string
+}
+
+func newOriginSet(origins []string) *originSet {
+	s := &originSet{exact: map[string]bool{}}
+	for _, o := range origins {
+		o = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(o), "/"))
+		if scheme, suffix, ok := strings.Cut(o, "://*."); ok {
+			s.wildcards = append(s.wildcards, [2]string{scheme, "." + suffix})
+			continue
+		}
+		s.exact[o] = true
+	}
+	return s
+}
+
+// allows reports whether origin (an Origin header) is in the set; it allocates only for an
+// origin not in lower case.
+func (s *originSet) allows(origin string) bool {
+	if s.exact[origin] {
+		return true
+	}
+	lower := strings.ToLower(origin)
+	if s.exact[lower] {
+		return true
+	}
+	scheme, host, ok := strings.Cut(lower, "://")
+	if !ok {
+		return false
+	}
+	for _, w := range s.wildcards {
+		if w[0] == scheme && strings.HasSuffix(host, w[1]) && len(host) > len(w[1]) {
+			return true
+		}
+	}
+	return false
 }
 
 // restrictions holds the compiled policies by ARN, swapped whole when the table changes.
@@ -76,7 +118,7 @@ func compile(p store.PlaybackRestrictionPolicy) *restriction {
 		}
 	}
 	if len(p.AllowedOrigins) > 0 && !contains(p.AllowedOrigins, "*") {
-		r.origins = strings.Join(p.AllowedOrigins, ",")
+		r.origins = newOriginSet(p.AllowedOrigins)
 	}
 	return r
 }
@@ -124,11 +166,11 @@ func (e *Edge) restrict(policyARN string, kind pathKind, r *request) (reason, al
 		return "playback restriction policy not known to this edge yet", ""
 	}
 	allowOrigin = "*"
-	if p.origins != "" && (p.strict || kind == multivariantPath) {
+	if p.origins != nil && (p.strict || kind == multivariantPath) {
 		switch {
 		case r.origin == "":
 			return "playback restriction policy: request has no Origin header", ""
-		case !originAllowed(p.origins, r.origin):
+		case !p.origins.allows(r.origin):
 			return "playback restriction policy: origin not allowed", ""
 		}
 		allowOrigin = r.origin
