@@ -58,7 +58,7 @@ func (c *Countries) lookup(ip string) string {
 // restriction is a compiled playback restriction policy.
 type restriction struct {
 	countries map[string]bool // nil: any country
-	origins   *originSet // nil: any origin
+	origins   *originSet      // nil: any origin
 	strict    bool
 }
 
