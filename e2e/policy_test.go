@@ -362,31 +362,8 @@ func TestViewerSessionRevocation(t *testing.T) {
 		t.Errorf("viewer token expiring in 1 h: %d %q, want 403", resp.StatusCode, resp.Header.Get("X-Glasscast-Reason"))
 	}
 
-	// One of alice's session URLs on the second edge, for the Go poller.
-	var media string
-	deadline := time.Now().Add(20 * time.Second)
-	for media == "" {
-		body, err := httpGet(ctx, e2.endpoint()+playbackPath+"?token="+alice)
-		for _, l := range strings.Split(string(body), "\n") {
-			if err == nil && strings.Contains(l, ".m3u8?") && !strings.HasPrefix(l, "#") {
-				media = l
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no media playlist on the second edge: %v %s", err, body)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if !strings.Contains(media, "token=gc2.") {
-		t.Fatalf("media playlist URI without a session token: %s", media)
-	}
-	base, _ := url.Parse(e2.endpoint() + playbackPath)
-	ref, err := url.Parse(media)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mediaURL := base.ResolveReference(ref).String()
+	// Session (gc2) URLs of alice on the second edge, for the Go poller, and of bob on serve's.
+	mediaURL, bobMedia := sessionURL(t, ctx, e2.endpoint()+playbackPath, alice), sessionURL(t, ctx, a.endpoint()+playbackPath, bob)
 
 	player := func(n *node, token string) string {
 		return n.endpoint() + "/player/?url=" + url.QueryEscape(n.endpoint()+playbackPath) + "&token=" + url.QueryEscape(token)
@@ -445,7 +422,7 @@ func TestViewerSessionRevocation(t *testing.T) {
 				go revoke()
 			})
 		}
-	}, "viewers.mjs", "16", player(a, alice), player(e2, alice), player(a, bob))
+	}, "viewers.mjs", "40", "12", player(a, alice), player(e2, alice), player(a, bob))
 
 	if revokedAt.IsZero() {
 		t.Fatalf("the three players never all played: %+v", last)
@@ -464,8 +441,20 @@ func TestViewerSessionRevocation(t *testing.T) {
 			t.Errorf("%s: hls.js saw no 403 after the revocation (or one before): at the revocation %+v, at the end %+v", who, atRevoke[i], last[i])
 		}
 	}
-	if slices.Contains(last[2].Codes, 403) || last[2].CurrentTime < atRevoke[2].CurrentTime+4 {
+	// Bob's bar is low because ffmpeg runs slower than real time on a loaded machine; his
+	// session URL still answering is the exact check.
+	if slices.Contains(last[2].Codes, 403) || last[2].Fatal || last[2].CurrentTime <= atRevoke[2].CurrentTime {
 		t.Errorf("bob stopped playing: at the revocation %+v, at the end %+v", atRevoke[2], last[2])
+	}
+	for who, u := range map[string]string{"alice": mediaURL, "bob": bobMedia} {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := map[string]int{"alice": 403, "bob": 200}[who]; resp.StatusCode != want {
+			t.Errorf("%s's session URL after the revocation: %d %q, want %d", who, resp.StatusCode, resp.Header.Get("X-Glasscast-Reason"), want)
+		}
 	}
 	t.Logf("players at the end: %+v (at the revocation: %v)", last, atRevoke)
 
@@ -493,4 +482,31 @@ type playerState struct {
 	Paused      bool    `json:"paused"`
 	Codes       []int   `json:"codes"`
 	Fatal       bool    `json:"fatal"`
+}
+
+// sessionURL fetches the multivariant playlist at playbackURL with token and returns its first
+// media playlist URL, which carries the edge's session (gc2) token.
+func sessionURL(t *testing.T, ctx context.Context, playbackURL, token string) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		body, err := httpGet(ctx, playbackURL+"?token="+token)
+		for _, l := range strings.Split(string(body), "\n") {
+			if err == nil && strings.Contains(l, ".m3u8?") && !strings.HasPrefix(l, "#") {
+				if !strings.Contains(l, "token=gc2.") {
+					t.Fatalf("media playlist URI without a session token: %s", l)
+				}
+				base, _ := url.Parse(playbackURL)
+				ref, err := url.Parse(l)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return base.ResolveReference(ref).String()
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no media playlist at %s: %v %s", playbackURL, err, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
