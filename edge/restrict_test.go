@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
@@ -192,4 +196,46 @@ func BenchmarkRestrict(b *testing.B) {
 			b.Fatal(reason)
 		}
 	}
+}
+
+// TestViewerRevocation: a revocation in the replicated table refuses the viewer's JWT and the
+// session and object tokens derived from it, up to the revoked version, and no one else.
+func TestViewerRevocation(t *testing.T) {
+	r := newRig(t, Config{}, "privA")
+	r.publish("privA", 2)
+	key := importKey(t, r.store, "key1")
+	tok := func(viewer string, version int) string {
+		return sign(t, key, jwt.MapClaims{"aws:channel-arn": channelARN("privA"), "aws:viewer-id": viewer,
+			"aws:viewer-session-version": version, "exp": time.Now().Add(5 * time.Minute).Unix()})
+	}
+	mv := path("privA", "")
+	media := func(tok string) string { return r.http + path("privA", "720p/index.m3u8?token="+url.QueryEscape(tok)) }
+	open := func(jwt string) (sess, obj string) {
+		resp, body := get(t, r.http+mv+"?token="+jwt)
+		wantStatus(t, "multivariant", resp, 200, "")
+		sess = childToken(t, body)
+		resp, body = get(t, media(sess))
+		wantStatus(t, "media playlist", resp, 200, "")
+		return sess, childToken(t, body)
+	}
+	alice, bob := tok("alice", 3), tok("bob", 3)
+	aSess, aObj := open(alice)
+	bSess, _ := open(bob)
+	m := reHint.FindStringSubmatch(string(func() []byte { _, b := get(t, media(aSess)); return b }()))
+	part := func(tok string) string {
+		return r.http + path("privA", "720p/part"+m[1]+".0.m4s?token="+url.QueryEscape(tok))
+	}
+
+	if err := r.store.Revocations.Put(context.Background(), store.RevocationKey("privA", "alice"), 3); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the revocation", func() bool { _, ok := r.store.Revocations.Get(store.RevocationKey("privA", "alice")); return ok })
+	for name, u := range map[string]string{"JWT": r.http + mv + "?token=" + alice, "session token": media(aSess), "object token": part(aObj)} {
+		resp, _ := get(t, u)
+		wantStatus(t, "alice's "+name, resp, 403, "viewer session revoked")
+	}
+	resp, _ := get(t, media(bSess))
+	wantStatus(t, "bob's session", resp, 200, "")
+	resp, _ = get(t, r.http+mv+"?token="+tok("alice", 4))
+	wantStatus(t, "alice's next session version", resp, 200, "")
 }
