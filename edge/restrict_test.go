@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -238,4 +239,18 @@ func TestViewerRevocation(t *testing.T) {
 	wantStatus(t, "bob's session", resp, 200, "")
 	resp, _ = get(t, r.http+mv+"?token="+tok("alice", 4))
 	wantStatus(t, "alice's next session version", resp, 200, "")
+}
+
+// FuzzOriginSet checks the compiled origin set against originAllowed, the rule tokens use.
+func FuzzOriginSet(f *testing.F) {
+	for _, o := range []string{"https://a.example", "HTTPS://A.EXAMPLE", "https://x.b.example", "http://x.b.example", "https://b.example", "", "://", "https://a.example:8443"} {
+		f.Add(o)
+	}
+	list := []string{"https://a.example", "https://*.b.example", "http://c.example:8080/"}
+	set := newOriginSet(list)
+	f.Fuzz(func(t *testing.T, origin string) {
+		if got, want := set.allows(origin), originAllowed(strings.Join(list, ","), origin); got != want {
+			t.Fatalf("origin %q: set says %v, originAllowed %v", origin, got, want)
+		}
+	})
 }
