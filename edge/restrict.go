@@ -88,8 +88,8 @@ func (s *originSet) allows(origin string) bool {
 	if s.exact[origin] {
 		return true
 	}
-	lower := strings.ToLower(origin)
-	if s.exact[lower] {
+	lower := strings.ToLower(origin) // the same string, unallocated, when already lower case
+	if lower != origin && s.exact[lower] {
 		return true
 	}
 	scheme, host, ok := strings.Cut(lower, "://")

@@ -189,13 +189,23 @@ func BenchmarkRestrict(b *testing.B) {
 	r := newRig(b, Config{Countries: Countries{Header: countryHeader}}, "test")
 	r.attachPolicy("test", store.PlaybackRestrictionPolicy{ID: "p1", AllowedOrigins: []string{"https://a.example", "https://*.b.example"},
 		AllowedCountries: []string{"NZ", "FR", "DE"}, EnableStrictOriginEnforcement: true})
-	req := request{origin: "https://x.b.example", country: "DE", client: "127.0.0.1|test"}
-	arn := policyARN("p1")
-	b.ReportAllocs()
-	for i := 0; i < b.N; i++ {
-		if reason, _ := r.edge.restrict(arn, objectPath, &req); reason != "" {
-			b.Fatal(reason)
-		}
+	r.attachPolicy("test", store.PlaybackRestrictionPolicy{ID: "p2", AllowedOrigins: []string{"https://a.example"}, AllowedCountries: []string{"NZ", "FR", "DE"}})
+	for _, c := range []struct {
+		name, policy string
+		req          request
+	}{
+		{"strict-wildcard", "p1", request{origin: "https://x.b.example", country: "DE", client: "127.0.0.1|test"}},
+		{"part", "p2", request{origin: "https://a.example", country: "DE", client: "127.0.0.1|test"}},
+	} {
+		arn := policyARN(c.policy)
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if reason, _ := r.edge.restrict(arn, objectPath, &c.req); reason != "" {
+					b.Fatal(reason)
+				}
+			}
+		})
 	}
 }
 
