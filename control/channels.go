@@ -115,7 +115,10 @@ func (s *Server) validateChannelInput(in *channelInput) error {
 		}
 	}
 	if in.PlaybackRestrictionPolicyArn != nil && *in.PlaybackRestrictionPolicyArn != "" {
-		return errValidation("playback restriction policies are not supported by Glasscast")
+		a, ok := parseARN(*in.PlaybackRestrictionPolicyArn)
+		if !ok || a.Type != playbackPolicyType || a.Service != "ivs" {
+			return constraint("playbackRestrictionPolicyArn", *in.PlaybackRestrictionPolicyArn, "Member must satisfy regular expression pattern: ^$|^arn:aws:ivs:[a-z0-9-]+:[0-9]+:playback-restriction-policy/[a-zA-Z0-9-]+$")
+		}
 	}
 	if in.AdConfigurationArn != nil && *in.AdConfigurationArn != "" {
 		return errValidation("ad configurations are not supported by Glasscast")
@@ -142,6 +145,7 @@ func (s *Server) applyChannelInput(c *store.Channel, in *channelInput) error {
 	set(&c.LatencyMode, in.LatencyMode)
 	set(&c.Type, in.Type)
 	set(&c.RecordingConfigurationArn, in.RecordingConfigurationArn)
+	set(&c.PlaybackRestrictionPolicyArn, in.PlaybackRestrictionPolicyArn)
 	set(&c.ContainerFormat, in.ContainerFormat)
 	if in.Authorized != nil {
 		c.Authorized = *in.Authorized
@@ -182,6 +186,12 @@ func (s *Server) applyChannelInput(c *store.Channel, in *channelInput) error {
 		a, _ := parseARN(c.RecordingConfigurationArn)
 		if _, ok := s.store.RecordingConfigs.Get(a.ID); !ok || !s.ownARN(a) {
 			return errNotFound("recording configuration %s not found", c.RecordingConfigurationArn)
+		}
+	}
+	if c.PlaybackRestrictionPolicyArn != "" && (in.PlaybackRestrictionPolicyArn != nil) {
+		a, _ := parseARN(c.PlaybackRestrictionPolicyArn)
+		if _, ok := s.store.PlaybackPolicies.Get(a.ID); !ok || !s.ownARN(a) {
+			return errNotFound("playback restriction policy %s not found", c.PlaybackRestrictionPolicyArn)
 		}
 	}
 	return nil

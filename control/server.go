@@ -26,6 +26,8 @@ type Quotas struct {
 	StreamKeysPerChannel    int
 	PlaybackKeyPairs        int
 	RecordingConfigurations int
+	// PlaybackRestrictionPolicies bounds playback restriction policies; 0 means unlimited.
+	PlaybackRestrictionPolicies int
 
 	// IVS Chat; 0 means unlimited.
 	ChatRooms                 int
@@ -54,6 +56,9 @@ type Config struct {
 	// Metrics answers CloudWatch's GetMetricData and ListMetrics (service monitoring); nil
 	// answers them with ServiceUnavailable.
 	Metrics MetricsReader
+	// CountryLookup says the edges can tell a viewer's country (a trusted header or a
+	// geolocation database); without it a playback restriction policy naming countries is refused.
+	CountryLookup bool
 }
 
 // DefaultMaxBodyBytes bounds an API request body unless Config.MaxBodyBytes says otherwise.
@@ -102,34 +107,40 @@ func New(cfg Config, st *store.Store, b Broadcasts, viewers func(string) int64, 
 	s := &Server{cfg: cfg, store: st, broadcasts: b, viewers: viewers, log: log,
 		sig: &auth.SigV4Verifier{Secret: cfg.Secret, Region: cfg.Region}}
 	s.ivs = map[string]op{
-		"POST /CreateChannel":                s.createChannel,
-		"POST /GetChannel":                   s.getChannel,
-		"POST /BatchGetChannel":              s.batchGetChannel,
-		"POST /ListChannels":                 s.listChannels,
-		"POST /UpdateChannel":                s.updateChannel,
-		"POST /DeleteChannel":                s.deleteChannel,
-		"POST /CreateStreamKey":              s.createStreamKey,
-		"POST /GetStreamKey":                 s.getStreamKey,
-		"POST /BatchGetStreamKey":            s.batchGetStreamKey,
-		"POST /ListStreamKeys":               s.listStreamKeys,
-		"POST /DeleteStreamKey":              s.deleteStreamKey,
-		"POST /ImportPlaybackKeyPair":        s.importPlaybackKeyPair,
-		"POST /GetPlaybackKeyPair":           s.getPlaybackKeyPair,
-		"POST /ListPlaybackKeyPairs":         s.listPlaybackKeyPairs,
-		"POST /DeletePlaybackKeyPair":        s.deletePlaybackKeyPair,
-		"POST /CreateRecordingConfiguration": s.createRecordingConfiguration,
-		"POST /GetRecordingConfiguration":    s.getRecordingConfiguration,
-		"POST /ListRecordingConfigurations":  s.listRecordingConfigurations,
-		"POST /DeleteRecordingConfiguration": s.deleteRecordingConfiguration,
-		"POST /GetStream":                    s.getStream,
-		"POST /ListStreams":                  s.listStreams,
-		"POST /StopStream":                   s.stopStream,
-		"POST /GetStreamSession":             s.getStreamSession,
-		"POST /ListStreamSessions":           s.listStreamSessions,
-		"POST /PutMetadata":                  s.putMetadata,
-		"POST /tags":                         s.tagResource,
-		"DELETE /tags":                       s.untagResource,
-		"GET /tags":                          s.listTagsForResource,
+		"POST /CreateChannel":                   s.createChannel,
+		"POST /GetChannel":                      s.getChannel,
+		"POST /BatchGetChannel":                 s.batchGetChannel,
+		"POST /ListChannels":                    s.listChannels,
+		"POST /UpdateChannel":                   s.updateChannel,
+		"POST /DeleteChannel":                   s.deleteChannel,
+		"POST /CreateStreamKey":                 s.createStreamKey,
+		"POST /GetStreamKey":                    s.getStreamKey,
+		"POST /BatchGetStreamKey":               s.batchGetStreamKey,
+		"POST /ListStreamKeys":                  s.listStreamKeys,
+		"POST /DeleteStreamKey":                 s.deleteStreamKey,
+		"POST /ImportPlaybackKeyPair":           s.importPlaybackKeyPair,
+		"POST /GetPlaybackKeyPair":              s.getPlaybackKeyPair,
+		"POST /ListPlaybackKeyPairs":            s.listPlaybackKeyPairs,
+		"POST /DeletePlaybackKeyPair":           s.deletePlaybackKeyPair,
+		"POST /CreateRecordingConfiguration":    s.createRecordingConfiguration,
+		"POST /GetRecordingConfiguration":       s.getRecordingConfiguration,
+		"POST /ListRecordingConfigurations":     s.listRecordingConfigurations,
+		"POST /DeleteRecordingConfiguration":    s.deleteRecordingConfiguration,
+		"POST /CreatePlaybackRestrictionPolicy": s.createPlaybackPolicy,
+		"POST /GetPlaybackRestrictionPolicy":    s.getPlaybackPolicy,
+		"POST /UpdatePlaybackRestrictionPolicy": s.updatePlaybackPolicy,
+		"POST /DeletePlaybackRestrictionPolicy": s.deletePlaybackPolicy,
+		"POST /ListPlaybackRestrictionPolicies": s.listPlaybackPolicies,
+		"POST /StartViewerSessionRevocation":    s.startViewerSessionRevocation,
+		"POST /GetStream":                       s.getStream,
+		"POST /ListStreams":                     s.listStreams,
+		"POST /StopStream":                      s.stopStream,
+		"POST /GetStreamSession":                s.getStreamSession,
+		"POST /ListStreamSessions":              s.listStreamSessions,
+		"POST /PutMetadata":                     s.putMetadata,
+		"POST /tags":                            s.tagResource,
+		"DELETE /tags":                          s.untagResource,
+		"GET /tags":                             s.listTagsForResource,
 	}
 	s.ivschat = s.ivschatRoutes()
 	return s

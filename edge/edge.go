@@ -55,6 +55,8 @@ type Config struct {
 	SessionMaxAge  time.Duration
 	ObjectTokenTTL time.Duration
 	Now            func() time.Time
+	// Countries tells viewers' countries for playback restriction policies.
+	Countries Countries
 	// ViewerAddrKey verifies the viewer address a playback director asserts for the viewer it
 	// fetches a multivariant playlist for (auth.ViewerAddrHeader); nil trusts none.
 	ViewerAddrKey []byte
@@ -69,6 +71,9 @@ type Edge struct {
 	viewers *viewers.Tracker
 	gzip    gzipper
 	log     *slog.Logger
+
+	restrictions restrictions // compiled playback restriction policies
+	countries    *Countries
 
 	life     context.Context // ends when the edge's owner stops: probers stop with it
 	dir      Directory
@@ -122,6 +127,10 @@ func New(ctx context.Context, cfg Config, st *store.Store, tracker *viewers.Trac
 	}
 	e := &Edge{cfg: cfg, store: st, cache: NewCache(cfg.CacheBytes), viewers: tracker, log: log, life: ctx, ups: map[string]*upstream{},
 		tokens: &TokenVerifier{store: st, region: cfg.Region, account: cfg.Account, secret: []byte(secret), now: time.Now}}
+	e.countries = &e.cfg.Countries
+	go e.restrictions.watch(ctx, st.PlaybackPolicies, func(id string) string {
+		return fmt.Sprintf("arn:aws:ivs:%s:%s:playback-restriction-policy/%s", cfg.Region, cfg.Account, id)
+	})
 	switch {
 	case cfg.Upstream != "":
 		e.dir = ParseStatic(cfg.Upstream)
@@ -206,6 +215,7 @@ type request struct {
 	path       string
 	rawQuery   string
 	origin     string // Origin header
+	country    string // the country header (Countries.Header), when configured
 	acceptGzip bool
 	client     string // remote IP and User-Agent: a viewer identity when no session is given
 }
@@ -270,13 +280,19 @@ func (e *Edge) serve(ctx context.Context, r request) response {
 	allowOrigin := "*"
 	var g grant
 	kind, token := objectPath, q.Get("token")
-	if ch.Authorized {
-		switch {
-		case t.Rendition == "":
-			kind = multivariantPath
-		case strings.HasSuffix(t.File, ".m3u8"):
-			kind = mediaPlaylistPath
+	switch {
+	case t.Rendition == "":
+		kind = multivariantPath
+	case strings.HasSuffix(t.File, ".m3u8"):
+		kind = mediaPlaylistPath
+	}
+	if !ch.Authorized && ch.PlaybackRestrictionPolicyArn != "" { // IVS ignores policies on private channels
+		var reason string
+		if reason, allowOrigin = e.restrict(ch.PlaybackRestrictionPolicyArn, kind, &r); reason != "" {
+			return plain(http.StatusForbidden, reason)
 		}
+	}
+	if ch.Authorized {
 		g, err = e.tokens.check(ctx, token, ch.ID, kind, r.origin, r.ip())
 		if err != nil {
 			return e.refuse(ch.ID, err)
@@ -347,7 +363,11 @@ func (e *Edge) serve(ctx context.Context, r request) response {
 func (e *Edge) childTokens(child, report url.Values, g grant, kind pathKind, token, ip string) {
 	sessionToken := token
 	if kind == multivariantPath || g.Scope != scopePlaylists {
-		sessionToken = e.tokens.derive(g, scopePlaylists, ip, e.cfg.SessionMaxAge)
+		ttl := e.cfg.SessionMaxAge
+		if g.Viewer != "" { // a revocation must outlive every session it revokes
+			ttl = min(ttl, store.RevocationTTL)
+		}
+		sessionToken = e.tokens.derive(g, scopePlaylists, ip, ttl)
 	}
 	report.Set("token", sessionToken)
 	if kind == multivariantPath {

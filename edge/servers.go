@@ -24,6 +24,9 @@ func (e *Edge) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 		acceptGzip: ctx.Request.Header.HasAcceptEncoding("gzip"),
 		client:     e.viewerAddr(ctx.RemoteIP().String(), string(ctx.Request.Header.Peek(auth.ViewerAddrHeader))) + "|" + string(ctx.UserAgent()),
 	}
+	if h := e.cfg.Countries.Header; h != "" {
+		r.country = string(ctx.Request.Header.Peek(h))
+	}
 	// fasthttp does not report a viewer hanging up while the handler waits; waits are bounded
 	// by the upstream timeouts instead.
 	wctx, cancel := context.WithTimeout(context.Background(), e.cfg.BlockingTimeout+e.cfg.UpstreamTimeout)
@@ -63,6 +66,9 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		origin:     req.Header.Get("Origin"),
 		acceptGzip: acceptsGzip(req.Header.Get("Accept-Encoding")),
 		client:     e.viewerAddr(host, req.Header.Get(auth.ViewerAddrHeader)) + "|" + req.UserAgent(),
+	}
+	if h := e.cfg.Countries.Header; h != "" {
+		r.country = req.Header.Get(h)
 	}
 	resp := e.serve(req.Context(), r)
 	for _, h := range resp.headers {

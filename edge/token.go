@@ -62,6 +62,7 @@ type grant struct {
 	Key     string `json:"k"` // playback key pair that signed the viewer's JWT
 	Session string `json:"s"`
 	Viewer  string `json:"v,omitempty"`
+	Version int64  `json:"r,omitempty"` // aws:viewer-session-version, for revocation
 	Origins string `json:"o,omitempty"` // aws:access-control-allow-origin, "" or "*" for any
 	Strict  bool   `json:"x,omitempty"`
 	Scope   string `json:"p"`
@@ -164,6 +165,13 @@ func (v *TokenVerifier) check(ctx context.Context, token, channelID string, kind
 	if g.Channel != channelID {
 		return grant{}, denial("token is for another channel")
 	}
+	// StartViewerSessionRevocation: every edge holds the revocations, so derived tokens are
+	// checked as the JWT was, on every request.
+	if g.Viewer != "" {
+		if rev, ok := v.store.Revocations.Get(store.RevocationKey(channelID, g.Viewer)); ok && g.Version <= rev {
+			return grant{}, denial("viewer session revoked")
+		}
+	}
 	if g.Origins != "" && g.Origins != "*" {
 		switch {
 		case g.Strict && origin == "":
@@ -250,13 +258,14 @@ func (v *TokenVerifier) verifyJWT(token string, now time.Time) (grant, error) {
 	if (c.once != "" || c.viewer != "") && c.exp.After(now.Add(pinnedMaxExp+clockSkew)) {
 		return grant{}, denial("token with aws:single-use-uuid or aws:viewer-id expires more than 10 minutes out")
 	}
-	return grant{Channel: id, Key: keyID, Viewer: c.viewer, Origins: c.origins, Strict: c.strict, once: c.once}, nil
+	return grant{Channel: id, Key: keyID, Viewer: c.viewer, Version: c.version, Origins: c.origins, Strict: c.strict, once: c.once}, nil
 }
 
 // ivsClaims are a JWT's IVS claims, each of the JSON type IVS documents.
 type ivsClaims struct {
 	channelARN, origins, viewer, once string
 	strict                            bool
+	version                           int64 // aws:viewer-session-version, 0 when absent
 	exp                               time.Time
 }
 
@@ -301,9 +310,11 @@ func parseClaims(m jwt.MapClaims) (ivsClaims, error) {
 	}
 	if v, ok := m["aws:viewer-session-version"]; ok {
 		n, isNum := v.(json.Number)
-		if _, err := n.Int64(); !isNum || err != nil {
+		version, err := n.Int64()
+		if !isNum || err != nil {
 			return c, wrong("aws:viewer-session-version", "a 64-bit integer")
 		}
+		c.version = version
 	}
 	if v, ok := m["aws:maximum-resolution"]; ok {
 		if s, _ := v.(string); s != "SD" && s != "HD" && s != "FULL_HD" {

@@ -5,6 +5,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"time"
 
@@ -85,6 +87,29 @@ type ThumbnailConfiguration struct {
 type RenditionConfiguration struct {
 	RenditionSelection string   `json:"renditionSelection"`
 	Renditions         []string `json:"renditions,omitempty"`
+}
+
+// PlaybackRestrictionPolicy limits where a public channel plays: from which countries and
+// which web origins. Empty lists allow everything, as IVS's defaults do.
+type PlaybackRestrictionPolicy struct {
+	ID                            string            `json:"id"`
+	Name                          string            `json:"name"`
+	AllowedCountries              []string          `json:"allowedCountries"`
+	AllowedOrigins                []string          `json:"allowedOrigins"`
+	EnableStrictOriginEnforcement bool              `json:"enableStrictOriginEnforcement"`
+	Tags                          map[string]string `json:"tags,omitempty"`
+	CreatedAt                     time.Time         `json:"createdAt"`
+}
+
+// RevocationTTL is how long a viewer-session revocation is kept: longer than any session a
+// playback token can open (edges cap sessions of tokens with aws:viewer-id to it).
+const RevocationTTL = 24 * time.Hour
+
+// RevocationKey is the Revocations table key of a viewer of a channel; viewer IDs may hold
+// characters KV keys may not, so the ID is hashed.
+func RevocationKey(channelID, viewerID string) string {
+	sum := sha256.Sum256([]byte(viewerID))
+	return channelID + "." + base64.RawURLEncoding.EncodeToString(sum[:18])
 }
 
 // Live is a channel's registration while it is on air. The ingest that owns the stream
@@ -178,6 +203,11 @@ type Store struct {
 	StreamKeyValues  *Table[string] // StreamKeyDigest(value) -> stream key ID, for the ingest's lookup
 	PlaybackKeyPairs *Table[PlaybackKeyPair]
 	RecordingConfigs *Table[RecordingConfiguration]
+	// PlaybackPolicies holds playback restriction policies by ID.
+	PlaybackPolicies *Table[PlaybackRestrictionPolicy]
+	// Revocations holds, by RevocationKey, the highest viewer-session version revoked; entries
+	// expire after RevocationTTL.
+	Revocations *Table[int64]
 	Live             *Table[Live]
 	Sessions         *Table[Session] // key: <channel id>.<stream id>
 	// TokenUses records single-use playback tokens already spent (value: their expiry).
@@ -220,6 +250,15 @@ func Open(ctx context.Context, js jetstream.JetStream, repl bus.Replication) (*S
 		return nil, err
 	}
 	if s.RecordingConfigs, err = openTable[RecordingConfiguration](ctx, js, repl, durable("glasscast_recording_configs")); err != nil {
+		return nil, err
+	}
+	if s.PlaybackPolicies, err = openTable[PlaybackRestrictionPolicy](ctx, js, repl, durable("glasscast_playback_policies")); err != nil {
+		return nil, err
+	}
+	revocations := durable("glasscast_revocations")
+	revocations.TTL = RevocationTTL
+	revocations.LimitMarkerTTL = time.Minute // edges forget expired revocations too
+	if s.Revocations, err = openTable[int64](ctx, js, repl, revocations); err != nil {
 		return nil, err
 	}
 	live := jetstream.KeyValueConfig{

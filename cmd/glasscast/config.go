@@ -70,6 +70,8 @@ type Config struct {
 	EdgeTokenBinding   string
 	EdgeSessionMaxAge  time.Duration
 	EdgeObjectTokenTTL time.Duration
+	EdgeCountryHeader  string
+	EdgeGeoIPDatabase  string
 
 	Chat chatConfig
 
@@ -106,7 +108,7 @@ func defaultConfig() *Config {
 		HTTPMaxConnsPerIP: 1000,
 		HTTPMaxConns:      20000,
 		HTTPBodyTimeout:   30 * time.Second,
-		Quotas:            control.Quotas{Channels: 5000, StreamKeysPerChannel: 2, PlaybackKeyPairs: 3, RecordingConfigurations: 20, ChatRooms: 50000, ChatLoggingConfigurations: 10},
+		Quotas:            control.Quotas{Channels: 5000, StreamKeysPerChannel: 2, PlaybackKeyPairs: 3, RecordingConfigurations: 20, PlaybackRestrictionPolicies: 20, ChatRooms: 50000, ChatLoggingConfigurations: 10},
 
 		RTMPListen:     ":1935",
 		RTMPSListen:    ":1936",
@@ -166,6 +168,7 @@ func (c *Config) options() []option {
 		{"quotas.streamKeysPerChannel", "Most stream keys per channel. IVS allows 1; 2 lets a broadcaster rotate keys without going off air.", &c.Quotas.StreamKeysPerChannel},
 		{"quotas.playbackKeyPairs", "Most playback key pairs the account may import.", &c.Quotas.PlaybackKeyPairs},
 		{"quotas.recordingConfigurations", "Most recording configurations the account may create.", &c.Quotas.RecordingConfigurations},
+		{"quotas.playbackRestrictionPolicies", "Most playback restriction policies the account may create.", &c.Quotas.PlaybackRestrictionPolicies},
 		{"ingest.rtmpListen", "Address of the plain RTMP listener (only channels with insecureIngest accept it). Empty disables it.", &c.RTMPListen},
 		{"ingest.rtmpsListen", "Address of the RTMPS listener. Empty disables it.", &c.RTMPSListen},
 		{"ingest.partTarget", "Requested LL-HLS part duration; the advertised PART-TARGET is a whole number of frames near it.", &c.PartTarget},
@@ -199,6 +202,8 @@ func (c *Config) options() []option {
 		{"edge.tokenBinding", "What a private channel's viewer session is bound to, so that its URLs play for no other client: ip (the IPv4 address\nor IPv6 /64), subnet (IPv4 /24 or IPv6 /48, for carrier NAT that moves a viewer between addresses) or none.", &c.EdgeTokenBinding},
 		{"edge.sessionMaxAge", "How long a private channel's viewer session (its media playlist URLs) lasts; then the player needs a new token.", &c.EdgeSessionMaxAge},
 		{"edge.objectTokenTtl", "How long the segment and part URLs of a private channel's media playlist stay valid; each playlist renews them.", &c.EdgeObjectTokenTTL},
+		{"edge.countryHeader", "Request header that carries the viewer's ISO country code, set by the CDN or load balancer in front (e.g.\nCloudFront-Viewer-Country); trusted as is, so set it only behind something that overwrites it. Used by playback\nrestriction policies; with neither this nor edge.geoipDatabase, the control API refuses policies naming countries.", &c.EdgeCountryHeader},
+		{"edge.geoipDatabase", "MaxMind-format database file (GeoLite2-Country, GeoIP2-Country or compatible) that maps the viewer's address to a\ncountry for playback restriction policies, when edge.countryHeader is not set or a request lacks it.", &c.EdgeGeoIPDatabase},
 		{"quotas.chatRooms", "Most IVS Chat rooms the account may create.", &c.Quotas.ChatRooms},
 		{"quotas.chatLoggingConfigurations", "Most IVS Chat logging configurations the account may create.", &c.Quotas.ChatLoggingConfigurations},
 		{"quotas.chatThrottle", "Answer IVS Chat API calls past IVS's default TPS quotas (CreateChatToken 200/s, SendEvent, DeleteMessage and\nDisconnectUser 100/s, tags 10/s, rooms 5/s, logging configurations 3/s) with ThrottlingException, as IVS does.", &c.Quotas.ChatThrottle},

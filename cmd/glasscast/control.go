@@ -42,6 +42,9 @@ func (n *node) startControl(ctx context.Context) error {
 		Secret:          secret,
 		PlaybackBaseURL: cfg.PlaybackBaseURL, IngestHost: cfg.IngestHost, Quotas: cfg.Quotas,
 		Chat: n.chatAPI, Metrics: n.metricsReader(),
+		// Policies naming countries are accepted only where edges can enforce them: a control
+		// node reads the same edge options as the edges it serves.
+		CountryLookup: cfg.EdgeCountryHeader != "" || cfg.EdgeGeoIPDatabase != "",
 	}, n.store, &ingestctl.Client{NC: n.bus.Conn}, counter.Viewers, n.log.With("role", "control"))
 	n.api, n.apiMatch = api, api.Handles
 	var buckets console.Buckets

@@ -28,6 +28,14 @@ func (n *node) startEdge(ctx context.Context) error {
 	if ec.ViewerAddrKey, err = n.viewerAddrKey(ctx); err != nil {
 		return err
 	}
+	ec.Countries.Header = cfg.EdgeCountryHeader
+	if cfg.EdgeGeoIPDatabase != "" {
+		if ec.Countries.DB, err = edge.OpenCountryDB(cfg.EdgeGeoIPDatabase); err != nil {
+			return err
+		}
+		db := ec.Countries.DB
+		n.goRole(func() { <-ctx.Done(); db.Close() })
+	}
 	tracker := viewers.NewTracker()
 	e, err := edge.New(ctx, ec, n.store, tracker, n.log.With("role", "edge"))
 	if err != nil {
