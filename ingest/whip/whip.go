@@ -43,12 +43,11 @@ type Ingest interface {
 }
 
 // Session is one publisher's stream on its channel. Start, the Write methods and Detach are
-// called from one goroutine; Arrived from any.
+// called from one goroutine.
 type Session interface {
 	StreamID() string
 	ChannelID() string
 	Start(ctx context.Context, video, audio mp4codecs.Codec) error
-	Arrived(dts time.Duration)
 	WriteH264(ctx context.Context, pts, dts time.Duration, au [][]byte) error
 	WriteMPEG4Audio(ctx context.Context, pts time.Duration, au []byte) error
 	Meter() metrics.IngestMeter
