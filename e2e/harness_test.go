@@ -108,6 +108,8 @@ func startServeTB(t testing.TB, dataDir string, extra ...string) *node {
 		"--ingest-rtmp-listen", n.RTMP,
 		"--ingest-rtmps-listen", n.RTMPS,
 		"--https-listen", n.HTTPS,
+		"--ingest-whip-udp-listen", ":0",
+		"--ingest-whip-tcp-listen", ":0",
 		"--log-level", "debug",
 	}, extra...)
 	n.start()
@@ -259,6 +261,8 @@ func startRole(t *testing.T, role string, extra ...string) *node {
 		"--data-dir", n.DataDir,
 		"--http-listen", n.HTTP,
 		"--https-listen", n.HTTPS,
+		"--ingest-whip-udp-listen", ":0",
+		"--ingest-whip-tcp-listen", ":0",
 		"--log-level", "debug",
 	}, extra...)
 	n.start()

@@ -47,6 +47,11 @@ type Config struct {
 	IngestMaxPublishers    int
 	IngestHandshakeTimeout time.Duration
 
+	WHIPUDPListen string
+	WHIPTCPListen string
+	WHIPHosts     string
+	WHIPTimeout   time.Duration
+
 	OriginWindow     int
 	OriginLinger     time.Duration
 	OriginListen     string
@@ -131,6 +136,9 @@ func defaultConfig() *Config {
 		IngestMaxPendingPerIP:  8,
 		IngestMaxPublishers:    1000,
 		IngestHandshakeTimeout: 3 * time.Second,
+		WHIPUDPListen:          ":8189",
+		WHIPTCPListen:          ":8189",
+		WHIPTimeout:            10 * time.Second,
 	}
 }
 
@@ -175,6 +183,10 @@ func (c *Config) options() []option {
 		{"ingest.maxPendingPerIp", "Most of those pending connections from one address (IPv6: one /64); its next one closes its oldest.", &c.IngestMaxPendingPerIP},
 		{"ingest.maxPublishers", "Most connections publishing with an accepted stream key, counted apart from pending ones.", &c.IngestMaxPublishers},
 		{"ingest.handshakeTimeout", "Time a connection has from TCP accept to an accepted publish (TLS handshake, RTMP handshake, connect, publish).\nRaise it for publishers on very slow links (satellite).", &c.IngestHandshakeTimeout},
+		{"ingest.whipUdpListen", "UDP address ICE uses for every WHIP publisher (one port for all). Empty, with ingest.whipTcpListen empty too, disables WHIP.", &c.WHIPUDPListen},
+		{"ingest.whipTcpListen", "TCP address ICE uses for WHIP publishers whose network blocks UDP. Empty disables ICE over TCP.", &c.WHIPTCPListen},
+		{"ingest.whipHosts", "Comma-separated addresses WHIP offers as ICE candidates instead of the interfaces' own (the public IP of a host behind NAT).", &c.WHIPHosts},
+		{"ingest.whipTimeout", "A WHIP session whose publisher sends no media (or whose ICE does not connect) for this long ends.", &c.WHIPTimeout},
 		{"tls.cert", "PEM certificate for RTMPS (and HTTPS). Empty uses a self-signed certificate generated into dataDir/tls.", &c.TLSCert},
 		{"tls.key", "PEM private key of tls.cert.", &c.TLSKey},
 		{"origin.window", "Segments listed in a media playlist (at least 6).", &c.OriginWindow},
