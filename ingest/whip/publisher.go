@@ -241,6 +241,12 @@ func (p *publisher) readVideo(t *webrtc.TrackRemote) {
 	tl := timeline{clock: 90000}
 	meter := p.sess.Meter()
 	keyed := false
+	dropped := 0
+	defer func() {
+		if dropped > 0 {
+			p.log.Info("whip: video packets lost", "packets", dropped)
+		}
+	}()
 	for {
 		pkt, _, err := t.ReadRTP()
 		if err != nil {
@@ -254,8 +260,8 @@ func (p *publisher) readVideo(t *webrtc.TrackRemote) {
 		sb.Push(pkt)
 		for s := sb.Pop(); s != nil; s = sb.Pop() {
 			if s.PrevDroppedPackets > 0 && keyed {
-				// Frames after a lost one would decode wrong: wait for the next key frame.
-				keyed = false
+				// A frame was lost despite NACKs: what follows decodes wrong until a key frame.
+				dropped += int(s.PrevDroppedPackets)
 				askKey()
 			}
 			var au h264.AnnexB

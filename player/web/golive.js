@@ -83,7 +83,7 @@
     $('sent').textContent = (bytes / 1e6).toFixed(1) + ' MB';
   }
 
-  async function stop() {
+  async function stop(failed) {
     clearInterval(statsTimer);
     const loc = state.location;
     state.location = null;
@@ -96,7 +96,7 @@
     stream = null;
     $('start').disabled = false;
     $('stop').disabled = true;
-    show('stopped');
+    if (failed !== true) show('stopped');
   }
   window.golive.stop = stop;
 
@@ -108,11 +108,11 @@
     try {
       await start($('key').value.trim());
     } catch (err) {
-      await stop();
+      await stop(true);
       show('failed', err.message || err);
     }
   });
-  $('stop').addEventListener('click', stop);
+  $('stop').addEventListener('click', () => stop());
   window.addEventListener('pagehide', () => {
     if (state.location) fetch(state.location, { method: 'DELETE', keepalive: true });
   });
