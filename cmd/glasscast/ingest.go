@@ -64,6 +64,10 @@ func (n *node) startIngest(ctx context.Context) error {
 	for _, a := range addrs {
 		n.log.Info("ingest listening", "addr", a.String())
 	}
-	n.goRole(func() { _ = in.Serve(ctx, rt) })
+	listeners := []ingest.Listener{rt}
+	if wh := n.startWHIP(in, log); wh != nil {
+		listeners = append(listeners, wh)
+	}
+	n.goRole(func() { _ = in.Serve(ctx, listeners...) })
 	return nil
 }
