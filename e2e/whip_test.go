@@ -39,9 +39,10 @@ type whipAttempt struct {
 // TestWHIPGoLiveInBrowser: headless Chromium's fake camera and microphone go live from the Go
 // live page over WHIP (H.264 passed through, Opus transcoded to AAC); a wrong key is refused
 // with 403 and nothing goes live; hls.js plays the channel in a second page with audio and
-// video (avc1 and mp4a in the playlist); the stream session records the ingest and the
-// page's stop (DELETE) ends the stream: GetStream answers ChannelNotBroadcasting and the
-// session has Stream End.
+// video (avc1 and mp4a in the playlist); an RTMP publisher on the same key is refused while
+// WHIP is live and a WHIP offer gets 409 while RTMP is; the stream session records the ingest
+// and the page's stop (DELETE) ends the stream: GetStream answers ChannelNotBroadcasting and
+// the session has Stream End.
 func TestWHIPGoLiveInBrowser(t *testing.T) {
 	needBrowser(t)
 	n := startServe(t, "", "--ingest-reconnect-grace", "1s")
@@ -66,6 +67,8 @@ func TestWHIPGoLiveInBrowser(t *testing.T) {
 			_ = json.Unmarshal(m["live"], &live)
 			if live.State == "live" {
 				waitLive(t, ctx, c, ch.Arn)
+				// One publisher per channel whatever the protocol: RTMP on the same key is refused.
+				publish(t, n.rtmpURL(key), pubOptions{Duration: 10 * time.Second}).refused(t)
 			}
 		case m["sample"] != nil:
 			var s whipSample
@@ -127,6 +130,22 @@ func TestWHIPGoLiveInBrowser(t *testing.T) {
 	if ic := ss.StreamSession.IngestConfiguration; ic == nil || ic.Video == nil || !strings.HasPrefix(aws.ToString(ic.Video.Codec), "avc1") || ic.Audio == nil || !strings.HasPrefix(aws.ToString(ic.Audio.Codec), "mp4a") {
 		t.Errorf("ingest configuration %+v", ic)
 	}
+
+	// And the other way round: with an RTMP publisher live, a WHIP offer on the key gets 409.
+	rt := publish(t, n.rtmpURL(key), pubOptions{})
+	waitLive(t, ctx, c, ch.Arn)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, n.endpoint()+"/whip", strings.NewReader("v=0\r\n"))
+	req.Header.Set("Content-Type", "application/sdp")
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict {
+		t.Fatalf("WHIP offer while RTMP is live: %d, want 409", resp.StatusCode)
+	}
+	rt.stop()
 	t.Logf("whole test %v", time.Since(start).Round(time.Second))
 }
 
