@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ivs"
 	"github.com/aws/aws-sdk-go-v2/service/ivs/types"
 )
@@ -42,7 +44,7 @@ type whipAttempt struct {
 // video (avc1 and mp4a in the playlist); an RTMP publisher on the same key is refused while
 // WHIP is live and a WHIP offer gets 409 while RTMP is; the stream session records the ingest
 // and the page's stop (DELETE) ends the stream: GetStream answers ChannelNotBroadcasting and
-// the session has Stream End.
+// the session has Stream End; IngestVideoBitrate measured the WHIP input.
 func TestWHIPGoLiveInBrowser(t *testing.T) {
 	needBrowser(t)
 	n := startServe(t, "", "--ingest-reconnect-grace", "1s")
@@ -129,6 +131,22 @@ func TestWHIPGoLiveInBrowser(t *testing.T) {
 	}
 	if ic := ss.StreamSession.IngestConfiguration; ic == nil || ic.Video == nil || !strings.HasPrefix(aws.ToString(ic.Video.Codec), "avc1") || ic.Audio == nil || !strings.HasPrefix(aws.ToString(ic.Audio.Codec), "mp4a") {
 		t.Errorf("ingest configuration %+v", ic)
+	}
+
+	// The shared session measured the WHIP input: IngestVideoBitrate has datapoints.
+	cw := cloudwatch.New(cloudwatch.Options{Region: testRegion, BaseEndpoint: aws.String(n.endpoint()), RetryMaxAttempts: 1,
+		Credentials: staticCreds(testAccessKey, testSecret)})
+	mout, err := cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{StartTime: aws.Time(start.Add(-time.Minute).Truncate(10 * time.Second)), EndTime: aws.Time(time.Now().Add(10 * time.Second)),
+		MetricDataQueries: []cwtypes.MetricDataQuery{{Id: aws.String("q"), MetricStat: &cwtypes.MetricStat{Period: aws.Int32(10), Stat: aws.String("Maximum"),
+			Metric: &cwtypes.Metric{Namespace: aws.String("AWS/IVS"), MetricName: aws.String("IngestVideoBitrate"),
+				Dimensions: []cwtypes.Dimension{{Name: aws.String("Channel"), Value: aws.String(chID)}, {Name: aws.String("Track"), Value: aws.String("Track0")}}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := mout.MetricDataResults[0].Values; len(v) == 0 || slices.Max(v) < 50_000 {
+		t.Errorf("IngestVideoBitrate %v, want datapoints above 50 kb/s", v)
+	} else {
+		t.Logf("IngestVideoBitrate (10 s maxima) %v", v)
 	}
 
 	// And the other way round: with an RTMP publisher live, a WHIP offer on the key gets 409.
