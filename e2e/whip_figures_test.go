@@ -34,7 +34,7 @@ func TestWHIPFigures(t *testing.T) {
 
 	// RTMP: ffmpeg publishes, hls.js plays.
 	rch, rkey := testChannel(t, ctx, c, &ivs.CreateChannelInput{Name: aws.String("rtmp"), Type: types.ChannelTypeBasicChannelType, InsecureIngest: true})
-	pub := publish(t, n.rtmpURL(rkey), pubOptions{})
+	pub := publish(t, n.rtmpURL(rkey), pubOptions{Size: "640x360"}) // about what the fake camera sends
 	waitLive(t, ctx, c, rch.Arn)
 	waitPlayable(t, *rch.PlaybackUrl)
 	cpu0, wall0 := procCPU(t, n), time.Now()

@@ -13,6 +13,7 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ivs"
 	"github.com/aws/aws-sdk-go-v2/service/ivs/types"
+	"github.com/pion/webrtc/v4"
 )
 
 type whipSample struct {
@@ -152,7 +153,19 @@ func TestWHIPGoLiveInBrowser(t *testing.T) {
 	// And the other way round: with an RTMP publisher live, a WHIP offer on the key gets 409.
 	rt := publish(t, n.rtmpURL(key), pubOptions{})
 	waitLive(t, ctx, c, ch.Arn)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, n.endpoint()+"/whip", strings.NewReader("v=0\r\n"))
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, n.endpoint()+"/whip", strings.NewReader(offer.SDP))
 	req.Header.Set("Content-Type", "application/sdp")
 	req.Header.Set("Authorization", "Bearer "+key)
 	resp, err := http.DefaultClient.Do(req)

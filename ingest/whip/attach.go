@@ -16,6 +16,13 @@ func FromIngest(in *ingest.Server) Ingest { return ingestAttacher{in} }
 
 type ingestAttacher struct{ in *ingest.Server }
 
+func (a ingestAttacher) Authorize(key string, secure bool) error {
+	if _, _, err := a.in.Authorize(key, secure); err != nil {
+		return fmt.Errorf("%w: %v", ErrForbidden, err)
+	}
+	return nil
+}
+
 func (a ingestAttacher) Attach(ctx context.Context, key string, secure bool, close func(), log *slog.Logger) (Session, error) {
 	ch, keyID, err := a.in.Authorize(key, secure)
 	if err != nil {

@@ -57,6 +57,7 @@ type publisher struct {
 	tracks                   chan bool // a track started sending (true: video)
 	frames                   chan frame
 	lastMedia                atomic.Int64 // unix nanoseconds of the last RTP packet
+	videoTaken, audioTaken   atomic.Bool
 	readers                  sync.WaitGroup
 }
 
@@ -103,8 +104,9 @@ func (p *publisher) negotiate(offer string) (string, error) {
 	}
 	p.pc = pc
 	pc.OnTrack(p.onTrack)
+	log := p.log // p.log gains the stream once attached; callbacks keep this one
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		p.log.Debug("whip connection state", "state", st.String())
+		log.Debug("whip connection state", "state", st.String())
 		switch st {
 		case webrtc.PeerConnectionStateFailed:
 			p.end(errors.New("ICE or DTLS failed (the publisher is unreachable)"))
@@ -163,20 +165,21 @@ func receives(m *sdp.MediaDescription) bool {
 func (p *publisher) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	mime := t.Codec().MimeType
 	switch {
-	case strings.EqualFold(mime, webrtc.MimeTypeH264):
+	case strings.EqualFold(mime, webrtc.MimeTypeH264) && p.videoTaken.CompareAndSwap(false, true):
 		p.readers.Add(1)
 		go func() {
 			defer p.readers.Done()
 			p.readVideo(t)
 		}()
-	case strings.EqualFold(mime, webrtc.MimeTypeOpus):
+	case strings.EqualFold(mime, webrtc.MimeTypeOpus) && p.audioTaken.CompareAndSwap(false, true):
 		p.readers.Add(1)
 		go func() {
 			defer p.readers.Done()
 			p.readAudio(t)
 		}()
 	default:
-		p.log.Warn("whip: ignoring a track with an unsupported codec", "codec", mime)
+		// Only the first video and the first audio track are used.
+		p.log.Warn("whip: ignoring a track", "codec", mime, "kind", t.Kind().String())
 	}
 }
 

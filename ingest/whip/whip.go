@@ -36,6 +36,8 @@ var (
 
 // Ingest is the protocol-neutral ingest session API a WHIP publisher attaches to.
 type Ingest interface {
+	// Authorize checks a stream key before anything is spent on its offer.
+	Authorize(key string, secure bool) error
 	// Attach authorizes the stream key and attaches a publisher to its channel's broadcast.
 	// secure says whether the key arrived encrypted (HTTPS). close disconnects the publisher
 	// (StopStream, shutdown); the publisher then detaches its session.
@@ -342,32 +344,31 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many WHIP sessions", http.StatusServiceUnavailable)
 		return
 	}
+	secure := r.TLS != nil
 	id := auth.RandomString(24, "abcdefghijklmnopqrstuvwxyz0123456789")
 	log := s.log.With("remote", r.RemoteAddr, "protocol", "whip", "whipSession", id)
+	if err := s.ing.Authorize(key, secure); err != nil {
+		s.refuse(w, log, err)
+		return
+	}
+	// The answer comes first, so that an offer that cannot be answered starts no stream
+	// session; no media can flow before the publisher has the answer.
 	p := newPublisher(s, id, log)
-	sess, err := s.ing.Attach(r.Context(), key, r.TLS != nil, func() { p.end(errors.New("disconnected by the ingest")) }, log)
+	answer, err := p.negotiate(string(body))
 	if err != nil {
-		log.Warn("whip publish refused", "reason", err.Error())
-		code := http.StatusServiceUnavailable
-		switch {
-		case errors.Is(err, ErrForbidden):
-			code = http.StatusForbidden
-		case errors.Is(err, ErrConflict):
-			code = http.StatusConflict
-		}
-		http.Error(w, err.Error(), code)
+		log.Warn("whip offer refused", "err", err)
+		p.closePeer()
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	sess, err := s.ing.Attach(r.Context(), key, secure, func() { p.end(errors.New("disconnected by the ingest")) }, log)
+	if err != nil {
+		p.closePeer()
+		s.refuse(w, log, err)
 		return
 	}
 	p.sess = sess
 	p.log = log.With("channel", sess.ChannelID(), "stream", sess.StreamID())
-	answer, err := p.negotiate(string(body))
-	if err != nil {
-		p.log.Warn("whip offer refused", "err", err)
-		p.closePeer()
-		sess.Detach(context.Background(), err)
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -392,6 +393,19 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Location", s.cfg.Prefix+"/session/"+id)
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
+}
+
+// refuse answers an offer the ingest refused.
+func (s *Server) refuse(w http.ResponseWriter, log *slog.Logger, err error) {
+	log.Warn("whip publish refused", "reason", err.Error())
+	code := http.StatusServiceUnavailable
+	switch {
+	case errors.Is(err, ErrForbidden):
+		code = http.StatusForbidden
+	case errors.Is(err, ErrConflict):
+		code = http.StatusConflict
+	}
+	http.Error(w, err.Error(), code)
 }
 
 func errString(err error) string {

@@ -32,6 +32,13 @@ type fakeIngest struct {
 	sessions []*fakeSession
 }
 
+func (f *fakeIngest) Authorize(key string, secure bool) error {
+	if key != f.key {
+		return ErrForbidden
+	}
+	return nil
+}
+
 func (f *fakeIngest) Attach(ctx context.Context, key string, secure bool, close func(), log *slog.Logger) (Session, error) {
 	if key != f.key {
 		return nil, ErrForbidden
