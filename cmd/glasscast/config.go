@@ -32,6 +32,7 @@ type Config struct {
 	SecretAccessKey string
 	PlaybackBaseURL string
 	IngestHost      string
+	SRTEndpoint     string
 	Quotas          control.Quotas
 
 	RTMPListen     string
@@ -51,6 +52,10 @@ type Config struct {
 	WHIPTCPListen string
 	WHIPHosts     string
 	WHIPTimeout   time.Duration
+
+	SRTListen          string
+	SRTLatency         time.Duration
+	SRTPeerIdleTimeout time.Duration
 
 	OriginWindow     int
 	OriginLinger     time.Duration
@@ -113,19 +118,22 @@ func defaultConfig() *Config {
 		HTTPBodyTimeout:   30 * time.Second,
 		Quotas:            control.Quotas{Channels: 5000, StreamKeysPerChannel: 2, PlaybackKeyPairs: 3, RecordingConfigurations: 20, ChatRooms: 50000, ChatLoggingConfigurations: 10},
 
-		RTMPListen:     ":1935",
-		RTMPSListen:    ":1936",
-		PartTarget:     200 * time.Millisecond,
-		SegmentTarget:  2 * time.Second,
-		ReconnectGrace: 5 * time.Second,
-		OriginWindow:   12,
-		OriginLinger:   2 * time.Minute,
-		HTTPSListen:    ":8443",
-		EdgeCacheMB:    512,
-		Chat:           defaultChatConfig(),
-		Archive:        defaultArchiveConfig(),
-		Transcode:      defaultTranscodeConfig(),
-		Monitoring:     defaultMonitoringConfig(),
+		RTMPListen:         ":1935",
+		RTMPSListen:        ":1936",
+		SRTListen:          ":9000",
+		SRTLatency:         500 * time.Millisecond,
+		SRTPeerIdleTimeout: 10 * time.Second,
+		PartTarget:         200 * time.Millisecond,
+		SegmentTarget:      2 * time.Second,
+		ReconnectGrace:     5 * time.Second,
+		OriginWindow:       12,
+		OriginLinger:       2 * time.Minute,
+		HTTPSListen:        ":8443",
+		EdgeCacheMB:        512,
+		Chat:               defaultChatConfig(),
+		Archive:            defaultArchiveConfig(),
+		Transcode:          defaultTranscodeConfig(),
+		Monitoring:         defaultMonitoringConfig(),
 
 		IngestPushQueueMB:      16,
 		IngestPushRetry:        5 * time.Second,
@@ -170,12 +178,16 @@ func (c *Config) options() []option {
 		{"api.secretAccessKey", "Secret of api.accessKeyId.", &c.SecretAccessKey},
 		{"api.playbackBaseUrl", "Scheme and host put in front of playback URLs (e.g. https://live.example.com). Empty uses the host the API was called on.", &c.PlaybackBaseURL},
 		{"api.ingestHost", "Host name returned as a channel's ingestEndpoint. Empty uses the host the API was called on.", &c.IngestHost},
+		{"api.srtEndpoint", "Returned as a channel's srt.endpoint (IVS: a host name; encoders add port 9000). Empty uses the ingest host, with the port of ingest.srtListen unless it is 9000.", &c.SRTEndpoint},
 		{"quotas.channels", "Most channels the account may create (0 = unlimited).", &c.Quotas.Channels},
 		{"quotas.streamKeysPerChannel", "Most stream keys per channel. IVS allows 1; 2 lets a broadcaster rotate keys without going off air.", &c.Quotas.StreamKeysPerChannel},
 		{"quotas.playbackKeyPairs", "Most playback key pairs the account may import.", &c.Quotas.PlaybackKeyPairs},
 		{"quotas.recordingConfigurations", "Most recording configurations the account may create.", &c.Quotas.RecordingConfigurations},
 		{"ingest.rtmpListen", "Address of the plain RTMP listener (only channels with insecureIngest accept it). Empty disables it.", &c.RTMPListen},
 		{"ingest.rtmpsListen", "Address of the RTMPS listener. Empty disables it.", &c.RTMPSListen},
+		{"ingest.srtListen", "UDP address of the SRT listener (MPEG-TS over SRT; the stream key is the streamid). Empty disables it.", &c.SRTListen},
+		{"ingest.srtLatency", "SRT receiver latency: how long lost packets may take to be resent. A publisher asking for more gets more; about 4 round trips suits lossy links.", &c.SRTLatency},
+		{"ingest.srtPeerIdleTimeout", "An SRT publisher from which nothing (not even a keepalive) arrives for this long is disconnected.", &c.SRTPeerIdleTimeout},
 		{"ingest.partTarget", "Requested LL-HLS part duration; the advertised PART-TARGET is a whole number of frames near it.", &c.PartTarget},
 		{"ingest.segmentTarget", "Segment target duration (TARGETDURATION); segments start on key frames, so use a key frame interval of at most this.", &c.SegmentTarget},
 		{"ingest.reconnectGrace", "How long a broadcast waits for a disconnected publisher; a reconnect within it continues the same stream session.", &c.ReconnectGrace},

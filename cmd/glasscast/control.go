@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -33,6 +34,7 @@ func (n *node) startControl(ctx context.Context) error {
 			return "", false
 		},
 		PlaybackBaseURL: cfg.PlaybackBaseURL, IngestHost: cfg.IngestHost, Quotas: cfg.Quotas,
+		SRTEndpoint: cfg.SRTEndpoint, SRTPort: portOf(cfg.SRTListen),
 		Chat: n.chatAPI, Metrics: n.metricsReader(),
 	}, n.store, &ingestctl.Client{NC: n.bus.Conn}, counter.Viewers, n.log.With("role", "control"))
 	n.api, n.apiMatch = api, api.Handles
@@ -63,4 +65,13 @@ func accessKey(cfg *Config) (auth.AccessKey, error) {
 			cfg.DataDir, k.AccessKeyID, k.SecretAccessKey, cfg.Region)
 	}
 	return k, nil
+}
+
+// portOf is the port of a listen address, or "" for none.
+func portOf(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	return port
 }

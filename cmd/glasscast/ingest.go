@@ -7,11 +7,12 @@ import (
 
 	"glasscast/ingest"
 	"glasscast/ingest/rtmp"
+	"glasscast/ingest/srt"
 	"glasscast/media"
 	"glasscast/origin/push"
 )
 
-// startIngest accepts publishers (RTMP, RTMPS) and feeds the origin: in process under serve,
+// startIngest accepts publishers (RTMP, RTMPS, SRT) and feeds the origin: in process under serve,
 // over HTTP to ingest.originUrls otherwise (to several at once for failover).
 func (n *node) startIngest(ctx context.Context) error {
 	cfg := n.cfg
@@ -61,10 +62,20 @@ func (n *node) startIngest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, a := range addrs {
-		n.log.Info("ingest listening", "addr", a.String())
-	}
 	listeners := []ingest.Listener{rt}
+	if cfg.SRTListen != "" {
+		st := srt.New(srt.Config{Listen: cfg.SRTListen, Latency: cfg.SRTLatency, PeerIdleTimeout: cfg.SRTPeerIdleTimeout,
+			MaxPublishers: cfg.IngestMaxPublishers}, in, log)
+		a, err := st.Listen()
+		if err != nil {
+			return err
+		}
+		addrs = append(addrs, a)
+		listeners = append(listeners, st)
+	}
+	for _, a := range addrs {
+		n.log.Info("ingest listening", "addr", a.String(), "network", a.Network())
+	}
 	if wh := n.startWHIP(in, log); wh != nil {
 		listeners = append(listeners, wh)
 	}
