@@ -29,7 +29,7 @@ func TestWHIPFigures(t *testing.T) {
 	needBrowser(t)
 	n := startServe(t, "")
 	c := n.ivsClient()
-	ctx := ctxT(t, 3*time.Minute)
+	ctx := ctxT(t, 8*time.Minute) // shared cores can make it slow
 	const seconds = 20
 
 	// RTMP: ffmpeg publishes, hls.js plays.
