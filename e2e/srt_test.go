@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -293,9 +294,33 @@ func TestSRTLossyLink(t *testing.T) {
 	waitOffline(t, ctx, c, ch.Arn, 10*time.Second)
 }
 
-// TestSRTConformance runs the LL-HLS checklist on a channel fed over SRT.
+// TestSRTConformance runs the LL-HLS checklist on a channel fed over SRT. A stall (D8) counts
+// from when SRT's latency buffer (500 ms) has delivered what ffmpeg sent before it stopped.
 func TestSRTConformance(t *testing.T) {
 	runConformanceVia(t, types.ChannelTypeBasicChannelType, func(n *node, key string) *publisher {
 		return publishSRT(t, srtURL(n.SRT, key, ""), pubOptions{})
-	}, "D10", "P15")
+	}, 1500*time.Millisecond, "D10", "P15")
+}
+
+// TestSRTH265: H.265 in MPEG-TS over SRT passes through a BASIC channel: hvc1 in the
+// multivariant playlist, and ffprobe decodes H.265 from the segments.
+func TestSRTH265(t *testing.T) {
+	n := startServe(t, "")
+	c := n.ivsClient()
+	ctx := ctxT(t, 2*time.Minute)
+	ch, key := testChannel(t, ctx, c, &ivs.CreateChannelInput{Type: types.ChannelTypeBasicChannelType})
+	pub := publishSRT(t, srtURL(n.SRT, key, aws.ToString(ch.Srt.Passphrase)), pubOptions{Size: "640x360", Duration: 8 * time.Second,
+		Extra: []string{"-c:v", "libx265", "-x265-params", "log-level=error:bframes=0"}})
+	waitLive(t, ctx, c, ch.Arn)
+	waitPlayable(t, *ch.PlaybackUrl)
+	if _, mv := get(t, *ch.PlaybackUrl); !strings.Contains(mv, `CODECS="hvc1.`) {
+		t.Fatalf("multivariant does not announce H.265:\n%s", mv)
+	}
+	<-pub.exited
+	waitOffline(t, ctx, c, ch.Arn, 15*time.Second)
+	probe, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-select_streams", "v:0",
+		"-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", mediaPlaylistURL(*ch.PlaybackUrl)).CombinedOutput()
+	if err != nil || !strings.HasPrefix(strings.TrimSpace(string(probe)), "hevc,640,360") {
+		t.Fatalf("ffprobe of the ended playlist: %v %s", err, probe)
+	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/opus"
 	mp4codecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
@@ -45,7 +46,8 @@ type publisher struct {
 	decodeE int       // decode errors since the last warning
 	warned  time.Time
 
-	decodeErrors int // in all
+	decodeErrors int       // in all
+	readAt       time.Time // when the tracks were read
 }
 
 // watchdog closes the connection when no data arrives for a while: gosrt's read deadlines
@@ -86,6 +88,7 @@ func (p *publisher) run(ctx context.Context) error {
 		return fmt.Errorf("read MPEG-TS tracks: %w", err)
 	}
 	wd.d = readTimeout
+	p.readAt = time.Now()
 	r.OnDecodeError(func(err error) {
 		// A lost packet the link did not recover shows up here; it costs a frame, not the stream.
 		p.decodeE++
@@ -149,8 +152,8 @@ func (p *publisher) run(ctx context.Context) error {
 		sampleRate := p.audio.(*mp4codecs.MPEG4Audio).Config.SampleRate
 		r.OnDataMPEG4Audio(audioTrack, func(pts int64, aus [][]byte) error {
 			t := p.ts(pts)
-			if !p.started && !p.startAudioOnly(ctx, videoTrack == nil) {
-				return nil // the video's parameter sets have not come yet
+			if ok, err := p.audioStarts(ctx, videoTrack == nil); !ok {
+				return err // nil while the video's first key frame has not come
 			}
 			for i, au := range aus {
 				// One PES may carry several ADTS frames of 1024 samples each.
@@ -165,15 +168,16 @@ func (p *publisher) run(ctx context.Context) error {
 	case *mp4codecs.Opus:
 		r.OnDataOpus(audioTrack, func(pts int64, packets [][]byte) error {
 			t := p.ts(pts)
-			if !p.started && !p.startAudioOnly(ctx, videoTrack == nil) {
-				return nil
+			if ok, err := p.audioStarts(ctx, videoTrack == nil); !ok {
+				return err
 			}
 			for _, pkt := range packets {
 				meter.Audio(len(pkt))
 				if err := p.s.WriteOpus(ctx, t, pkt); err != nil {
 					return err
 				}
-				t += 20 * time.Millisecond // the packets of one PES follow each other
+				// The packets of one PES follow each other.
+				t += time.Duration(opus.PacketDuration2(pkt)) * time.Second / 48000
 			}
 			return nil
 		})
@@ -205,7 +209,7 @@ func (p *publisher) writeVideo(ctx context.Context, pts, dts int64, au [][]byte,
 	if !p.started {
 		p.noteParams(au)
 		if !key || !p.paramsComplete() {
-			return nil
+			return p.checkStart()
 		}
 		switch v := p.video.(type) {
 		case *mp4codecs.H264:
@@ -228,12 +232,27 @@ func (p *publisher) start(ctx context.Context) error {
 	return nil
 }
 
-// startAudioOnly starts an audio-only stream at its first frame; with video, audio waits.
-func (p *publisher) startAudioOnly(ctx context.Context, audioOnly bool) bool {
-	if !audioOnly {
-		return false
+// audioStarts reports whether an audio frame is to be written: an audio-only stream starts at
+// its first frame; with video, audio waits for the video's first key frame.
+func (p *publisher) audioStarts(ctx context.Context, audioOnly bool) (bool, error) {
+	switch {
+	case p.started:
+		return true, nil
+	case !audioOnly:
+		return false, p.checkStart()
 	}
-	return p.start(ctx) == nil
+	if err := p.start(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// checkStart fails a stream that sends data but no key frame with its parameter sets in time.
+func (p *publisher) checkStart() error {
+	if time.Since(p.readAt) > p.startTimeout {
+		return fmt.Errorf("no key frame with its parameter sets within %v", p.startTimeout)
+	}
+	return nil
 }
 
 func (p *publisher) noteParams(au [][]byte) {
