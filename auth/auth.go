@@ -45,6 +45,10 @@ func NewStreamID() string { return "st-" + RandomString(23, alnum) }
 // NewStreamKeyValue returns a stream key secret: "sk_<region>_" and 36 alphanumerics (214 bits).
 func NewStreamKeyValue(region string) string { return "sk_" + region + "_" + RandomString(36, alnum) }
 
+// NewSRTPassphrase returns a channel's SRT passphrase: 32 alphanumerics (SRT takes 10 to 79
+// characters; this is about 190 bits).
+func NewSRTPassphrase() string { return RandomString(32, alnum) }
+
 // NewSecret returns a shared secret between nodes: 43 alphanumerics (256 bits).
 func NewSecret() string { return RandomString(43, alnum) }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -28,6 +29,14 @@ type channelJSON struct {
 	PlaybackRestrictionPolicyArn string            `json:"playbackRestrictionPolicyArn"`
 	ContainerFormat              string            `json:"containerFormat,omitempty"`
 	MultitrackInputConfiguration *multitrackJSON   `json:"multitrackInputConfiguration,omitempty"`
+	Srt                          *srtJSON          `json:"srt,omitempty"`
+}
+
+// srtJSON is IVS's Srt: where encoders publish over SRT, and the passphrase that encrypts it
+// (only for channels that do not allow insecure ingest).
+type srtJSON struct {
+	Endpoint   string `json:"endpoint,omitempty"`
+	Passphrase string `json:"passphrase,omitempty"`
 }
 
 type multitrackJSON struct {
@@ -64,6 +73,16 @@ func (s *Server) channelOut(r *request, c store.Channel) channelJSON {
 	}
 	if m := c.Multitrack; m != nil {
 		out.MultitrackInputConfiguration = &multitrackJSON{Enabled: &m.Enabled, Policy: &m.Policy, MaximumResolution: &m.MaximumResolution}
+	}
+	out.Srt = &srtJSON{Endpoint: s.cfg.SRTEndpoint}
+	if out.Srt.Endpoint == "" {
+		out.Srt.Endpoint = ingest
+		if p := s.cfg.SRTPort; p != "" && p != "9000" {
+			out.Srt.Endpoint = net.JoinHostPort(ingest, p)
+		}
+	}
+	if !c.InsecureIngest {
+		out.Srt.Passphrase = c.SRTPassphrase
 	}
 	return out
 }
@@ -217,7 +236,7 @@ func (s *Server) createChannel(ctx context.Context, r *request) (any, error) {
 		return nil, errQuota("maximum number of channels (%d) reached", q)
 	}
 	c := store.Channel{ID: auth.NewID(), LatencyMode: "LOW", Type: "STANDARD", ContainerFormat: "FRAGMENTED_MP4",
-		Tags: in.Tags, CreatedAt: time.Now().UTC()}
+		Tags: in.Tags, CreatedAt: time.Now().UTC(), SRTPassphrase: auth.NewSRTPassphrase()}
 	if err := s.applyChannelInput(&c, &in); err != nil {
 		return nil, err
 	}
@@ -356,6 +375,9 @@ func (s *Server) updateChannel(ctx context.Context, r *request) (any, error) {
 		return nil, errConflict("channel %s is live; stop the stream before updating it", *in.Arn)
 	}
 	c, err = s.store.Channels.Update(ctx, c.ID, func(c *store.Channel) error {
+		if c.SRTPassphrase == "" {
+			c.SRTPassphrase = auth.NewSRTPassphrase() // a channel created before SRT ingest
+		}
 		return s.applyChannelInput(c, &in)
 	})
 	if errors.Is(err, store.ErrNotFound) {

@@ -47,7 +47,11 @@ type Config struct {
 	PlaybackBaseURL string
 	// IngestHost is the host publishers connect to. Empty uses the API request's host name.
 	IngestHost string
-	Quotas     Quotas
+	// SRTEndpoint is returned as a channel's srt.endpoint: IVS gives a host name, whose port
+	// 9000 encoders add. Empty uses the ingest host, with SRTPort appended unless it is 9000.
+	SRTEndpoint string
+	SRTPort     string
+	Quotas      Quotas
 	// MaxBodyBytes bounds a request body; larger requests are refused before they are read
 	// (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64

@@ -185,7 +185,7 @@ func (s *Server) sessionOut(r *request, ss store.Session) map[string]any {
 	out := map[string]any{
 		"streamId":  ss.StreamID,
 		"startTime": isoTime(ss.StartTime),
-		"channel":   s.channelOut(r, ss.Channel),
+		"channel":   s.sessionChannelOut(r, ss.Channel),
 	}
 	if ss.EndTime != nil {
 		out["endTime"] = isoTime(*ss.EndTime)
@@ -295,4 +295,14 @@ func hasError(ss store.Session) bool {
 		}
 	}
 	return false
+}
+
+// sessionChannelOut is the channel as a stream session recorded it. Its SRT passphrase is left
+// out: the session's history is no place for a secret the channel may have changed since.
+func (s *Server) sessionChannelOut(r *request, c store.Channel) channelJSON {
+	out := s.channelOut(r, c)
+	if out.Srt != nil {
+		out.Srt.Passphrase = ""
+	}
+	return out
 }

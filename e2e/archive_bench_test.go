@@ -122,7 +122,7 @@ func startServeProcess(b *testing.B, extra ...string) *benchNode {
 	http, rtmp := freeAddr(b), freeAddr(b)
 	args := append([]string{"serve", "--data-dir", b.TempDir(), "--http-listen", http, "--https-listen", "",
 		"--api-access-key-id", testAccessKey, "--api-secret-access-key", testSecret,
-		"--ingest-rtmp-listen", rtmp, "--ingest-rtmps-listen", "", "--log-level", "warn"}, extra...)
+		"--ingest-rtmp-listen", rtmp, "--ingest-rtmps-listen", "", "--ingest-srt-listen", "", "--log-level", "warn"}, extra...)
 	n := &benchNode{cmd: exec.Command(binary, args...), rtmp: rtmp}
 	if err := n.cmd.Start(); err != nil {
 		b.Fatal(err)

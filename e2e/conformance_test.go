@@ -26,11 +26,17 @@ func TestLLHLSConformance(t *testing.T) {
 // runConformance runs the checklist on a channel of the given type; the rows in
 // notApplicable may (and only they may) report that they do not apply.
 func runConformance(t *testing.T, typ types.ChannelType, notApplicable ...string) {
+	runConformanceVia(t, typ, func(n *node, key string) *publisher { return publish(t, n.rtmpURL(key), pubOptions{}) }, 0, notApplicable...)
+}
+
+// runConformanceVia is runConformance with the publisher that start starts (RTMP, SRT...).
+// drain is how long media sent before a stall may still arrive (SRT's latency buffer).
+func runConformanceVia(t *testing.T, typ types.ChannelType, start func(n *node, key string) *publisher, drain time.Duration, notApplicable ...string) {
 	n := startServe(t, "", "--ingest-reconnect-grace", "1s")
 	c := n.ivsClient()
 	ctx := ctxT(t, 5*time.Minute)
 	ch, key := testChannel(t, ctx, c, &ivs.CreateChannelInput{Type: typ, InsecureIngest: true})
-	pub := publish(t, n.rtmpURL(key), pubOptions{})
+	pub := start(n, key)
 	waitLive(t, ctx, c, ch.Arn)
 	waitPlayable(t, *ch.PlaybackUrl)
 	// Let the window fill past CAN-SKIP-UNTIL (12 s) so delta updates have something to skip.
@@ -43,6 +49,7 @@ func runConformance(t *testing.T, typ types.ChannelType, notApplicable ...string
 			if err := pub.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 				return nil, err
 			}
+			time.Sleep(drain)
 			return func(context.Context) error { return pub.cmd.Process.Signal(syscall.SIGCONT) }, nil
 		},
 		End: func(ctx context.Context) error {

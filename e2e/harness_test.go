@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -60,6 +61,7 @@ type node struct {
 	HTTP    string // host:port
 	RTMP    string
 	RTMPS   string
+	SRT     string // UDP host:port of the SRT listener
 	HTTPS   string
 	args    []string
 	cmd     *exec.Cmd
@@ -87,6 +89,22 @@ func freePort(t testing.TB) string {
 	}
 }
 
+// freeUDPPort is freePort for UDP listeners (SRT).
+func freeUDPPort(t testing.TB) string {
+	t.Helper()
+	for {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := c.LocalAddr().String()
+		c.Close()
+		if _, dup := handedOut.LoadOrStore("udp/"+addr, true); !dup {
+			return addr
+		}
+	}
+}
+
 // startServe runs `glasscast serve` on free ports with dataDir ("" for a fresh one).
 func startServe(t *testing.T, dataDir string, extra ...string) *node {
 	t.Helper()
@@ -108,6 +126,8 @@ func startServeTB(t testing.TB, dataDir string, extra ...string) *node {
 		"--ingest-rtmp-listen", n.RTMP,
 		"--ingest-rtmps-listen", n.RTMPS,
 		"--https-listen", n.HTTPS,
+		"--ingest-whip-udp-listen", ":0",
+		"--ingest-whip-tcp-listen", ":0",
 		"--log-level", "debug",
 	}, extra...)
 	n.start()
@@ -118,6 +138,12 @@ func startServeTB(t testing.TB, dataDir string, extra ...string) *node {
 func (n *node) start() {
 	t := n.t
 	t.Helper()
+	if !slices.Contains(n.args, "--ingest-srt-listen") {
+		// Every node gets its own SRT port: the default, 9000, would be shared by the nodes of a
+		// test and by tests running at the same time.
+		n.SRT = freeUDPPort(t)
+		n.args = slices.Insert(n.args, 1, "--ingest-srt-listen", n.SRT)
+	}
 	n.cmd = exec.Command(binary, n.args...)
 	pr, pw := io.Pipe()
 	n.cmd.Stdout, n.cmd.Stderr = pw, pw
@@ -259,6 +285,8 @@ func startRole(t *testing.T, role string, extra ...string) *node {
 		"--data-dir", n.DataDir,
 		"--http-listen", n.HTTP,
 		"--https-listen", n.HTTPS,
+		"--ingest-whip-udp-listen", ":0",
+		"--ingest-whip-tcp-listen", ":0",
 		"--log-level", "debug",
 	}, extra...)
 	n.start()

@@ -35,6 +35,12 @@ type pubOptions struct {
 // publish starts `ffmpeg -re` with the DESIGN.md test pattern to url.
 func publish(t *testing.T, url string, o pubOptions) *publisher {
 	t.Helper()
+	return publishAs(t, "flv", url, o)
+}
+
+// publishAs is publish in a given ffmpeg output format: flv for RTMP, mpegts for SRT.
+func publishAs(t *testing.T, format, url string, o pubOptions) *publisher {
+	t.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		t.Fatal("ffmpeg not installed (make deps installs it)")
 	}
@@ -56,7 +62,7 @@ func publish(t *testing.T, url string, o pubOptions) *publisher {
 	args = append(args, "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", fmt.Sprint(o.GOP),
 		"-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k")
 	args = append(args, o.Extra...)
-	args = append(args, "-f", "flv", url)
+	args = append(args, "-f", format, url)
 	p := &publisher{cmd: exec.Command("ffmpeg", args...), exited: make(chan struct{})}
 	p.cmd.Stdout = &lockedWriter{p}
 	p.cmd.Stderr = &lockedWriter{p}

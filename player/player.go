@@ -1,5 +1,6 @@
 // Package player serves Glasscast's web player: an hls.js page for one channel
-// (/player/<channel id>) or any playback URL (/player/?url=...), with every asset embedded in
+// (/player/<channel id>) or any playback URL (/player/?url=...), and the "Go live" page
+// (/player/go-live) that publishes a browser's camera over WHIP, with every asset embedded in
 // the binary so nothing is loaded from a CDN.
 package player
 
@@ -21,12 +22,15 @@ type Config struct {
 	Region, Account string
 	// Prefix is the path the handler is mounted at (default "/player/").
 	Prefix string
+	// WHIP is the WHIP endpoint the Go live page publishes to (default "/whip").
+	WHIP string
 }
 
 // Handler serves the player pages and assets.
 type Handler struct {
 	cfg    Config
 	page   *template.Template
+	golive *template.Template
 	assets http.Handler
 }
 
@@ -35,16 +39,20 @@ func New(cfg Config) *Handler {
 	if cfg.Prefix == "" {
 		cfg.Prefix = "/player/"
 	}
+	if cfg.WHIP == "" {
+		cfg.WHIP = "/whip"
+	}
 	sub, _ := fs.Sub(web, "web")
 	return &Handler{
 		cfg:    cfg,
 		page:   template.Must(template.ParseFS(sub, "index.html")),
+		golive: template.Must(template.ParseFS(sub, "golive.html")),
 		assets: http.StripPrefix(cfg.Prefix+"assets/", http.FileServer(http.FS(sub))),
 	}
 }
 
 type pageData struct {
-	Assets, URL, Token string
+	Assets, URL, Token, WHIP string
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -58,8 +66,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.assets.ServeHTTP(w, r)
 		return
 	}
-	d := pageData{Assets: h.cfg.Prefix + "assets", URL: r.URL.Query().Get("url"), Token: r.URL.Query().Get("token")}
-	if rest != "" {
+	d := pageData{Assets: h.cfg.Prefix + "assets", URL: r.URL.Query().Get("url"), Token: r.URL.Query().Get("token"), WHIP: h.cfg.WHIP}
+	page := h.page
+	if rest == "go-live" {
+		page = h.golive
+	} else if rest != "" {
 		// /player/<channel id>: that channel's playback URL on this host.
 		if _, ok := media.ParsePlaybackPath(media.MultivariantPath(h.cfg.Region, h.cfg.Account, rest)); !ok {
 			http.NotFound(w, r)
@@ -70,7 +81,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; media-src 'self' blob: data: https: http:; connect-src 'self' https: http:; img-src 'self' data: https:; style-src 'self'; script-src 'self'; worker-src 'self' blob:")
-	_ = h.page.Execute(w, d)
+	_ = page.Execute(w, d)
 }
 
 // Vendor is the player's vendored JavaScript (hls.min.js and its licence), for other pages

@@ -26,7 +26,12 @@ func TestPages(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `value="https://cdn.example/x.m3u8"`) || strings.Contains(body, "<script>alert") {
 		t.Fatalf("URL page: %d\n%s", code, body)
 	}
-	for _, asset := range []string{"/player/assets/player.js", "/player/assets/vendor/hls.min.js", "/player/assets/player.css"} {
+	// The Go live page publishes to the WHIP endpoint.
+	code, _, body = serve(h, "/player/go-live")
+	if code != 200 || !strings.Contains(body, `data-endpoint="/whip"`) || !strings.Contains(body, "golive.js") {
+		t.Fatalf("go-live page: %d\n%s", code, body)
+	}
+	for _, asset := range []string{"/player/assets/player.js", "/player/assets/vendor/hls.min.js", "/player/assets/player.css", "/player/assets/golive.js"} {
 		if code, _, body := serve(h, asset); code != 200 || len(body) < 100 {
 			t.Fatalf("%s: %d, %d bytes", asset, code, len(body))
 		}

@@ -29,6 +29,9 @@ type Channel struct {
 	ContainerFormat              string            `json:"containerFormat,omitempty"`
 	Multitrack                   *Multitrack       `json:"multitrack,omitempty"`
 	Tags                         map[string]string `json:"tags,omitempty"`
+	// SRTPassphrase encrypts SRT ingest (AES); channels created before SRT have none until
+	// they are updated.
+	SRTPassphrase string `json:"srtPassphrase,omitempty"`
 	// StreamKeys lists the channel's stream key IDs. Keeping them on the channel record makes
 	// the per-channel quota check and the key's creation one compare-and-set.
 	StreamKeys []string  `json:"streamKeys,omitempty"`

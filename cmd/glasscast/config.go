@@ -32,6 +32,7 @@ type Config struct {
 	SecretAccessKey string
 	PlaybackBaseURL string
 	IngestHost      string
+	SRTEndpoint     string
 	Quotas          control.Quotas
 
 	RTMPListen     string
@@ -46,6 +47,15 @@ type Config struct {
 	IngestMaxPendingPerIP  int
 	IngestMaxPublishers    int
 	IngestHandshakeTimeout time.Duration
+
+	WHIPUDPListen string
+	WHIPTCPListen string
+	WHIPHosts     string
+	WHIPTimeout   time.Duration
+
+	SRTListen          string
+	SRTLatency         time.Duration
+	SRTPeerIdleTimeout time.Duration
 
 	OriginWindow     int
 	OriginLinger     time.Duration
@@ -110,19 +120,22 @@ func defaultConfig() *Config {
 		HTTPBodyTimeout:   30 * time.Second,
 		Quotas:            control.Quotas{Channels: 5000, StreamKeysPerChannel: 2, PlaybackKeyPairs: 3, RecordingConfigurations: 20, PlaybackRestrictionPolicies: 20, ChatRooms: 50000, ChatLoggingConfigurations: 10},
 
-		RTMPListen:     ":1935",
-		RTMPSListen:    ":1936",
-		PartTarget:     200 * time.Millisecond,
-		SegmentTarget:  2 * time.Second,
-		ReconnectGrace: 5 * time.Second,
-		OriginWindow:   12,
-		OriginLinger:   2 * time.Minute,
-		HTTPSListen:    ":8443",
-		EdgeCacheMB:    512,
-		Chat:           defaultChatConfig(),
-		Archive:        defaultArchiveConfig(),
-		Transcode:      defaultTranscodeConfig(),
-		Monitoring:     defaultMonitoringConfig(),
+		RTMPListen:         ":1935",
+		RTMPSListen:        ":1936",
+		SRTListen:          ":9000",
+		SRTLatency:         500 * time.Millisecond,
+		SRTPeerIdleTimeout: 10 * time.Second,
+		PartTarget:         200 * time.Millisecond,
+		SegmentTarget:      2 * time.Second,
+		ReconnectGrace:     5 * time.Second,
+		OriginWindow:       12,
+		OriginLinger:       2 * time.Minute,
+		HTTPSListen:        ":8443",
+		EdgeCacheMB:        512,
+		Chat:               defaultChatConfig(),
+		Archive:            defaultArchiveConfig(),
+		Transcode:          defaultTranscodeConfig(),
+		Monitoring:         defaultMonitoringConfig(),
 
 		IngestPushQueueMB:      16,
 		IngestPushRetry:        5 * time.Second,
@@ -133,6 +146,9 @@ func defaultConfig() *Config {
 		IngestMaxPendingPerIP:  8,
 		IngestMaxPublishers:    1000,
 		IngestHandshakeTimeout: 3 * time.Second,
+		WHIPUDPListen:          ":8189",
+		WHIPTCPListen:          ":8189",
+		WHIPTimeout:            10 * time.Second,
 	}
 }
 
@@ -164,6 +180,7 @@ func (c *Config) options() []option {
 		{"api.secretAccessKey", "Secret of api.accessKeyId.", &c.SecretAccessKey},
 		{"api.playbackBaseUrl", "Scheme and host put in front of playback URLs (e.g. https://live.example.com). Empty uses the host the API was called on.", &c.PlaybackBaseURL},
 		{"api.ingestHost", "Host name returned as a channel's ingestEndpoint. Empty uses the host the API was called on.", &c.IngestHost},
+		{"api.srtEndpoint", "Returned as a channel's srt.endpoint (IVS: a host name; encoders add port 9000). Empty uses the ingest host, with the port of ingest.srtListen unless it is 9000.", &c.SRTEndpoint},
 		{"quotas.channels", "Most channels the account may create (0 = unlimited).", &c.Quotas.Channels},
 		{"quotas.streamKeysPerChannel", "Most stream keys per channel. IVS allows 1; 2 lets a broadcaster rotate keys without going off air.", &c.Quotas.StreamKeysPerChannel},
 		{"quotas.playbackKeyPairs", "Most playback key pairs the account may import.", &c.Quotas.PlaybackKeyPairs},
@@ -171,6 +188,9 @@ func (c *Config) options() []option {
 		{"quotas.playbackRestrictionPolicies", "Most playback restriction policies the account may create.", &c.Quotas.PlaybackRestrictionPolicies},
 		{"ingest.rtmpListen", "Address of the plain RTMP listener (only channels with insecureIngest accept it). Empty disables it.", &c.RTMPListen},
 		{"ingest.rtmpsListen", "Address of the RTMPS listener. Empty disables it.", &c.RTMPSListen},
+		{"ingest.srtListen", "UDP address of the SRT listener (MPEG-TS over SRT; the stream key is the streamid). Empty disables it.", &c.SRTListen},
+		{"ingest.srtLatency", "SRT receiver latency: how long lost packets may take to be resent. A publisher asking for more gets more; about 4 round trips suits lossy links.", &c.SRTLatency},
+		{"ingest.srtPeerIdleTimeout", "An SRT publisher from which nothing (not even a keepalive) arrives for this long is disconnected.", &c.SRTPeerIdleTimeout},
 		{"ingest.partTarget", "Requested LL-HLS part duration; the advertised PART-TARGET is a whole number of frames near it.", &c.PartTarget},
 		{"ingest.segmentTarget", "Segment target duration (TARGETDURATION); segments start on key frames, so use a key frame interval of at most this.", &c.SegmentTarget},
 		{"ingest.reconnectGrace", "How long a broadcast waits for a disconnected publisher; a reconnect within it continues the same stream session.", &c.ReconnectGrace},
@@ -178,6 +198,10 @@ func (c *Config) options() []option {
 		{"ingest.maxPendingPerIp", "Most of those pending connections from one address (IPv6: one /64); its next one closes its oldest.", &c.IngestMaxPendingPerIP},
 		{"ingest.maxPublishers", "Most connections publishing with an accepted stream key, counted apart from pending ones.", &c.IngestMaxPublishers},
 		{"ingest.handshakeTimeout", "Time a connection has from TCP accept to an accepted publish (TLS handshake, RTMP handshake, connect, publish).\nRaise it for publishers on very slow links (satellite).", &c.IngestHandshakeTimeout},
+		{"ingest.whipUdpListen", "UDP address ICE uses for every WHIP publisher (one port for all). Empty, with ingest.whipTcpListen empty too, disables WHIP.", &c.WHIPUDPListen},
+		{"ingest.whipTcpListen", "TCP address ICE uses for WHIP publishers whose network blocks UDP. Empty disables ICE over TCP.", &c.WHIPTCPListen},
+		{"ingest.whipHosts", "Comma-separated addresses WHIP offers as ICE candidates instead of the interfaces' own (the public IP of a host behind NAT).", &c.WHIPHosts},
+		{"ingest.whipTimeout", "A WHIP session whose publisher sends no media (or whose ICE does not connect) for this long ends.", &c.WHIPTimeout},
 		{"tls.cert", "PEM certificate for RTMPS (and HTTPS). Empty uses a self-signed certificate generated into dataDir/tls.", &c.TLSCert},
 		{"tls.key", "PEM private key of tls.cert.", &c.TLSKey},
 		{"origin.window", "Segments listed in a media playlist (at least 6).", &c.OriginWindow},

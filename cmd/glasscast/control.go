@@ -41,6 +41,7 @@ func (n *node) startControl(ctx context.Context) error {
 		Region: cfg.Region, Account: cfg.Account,
 		Secret:          secret,
 		PlaybackBaseURL: cfg.PlaybackBaseURL, IngestHost: cfg.IngestHost, Quotas: cfg.Quotas,
+		SRTEndpoint: cfg.SRTEndpoint, SRTPort: portOf(cfg.SRTListen),
 		Chat: n.chatAPI, Metrics: n.metricsReader(),
 		// Policies naming countries are accepted only where edges can enforce them: a control
 		// node reads the same edge options as the edges it serves.
@@ -109,7 +110,7 @@ func accessKey(cfg *Config) (auth.AccessKey, error) {
 // ingestPorts names the ingest listeners with their ports, for the console's ingest URLs.
 func ingestPorts(cfg *Config) map[string]string {
 	out := map[string]string{}
-	for proto, addr := range map[string]string{"rtmps": cfg.RTMPSListen, "rtmp": cfg.RTMPListen} {
+	for proto, addr := range map[string]string{"rtmps": cfg.RTMPSListen, "rtmp": cfg.RTMPListen, "srt": cfg.SRTListen} {
 		if _, port, err := net.SplitHostPort(addr); err == nil && port != "" {
 			out[proto] = port
 		}
@@ -141,4 +142,13 @@ func (b consoleBuckets) Open(r *http.Request, bucketName, key string) (io.ReadCl
 		return nil, err
 	}
 	return rr.open(r.Context(), key)
+}
+
+// portOf is the port of a listen address, or "" for none.
+func portOf(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	return port
 }

@@ -1,0 +1,390 @@
+package whip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+	mp4codecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
+)
+
+const (
+	// maxFrames bounds the access units queued between the tracks' readers and the session;
+	// a publisher whose stream cannot be packaged as fast as it arrives is disconnected.
+	maxFrames = 512
+	// trackSettle is how long the session waits for the offer's other track once one has
+	// started sending.
+	trackSettle = 3 * time.Second
+	// maxLatePackets is how far (in packets) the sample builder waits for a lost packet.
+	maxLatePackets = 256
+)
+
+// errDeleted is the cause of a session its publisher ended with DELETE.
+var errDeleted = errors.New("deleted by the publisher")
+
+// frame is an access unit on its way to the session: H.264 NALUs or an AAC frame.
+type frame struct {
+	pts time.Duration
+	au  [][]byte // video
+	aac []byte   // audio
+}
+
+// publisher is one WHIP session: a peer connection feeding an ingest session.
+type publisher struct {
+	s    *Server
+	id   string
+	log  *slog.Logger
+	sess Session
+	pc   *webrtc.PeerConnection
+	t0   time.Time // the session's zero timestamp
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	expectVideo, expectAudio bool
+	tracks                   chan bool // a track started sending (true: video)
+	frames                   chan frame
+	lastMedia                atomic.Int64 // unix nanoseconds of the last RTP packet
+	videoTaken, audioTaken   atomic.Bool
+	readers                  sync.WaitGroup
+}
+
+func newPublisher(s *Server, id string, log *slog.Logger) *publisher {
+	p := &publisher{s: s, id: id, log: log, t0: time.Now(), tracks: make(chan bool, 4), frames: make(chan frame, maxFrames)}
+	p.ctx, p.cancel = context.WithCancelCause(s.ctx)
+	p.lastMedia.Store(time.Now().UnixNano())
+	return p
+}
+
+// end ends the session; a nil err is the publisher's DELETE.
+func (p *publisher) end(err error) {
+	if err == nil {
+		err = errDeleted
+	}
+	p.cancel(err)
+}
+
+func (p *publisher) closePeer() {
+	if p.pc != nil {
+		_ = p.pc.Close()
+	}
+}
+
+func (p *publisher) iceUfrag() string {
+	if d := p.pc.LocalDescription(); d != nil {
+		if parsed, err := d.Unmarshal(); err == nil {
+			for _, m := range parsed.MediaDescriptions {
+				if v, ok := m.Attribute("ice-ufrag"); ok {
+					return v
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// negotiate answers the offer, with every ICE candidate in the answer (the ports are fixed,
+// so gathering is immediate and the publisher needs no trickle).
+func (p *publisher) negotiate(offer string) (string, error) {
+	pc, err := p.s.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return "", fmt.Errorf("peer connection: %w", err)
+	}
+	p.pc = pc
+	pc.OnTrack(p.onTrack)
+	log := p.log // p.log gains the stream once attached; callbacks keep this one
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		log.Debug("whip connection state", "state", st.String())
+		switch st {
+		case webrtc.PeerConnectionStateFailed:
+			p.end(errors.New("ICE or DTLS failed (the publisher is unreachable)"))
+		case webrtc.PeerConnectionStateClosed:
+			p.end(errors.New("peer connection closed"))
+		}
+	})
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", fmt.Errorf("invalid offer: %w", err)
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return "", fmt.Errorf("answer: %w", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return "", fmt.Errorf("answer: %w", err)
+	}
+	select {
+	case <-gathered:
+	case <-time.After(5 * time.Second):
+	}
+	local := pc.LocalDescription()
+	parsed, err := local.Unmarshal()
+	if err != nil {
+		return "", fmt.Errorf("answer: %w", err)
+	}
+	for _, m := range parsed.MediaDescriptions {
+		if m.MediaName.Port.Value == 0 || !receives(m) {
+			continue
+		}
+		switch m.MediaName.Media {
+		case "video":
+			p.expectVideo = true
+		case "audio":
+			p.expectAudio = true
+		}
+	}
+	if !p.expectVideo && !p.expectAudio {
+		return "", errors.New("the offer sends neither H.264 video nor Opus audio")
+	}
+	return local.SDP, nil
+}
+
+// receives reports an answered media section in which the server receives.
+func receives(m *sdp.MediaDescription) bool {
+	for _, a := range m.Attributes {
+		switch a.Key {
+		case "recvonly", "sendrecv":
+			return true
+		}
+	}
+	return false
+}
+
+func (p *publisher) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	mime := t.Codec().MimeType
+	switch {
+	case strings.EqualFold(mime, webrtc.MimeTypeH264) && p.videoTaken.CompareAndSwap(false, true):
+		p.readers.Add(1)
+		go func() {
+			defer p.readers.Done()
+			p.readVideo(t)
+		}()
+	case strings.EqualFold(mime, webrtc.MimeTypeOpus) && p.audioTaken.CompareAndSwap(false, true):
+		p.readers.Add(1)
+		go func() {
+			defer p.readers.Done()
+			p.readAudio(t)
+		}()
+	default:
+		// Only the first video and the first audio track are used.
+		p.log.Warn("whip: ignoring a track", "codec", mime, "kind", t.Kind().String())
+	}
+}
+
+// push queues an access unit for the session.
+func (p *publisher) push(f frame) {
+	select {
+	case p.frames <- f:
+	default:
+		p.end(fmt.Errorf("more than %d access units wait to be packaged", maxFrames))
+	}
+}
+
+// timeline maps a track's RTP timestamps to the session's: a track starts at the time its
+// first packet arrived after the session's start, and then follows its own clock, so audio
+// and video stay in step as they were sent (within the network's jitter at the start).
+type timeline struct {
+	clock   int64
+	started bool
+	base    time.Duration
+	last    uint32
+	ext     int64 // timestamp since the first, unwrapped
+}
+
+func (tl *timeline) at(ts uint32, arrival time.Duration) time.Duration {
+	if !tl.started {
+		tl.started, tl.base, tl.last = true, arrival, ts
+	}
+	tl.ext += int64(int32(ts - tl.last))
+	tl.last = ts
+	return tl.base + time.Duration(tl.ext*int64(time.Second)/tl.clock)
+}
+
+func (p *publisher) since() time.Duration { return time.Since(p.t0) }
+
+// readVideo depacketizes H.264 into access units, starting at a key frame, and asks the
+// publisher for a key frame every KeyFrameInterval and after a loss.
+func (p *publisher) readVideo(t *webrtc.TrackRemote) {
+	p.tracks <- true
+	pli := make(chan struct{}, 1)
+	askKey := func() {
+		select {
+		case pli <- struct{}{}:
+		default:
+		}
+	}
+	go func() {
+		tick := time.NewTicker(p.s.cfg.KeyFrameInterval)
+		defer tick.Stop()
+		for {
+			if err := p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.SSRC())}}); err != nil {
+				return
+			}
+			select {
+			case <-p.ctx.Done():
+				return
+			case <-tick.C:
+			case <-pli:
+			}
+		}
+	}()
+	sb := samplebuilder.New(maxLatePackets, &codecs.H264Packet{}, 90000, samplebuilder.WithMaxTimeDelay(time.Second))
+	tl := timeline{clock: 90000}
+	meter := p.sess.Meter()
+	keyed := false
+	dropped := 0
+	defer func() {
+		if dropped > 0 {
+			p.log.Info("whip: video packets lost", "packets", dropped)
+		}
+	}()
+	for {
+		pkt, _, err := t.ReadRTP()
+		if err != nil {
+			return
+		}
+		now := p.since()
+		p.lastMedia.Store(time.Now().UnixNano())
+		if !tl.started {
+			tl.at(pkt.Timestamp, now)
+		}
+		sb.Push(pkt)
+		for s := sb.Pop(); s != nil; s = sb.Pop() {
+			if s.PrevDroppedPackets > 0 && keyed {
+				// A frame was lost despite NACKs: what follows decodes wrong until a key frame.
+				dropped += int(s.PrevDroppedPackets)
+				askKey()
+			}
+			var au h264.AnnexB
+			if err := au.Unmarshal(s.Data); err != nil || len(au) == 0 {
+				continue
+			}
+			key := h264.IsRandomAccess(au)
+			if !keyed && !key {
+				continue
+			}
+			keyed = true
+			dts := tl.at(s.PacketTimestamp, now)
+			meter.Video(len(s.Data), key, dts)
+			p.push(frame{pts: dts, au: au})
+		}
+	}
+}
+
+// readAudio hands Opus packets to the AAC transcoder.
+func (p *publisher) readAudio(t *webrtc.TrackRemote) {
+	p.tracks <- false
+	meter := p.sess.Meter()
+	enc := newAACEncoder(p.ctx, p.s.cfg.FFmpeg, p.log, func(pts time.Duration, au []byte) {
+		p.push(frame{pts: pts, aac: au})
+	})
+	defer enc.close()
+	tl := timeline{clock: int64(t.Codec().ClockRate)}
+	if tl.clock == 0 {
+		tl.clock = 48000
+	}
+	for {
+		pkt, _, err := t.ReadRTP()
+		if err != nil {
+			return
+		}
+		p.lastMedia.Store(time.Now().UnixNano())
+		if len(pkt.Payload) == 0 {
+			continue
+		}
+		meter.Audio(len(pkt.Payload))
+		enc.write(pkt, tl.at(pkt.Timestamp, p.since()))
+	}
+}
+
+// aacConfig is what the transcoder outputs: AAC-LC, 48 kHz, stereo.
+var aacConfig = mpeg4audio.AudioSpecificConfig{Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 48000, ChannelConfig: 2, ChannelCount: 2}
+
+// run feeds the session until the publisher ends, then detaches it.
+func (p *publisher) run() error {
+	err := p.pump()
+	p.cancel(err)
+	p.closePeer()
+	p.readers.Wait()
+	cause := context.Cause(p.ctx)
+	if errors.Is(cause, errDeleted) {
+		cause = nil
+	}
+	p.sess.Detach(p.ctx, cause)
+	return cause
+}
+
+func (p *publisher) pump() error {
+	ctx := p.ctx
+	var video, audio bool
+	deadline := time.NewTimer(p.s.cfg.Timeout)
+	defer deadline.Stop()
+	var settle <-chan time.Time
+wait:
+	for video != p.expectVideo || audio != p.expectAudio {
+		select {
+		case v := <-p.tracks:
+			if v {
+				video = true
+			} else {
+				audio = true
+			}
+			if settle == nil {
+				settle = time.After(trackSettle)
+			}
+		case <-settle:
+			break wait
+		case <-deadline.C:
+			return fmt.Errorf("no media within %v of the answer", p.s.cfg.Timeout)
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	var v, a mp4codecs.Codec
+	if video {
+		v = &mp4codecs.H264{}
+	}
+	if audio {
+		a = &mp4codecs.MPEG4Audio{Config: aacConfig}
+	}
+	if err := p.sess.Start(ctx, v, a); err != nil {
+		return err
+	}
+	p.log.Info("whip tracks started", "video", video, "audio", audio)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case f := <-p.frames:
+			var err error
+			if f.aac != nil {
+				if audio {
+					err = p.sess.WriteMPEG4Audio(ctx, f.pts, f.aac)
+				}
+			} else if video {
+				err = p.sess.WriteH264(ctx, f.pts, f.pts, f.au)
+			}
+			if err != nil {
+				return err
+			}
+		case <-tick.C:
+			if idle := time.Since(time.Unix(0, p.lastMedia.Load())); idle > p.s.cfg.Timeout {
+				return fmt.Errorf("publisher timeout: no media for %v", idle.Round(time.Second))
+			}
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}

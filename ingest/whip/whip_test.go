@@ -1,0 +1,339 @@
+package whip
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	mp4codecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/pion/webrtc/v4/pkg/media/h264reader"
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+
+	"glasscast/metrics"
+)
+
+// fakeIngest records what a WHIP publisher sends.
+type fakeIngest struct {
+	mu       sync.Mutex
+	key      string
+	sessions []*fakeSession
+}
+
+func (f *fakeIngest) Authorize(key string, secure bool) error {
+	if key != f.key {
+		return ErrForbidden
+	}
+	return nil
+}
+
+func (f *fakeIngest) Attach(ctx context.Context, key string, secure bool, close func(), log *slog.Logger) (Session, error) {
+	if key != f.key {
+		return nil, ErrForbidden
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, s := range f.sessions {
+		if !s.detached() {
+			return nil, ErrConflict
+		}
+	}
+	s := &fakeSession{}
+	f.sessions = append(f.sessions, s)
+	return s, nil
+}
+
+type fakeSession struct {
+	mu           sync.Mutex
+	video, audio mp4codecs.Codec
+	videoDTS     []time.Duration
+	keys         []bool
+	audioPTS     []time.Duration
+	detachErr    error
+	isDetached   bool
+}
+
+func (s *fakeSession) StreamID() string  { return "st-test" }
+func (s *fakeSession) ChannelID() string { return "ch-test" }
+func (s *fakeSession) Start(ctx context.Context, v, a mp4codecs.Codec) error {
+	s.mu.Lock()
+	s.video, s.audio = v, a
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *fakeSession) WriteH264(ctx context.Context, pts, dts time.Duration, au [][]byte) error {
+	s.mu.Lock()
+	s.videoDTS = append(s.videoDTS, dts)
+	s.keys = append(s.keys, h264.IsRandomAccess(au))
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *fakeSession) WriteMPEG4Audio(ctx context.Context, pts time.Duration, au []byte) error {
+	s.mu.Lock()
+	s.audioPTS = append(s.audioPTS, pts)
+	s.mu.Unlock()
+	return nil
+}
+func (s *fakeSession) Meter() metrics.IngestMeter { return metrics.NopIngest{}.Open("", "", "") }
+func (s *fakeSession) Detach(ctx context.Context, err error) {
+	s.mu.Lock()
+	s.isDetached, s.detachErr = true, err
+	s.mu.Unlock()
+}
+
+func (s *fakeSession) detached() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.isDetached
+}
+
+// media makes a short H.264 (baseline, a key frame a second) and Ogg Opus file with ffmpeg.
+func testMedia(t *testing.T) (string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	v, a := filepath.Join(dir, "v.h264"), filepath.Join(dir, "a.ogg")
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "4",
+		"-c:v", "libx264", "-pix_fmt", "yuv420p", "-profile:v", "baseline", "-bf", "0", "-g", "25", "-bsf:v", "h264_mp4toannexb", "-f", "h264", v).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg video: %v %s", err, out)
+	}
+	out, err = exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "4",
+		"-c:a", "libopus", "-frame_duration", "20", "-page_duration", "20000", "-f", "ogg", a).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg audio: %v %s", err, out)
+	}
+	return v, a
+}
+
+// publishWHIP offers with a pion client and sends the files in real time; it returns the
+// answer's status and Location.
+func publishWHIP(t *testing.T, endpoint, key, videoFile, audioFile string, ctx context.Context) (int, string, *webrtc.PeerConnection) {
+	t.Helper()
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vt, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "video", "glass")
+	at, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "glass")
+	for _, tr := range []webrtc.TrackLocal{vt, at} {
+		if _, err := pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offer, _ := pc.CreateOffer(nil)
+	gathered := webrtc.GatheringCompletePromise(pc)
+	_ = pc.SetLocalDescription(offer)
+	<-gathered
+	req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(pc.LocalDescription().SDP))
+	req.Header.Set("Content-Type", "application/sdp")
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		pc.Close()
+		return resp.StatusCode, "", nil
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		data, _ := os.ReadFile(videoFile)
+		r, _ := h264reader.NewReader(bytes.NewReader(data))
+		tick := time.NewTicker(40 * time.Millisecond)
+		defer tick.Stop()
+		var pending []byte
+		for ctx.Err() == nil {
+			nal, err := r.NextNAL()
+			if err != nil {
+				return
+			}
+			pending = append(pending, append([]byte{0, 0, 0, 1}, nal.Data...)...)
+			if nal.UnitType != h264reader.NalUnitTypeCodedSliceIdr && nal.UnitType != h264reader.NalUnitTypeCodedSliceNonIdr {
+				continue
+			}
+			_ = vt.WriteSample(media.Sample{Data: pending, Duration: 40 * time.Millisecond})
+			pending = nil
+			<-tick.C
+		}
+	}()
+	go func() {
+		f, _ := os.Open(audioFile)
+		defer f.Close()
+		r, _, err := oggreader.NewWith(f)
+		if err != nil {
+			return
+		}
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for ctx.Err() == nil {
+			page, _, err := r.ParseNextPage()
+			if err != nil {
+				return
+			}
+			if bytes.HasPrefix(page, []byte("OpusTags")) {
+				continue
+			}
+			_ = at.WriteSample(media.Sample{Data: page, Duration: 20 * time.Millisecond})
+			<-tick.C
+		}
+	}()
+	return resp.StatusCode, resp.Header.Get("Location"), pc
+}
+
+// TestWHIPPublish: a pion WHIP client publishes H.264 and Opus; the session gets H.264
+// access units from a key frame on, with 40 ms steps, and AAC frames from ffmpeg, in step
+// with the video; a wrong key gets 403, a second publisher 409, no key 401; DELETE detaches
+// the session as a publisher that hung up.
+func TestWHIPPublish(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Fatal("ffmpeg is needed")
+	}
+	vf, af := testMedia(t)
+	ing := &fakeIngest{key: "sk_good"}
+	s, err := New(Config{UDPListen: "127.0.0.1:0", TCPListen: "127.0.0.1:0", Timeout: 3 * time.Second}, ing, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() { _ = s.Serve(ctx); close(served) }()
+	defer func() { cancel(); <-served }()
+	mux := http.NewServeMux()
+	mux.Handle("/whip", s)
+	mux.Handle("/whip/", s)
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+
+	pctx, pcancel := context.WithCancel(context.Background())
+	defer pcancel()
+	if code, _, _ := publishWHIP(t, hs.URL+"/whip", "sk_bad", vf, af, pctx); code != http.StatusForbidden {
+		t.Fatalf("wrong key: status %d, want 403", code)
+	}
+	req, _ := http.NewRequest(http.MethodPost, hs.URL+"/whip", strings.NewReader("v=0"))
+	req.Header.Set("Content-Type", "application/sdp")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("no key: %v %v, want 401", resp.StatusCode, err)
+	}
+	code, loc, pc := publishWHIP(t, hs.URL+"/whip", "sk_good", vf, af, pctx)
+	if code != http.StatusCreated || !strings.HasPrefix(loc, "/whip/session/") {
+		t.Fatalf("publish: status %d location %q", code, loc)
+	}
+	defer pc.Close()
+	if code, _, _ := publishWHIP(t, hs.URL+"/whip", "sk_good", vf, af, pctx); code != http.StatusConflict {
+		t.Fatalf("second publisher: status %d, want 409", code)
+	}
+	time.Sleep(3 * time.Second)
+	req, _ = http.NewRequest(http.MethodDelete, hs.URL+loc, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE: %v %v", resp.StatusCode, err)
+	}
+	sess := ing.sessions[0]
+	deadline := time.Now().Add(5 * time.Second)
+	for !sess.detached() {
+		if time.Now().After(deadline) {
+			t.Fatal("DELETE did not detach the session")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.detachErr != nil {
+		t.Errorf("DELETE detached with %v, want nil (publisher hung up)", sess.detachErr)
+	}
+	if _, ok := sess.video.(*mp4codecs.H264); !ok {
+		t.Fatalf("video codec %T", sess.video)
+	}
+	if _, ok := sess.audio.(*mp4codecs.MPEG4Audio); !ok {
+		t.Fatalf("audio codec %T", sess.audio)
+	}
+	if len(sess.videoDTS) < 40 || !sess.keys[0] {
+		t.Fatalf("%d video frames, first key %v", len(sess.videoDTS), len(sess.keys) > 0 && sess.keys[0])
+	}
+	for i := 1; i < len(sess.videoDTS); i++ {
+		if d := sess.videoDTS[i] - sess.videoDTS[i-1]; d != 40*time.Millisecond {
+			t.Fatalf("video step %d: %v, want 40ms", i, d)
+		}
+	}
+	if len(sess.audioPTS) < 80 {
+		t.Fatalf("%d AAC frames in ~3 s, want ~140", len(sess.audioPTS))
+	}
+	for i := 1; i < len(sess.audioPTS); i++ {
+		if d := sess.audioPTS[i] - sess.audioPTS[i-1]; d < 21*time.Millisecond || d > 22*time.Millisecond {
+			t.Fatalf("AAC step %d: %v, want 1024/48000 s", i, d)
+		}
+	}
+	// The last frames of both were sent at the same instant; the audio that ffmpeg still held
+	// when DELETE stopped it (more on loaded cores) is lost.
+	lastV, lastA := sess.videoDTS[len(sess.videoDTS)-1], sess.audioPTS[len(sess.audioPTS)-1]
+	if d := lastA - lastV; d < -time.Second || d > 300*time.Millisecond {
+		t.Errorf("the last AAC frame is at %v, the last video frame at %v", lastA, lastV)
+	}
+	t.Logf("%d video frames, %d AAC frames; last at %v and %v", len(sess.videoDTS), len(sess.audioPTS), lastV, lastA)
+}
+
+// TestWHIPTimeout: a publisher whose ICE never connects (it never applies the answer) is
+// detached with an error after the timeout, and its channel is free again.
+func TestWHIPTimeout(t *testing.T) {
+	ing := &fakeIngest{key: "sk_good"}
+	s, err := New(Config{UDPListen: "127.0.0.1:0", Timeout: time.Second}, ing, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() { _ = s.Serve(ctx); close(served) }()
+	defer func() { cancel(); <-served }()
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+
+	pc, _ := webrtc.NewPeerConnection(webrtc.Configuration{})
+	defer pc.Close()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	offer, _ := pc.CreateOffer(nil)
+	req, _ := http.NewRequest(http.MethodPost, hs.URL+"/whip", strings.NewReader(offer.SDP))
+	req.Header.Set("Content-Type", "application/sdp")
+	req.Header.Set("Authorization", "Bearer sk_good")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("offer: %v %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ing.sessions[0].detached() {
+		if time.Now().After(deadline) {
+			t.Fatal("a publisher that never connected is still attached after 5 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := ing.sessions[0].detachErr; err == nil || !strings.Contains(err.Error(), "no media") {
+		t.Fatalf("detached with %v, want the timeout", err)
+	}
+	// OPTIONS advertises what the endpoint takes.
+	req, _ = http.NewRequest(http.MethodOptions, hs.URL+"/whip", nil)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusNoContent || resp.Header.Get("Accept-Post") != "application/sdp" {
+		t.Fatalf("OPTIONS: %v %v", resp, err)
+	}
+}
