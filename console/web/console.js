@@ -219,9 +219,14 @@ async function channelPage(id) {
   };
   const ingest = (key) => {
     const ports = state.session.ingest || {};
-    const urls = Object.entries(ports).filter(([p]) => p !== 'rtmp' || c.insecureIngest).map(([p, port]) => [p, `${p}://${c.ingestEndpoint}:${port}/app/`]);
+    const urls = Object.entries(ports).filter(([p]) => p === 'rtmps' || (p === 'rtmp' && c.insecureIngest)).map(([p, port]) => [p, `${p}://${c.ingestEndpoint}:${port}/app/`]);
     const url = (urls.find(([p]) => p === 'rtmps') || urls[0] || ['', ''])[1];
-    $('#ingest').innerHTML = `<dl class="stats">${urls.map(([p, u]) => `<dt>${esc(p.toUpperCase())}</dt><dd><code>${esc(u)}</code></dd>`).join('')}</dl>
+    // SRT: the stream key is the streamid, the channel's passphrase encrypts (IVS's srt member).
+    const srtHost = c.srt?.endpoint ? (c.srt.endpoint.includes(':') ? c.srt.endpoint : `${c.srt.endpoint}:9000`) : '';
+    const srt = ports.srt && srtHost ? `srt://${srtHost}?streamid=${key}${c.srt.passphrase ? `&passphrase=${c.srt.passphrase}` : ''}` : '';
+    const whip = `${location.origin}/whip`;
+    $('#ingest').innerHTML = `<dl class="stats">${urls.map(([p, u]) => `<dt>${esc(p.toUpperCase())}</dt><dd><code>${esc(u)}</code></dd>`).join('')}
+      ${srt ? `<dt>SRT</dt><dd><code>${esc(srt)}</code></dd>` : ''}<dt>WHIP</dt><dd><code>${esc(whip)}</code> (bearer token: the stream key; or <a href="/player/go-live">Go live from this browser</a>)</dd></dl>
       <p>ffmpeg (a test pattern; replace the inputs with your source):</p>
       <pre>ffmpeg -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440 \\
   -c:v libx264 -preset veryfast -tune zerolatency -g 60 -pix_fmt yuv420p -c:a aac -b:a 128k \\
