@@ -103,8 +103,9 @@ type Packager struct {
 	closed bool
 	err    error // the first error: a packager that failed emits nothing more
 
-	mu    sync.Mutex // guards cues and stats
+	mu    sync.Mutex // guards cues, ads.waiting and stats
 	cues  []media.Cue
+	ads   adState
 	stats Stats
 }
 
@@ -213,18 +214,15 @@ func (p *Packager) count(f func(*Stats)) {
 
 // AddCue queues a timed-metadata cue. The next part emitted starts with its emsg boxes and
 // lists it in media.Part.Cues.
+// A cue with an AdBreak waits for the next segment instead (adbreak.go).
 func (p *Packager) AddCue(c media.Cue) {
 	p.mu.Lock()
-	p.cues = append(p.cues, c)
+	if c.AdBreak != nil {
+		p.ads.waiting = append(p.ads.waiting, c)
+	} else {
+		p.cues = append(p.cues, c)
+	}
 	p.mu.Unlock()
-}
-
-func (p *Packager) takeCues() []media.Cue {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	c := p.cues
-	p.cues = nil
-	return c
 }
 
 // WriteH264 adds an H.264 access unit: NALUs without start codes, as gortmplib delivers them.
