@@ -231,8 +231,10 @@ func (p *publisher) dropInband(name, reason string) {
 
 // addCue puts timed metadata (in-band or from PutMetadata) into the next part of every
 // rendition, or holds it until the pipeline exists.
-func (p *publisher) addCue(text string) {
-	c := p.b.newCue(text)
+func (p *publisher) addCue(text string) { p.queueCue(p.b.newCue(text)) }
+
+// queueCue queues a prepared cue (timed metadata or an ad break) for every rendition.
+func (p *publisher) queueCue(c media.Cue) {
 	p.mu.Lock()
 	if p.pipe != nil {
 		p.pipe.AddCue(c)
