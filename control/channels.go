@@ -19,6 +19,7 @@ type channelJSON struct {
 	LatencyMode                  string            `json:"latencyMode"`
 	Type                         string            `json:"type"`
 	RecordingConfigurationArn    string            `json:"recordingConfigurationArn"`
+	AdConfigurationArn           string            `json:"adConfigurationArn,omitempty"`
 	IngestEndpoint               string            `json:"ingestEndpoint,omitempty"`
 	PlaybackURL                  string            `json:"playbackUrl,omitempty"`
 	Authorized                   bool              `json:"authorized"`
@@ -57,7 +58,7 @@ func (s *Server) channelOut(r *request, c store.Channel) channelJSON {
 	}
 	out := channelJSON{
 		Arn: s.channelARN(c.ID), Name: c.Name, LatencyMode: c.LatencyMode, Type: c.Type,
-		RecordingConfigurationArn: c.RecordingConfigurationArn, IngestEndpoint: ingest,
+		RecordingConfigurationArn: c.RecordingConfigurationArn, AdConfigurationArn: c.AdConfigurationArn, IngestEndpoint: ingest,
 		PlaybackURL: s.playbackURL(r, c.ID), Authorized: c.Authorized, Tags: tagsOut(c.Tags),
 		InsecureIngest: c.InsecureIngest, Preset: c.Preset,
 		PlaybackRestrictionPolicyArn: c.PlaybackRestrictionPolicyArn, ContainerFormat: c.ContainerFormat,
@@ -117,8 +118,10 @@ func (s *Server) validateChannelInput(in *channelInput) error {
 	if in.PlaybackRestrictionPolicyArn != nil && *in.PlaybackRestrictionPolicyArn != "" {
 		return errValidation("playback restriction policies are not supported by Glasscast")
 	}
-	if in.AdConfigurationArn != nil && *in.AdConfigurationArn != "" {
-		return errValidation("ad configurations are not supported by Glasscast")
+	if in.AdConfigurationArn != nil {
+		if err := s.checkChannelAdConfig(*in.AdConfigurationArn, false); err != nil {
+			return err
+		}
 	}
 	if m := in.MultitrackInputConfiguration; m != nil {
 		if err := checkEnum("multitrackInputConfiguration.policy", m.Policy, "ALLOW", "REQUIRE"); err != nil {
@@ -142,6 +145,7 @@ func (s *Server) applyChannelInput(c *store.Channel, in *channelInput) error {
 	set(&c.LatencyMode, in.LatencyMode)
 	set(&c.Type, in.Type)
 	set(&c.RecordingConfigurationArn, in.RecordingConfigurationArn)
+	set(&c.AdConfigurationArn, in.AdConfigurationArn)
 	set(&c.ContainerFormat, in.ContainerFormat)
 	if in.Authorized != nil {
 		c.Authorized = *in.Authorized
@@ -177,6 +181,9 @@ func (s *Server) applyChannelInput(c *store.Channel, in *channelInput) error {
 		if c.ContainerFormat != "FRAGMENTED_MP4" {
 			return errValidation("multitrack input requires containerFormat FRAGMENTED_MP4")
 		}
+	}
+	if err := s.checkChannelAdConfig(c.AdConfigurationArn, true); err != nil {
+		return err
 	}
 	if c.RecordingConfigurationArn != "" {
 		a, _ := parseARN(c.RecordingConfigurationArn)

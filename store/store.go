@@ -23,6 +23,7 @@ type Channel struct {
 	InsecureIngest               bool              `json:"insecureIngest"`
 	Preset                       string            `json:"preset,omitempty"`
 	RecordingConfigurationArn    string            `json:"recordingConfigurationArn,omitempty"`
+	AdConfigurationArn           string            `json:"adConfigurationArn,omitempty"`
 	PlaybackRestrictionPolicyArn string            `json:"playbackRestrictionPolicyArn,omitempty"`
 	ContainerFormat              string            `json:"containerFormat,omitempty"`
 	Multitrack                   *Multitrack       `json:"multitrack,omitempty"`
@@ -178,6 +179,7 @@ type Store struct {
 	StreamKeyValues  *Table[string] // StreamKeyDigest(value) -> stream key ID, for the ingest's lookup
 	PlaybackKeyPairs *Table[PlaybackKeyPair]
 	RecordingConfigs *Table[RecordingConfiguration]
+	AdConfigs        *Table[AdConfiguration] // ads.go
 	Live             *Table[Live]
 	Sessions         *Table[Session] // key: <channel id>.<stream id>
 	// TokenUses records single-use playback tokens already spent (value: their expiry).
@@ -220,6 +222,9 @@ func Open(ctx context.Context, js jetstream.JetStream, repl bus.Replication) (*S
 		return nil, err
 	}
 	if s.RecordingConfigs, err = openTable[RecordingConfiguration](ctx, js, repl, durable("glasscast_recording_configs")); err != nil {
+		return nil, err
+	}
+	if s.AdConfigs, err = openTable[AdConfiguration](ctx, js, repl, durable("glasscast_ad_configs")); err != nil {
 		return nil, err
 	}
 	live := jetstream.KeyValueConfig{

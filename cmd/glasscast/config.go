@@ -106,7 +106,7 @@ func defaultConfig() *Config {
 		HTTPMaxConnsPerIP: 1000,
 		HTTPMaxConns:      20000,
 		HTTPBodyTimeout:   30 * time.Second,
-		Quotas:            control.Quotas{Channels: 5000, StreamKeysPerChannel: 2, PlaybackKeyPairs: 3, RecordingConfigurations: 20, ChatRooms: 50000, ChatLoggingConfigurations: 10},
+		Quotas:            control.Quotas{Channels: 5000, StreamKeysPerChannel: 2, PlaybackKeyPairs: 3, RecordingConfigurations: 20, AdConfigurations: 20, ChatRooms: 50000, ChatLoggingConfigurations: 10},
 
 		RTMPListen:     ":1935",
 		RTMPSListen:    ":1936",
@@ -166,6 +166,7 @@ func (c *Config) options() []option {
 		{"quotas.streamKeysPerChannel", "Most stream keys per channel. IVS allows 1; 2 lets a broadcaster rotate keys without going off air.", &c.Quotas.StreamKeysPerChannel},
 		{"quotas.playbackKeyPairs", "Most playback key pairs the account may import.", &c.Quotas.PlaybackKeyPairs},
 		{"quotas.recordingConfigurations", "Most recording configurations the account may create.", &c.Quotas.RecordingConfigurations},
+		{"quotas.adConfigurations", "Most ad configurations the account may create.", &c.Quotas.AdConfigurations},
 		{"ingest.rtmpListen", "Address of the plain RTMP listener (only channels with insecureIngest accept it). Empty disables it.", &c.RTMPListen},
 		{"ingest.rtmpsListen", "Address of the RTMPS listener. Empty disables it.", &c.RTMPSListen},
 		{"ingest.partTarget", "Requested LL-HLS part duration; the advertised PART-TARGET is a whole number of frames near it.", &c.PartTarget},
