@@ -20,11 +20,15 @@ import (
 // included, then inserts a 10 s break into a live transcoded (STANDARD) channel: every
 // rendition's media playlist, parsed by gohlslib, shows the same splice out and splice in
 // (EXT-X-DATERANGE with SCTE-35 splice_inserts at the same PTS, EXT-X-CUE-OUT/IN) before the
-// same segment.
+// same segment; the recording's playlists in S3 (versitygw) carry the same markers.
 func TestAdBreaks(t *testing.T) {
-	n := startServe(t, "")
+	s3 := startS3(t)
+	s3.createBucket(t, seedBucket)
+	n := startServe(t, "", append(s3.serveArgs(), "--ingest-reconnect-grace", "1s")...)
+	logOnFailure(t, n)
 	c := n.ivsClient()
 	ctx := ctxT(t, 2*time.Minute)
+	rc := recordingConfig(t, ctx, c, seedBucket, 60, 0)
 	mt := "arn:aws:mediatailor:us-east-1:000000000000:playbackConfiguration/glasscast-test"
 
 	_, err := c.CreateAdConfiguration(ctx, &ivs.CreateAdConfigurationInput{MediaTailorPlaybackConfigurations: []types.MediaTailorPlaybackConfiguration{}})
@@ -82,7 +86,7 @@ func TestAdBreaks(t *testing.T) {
 	_, err = c.InsertAdBreak(ctx, &ivs.InsertAdBreakInput{ChannelArn: plain.Arn, DurationSeconds: aws.Int32(10)})
 	wantCode(t, err, "ValidationException")
 	ch, key := testChannel(t, ctx, c, &ivs.CreateChannelInput{Name: aws.String("ads"), Type: types.ChannelTypeStandardChannelType,
-		InsecureIngest: true, AdConfigurationArn: &arns[0]})
+		InsecureIngest: true, AdConfigurationArn: &arns[0], RecordingConfigurationArn: rc.Arn})
 	if ch.AdConfigurationArn == nil || *ch.AdConfigurationArn != arns[0] {
 		t.Fatalf("channel's adConfigurationArn %v", ch.AdConfigurationArn)
 	}
@@ -95,7 +99,7 @@ func TestAdBreaks(t *testing.T) {
 		wantCode(t, err, "ValidationException")
 	}
 
-	publish(t, n.rtmpURL(key), pubOptions{Size: "640x360"})
+	pub := publish(t, n.rtmpURL(key), pubOptions{Size: "640x360", Duration: 26 * time.Second})
 	waitLive(t, ctx, c, ch.Arn)
 	waitPlayable(t, *ch.PlaybackUrl)
 	ins, err := c.InsertAdBreak(ctx, &ivs.InsertAdBreakInput{ChannelArn: ch.Arn, DurationSeconds: aws.Int32(10)})
@@ -178,6 +182,33 @@ func TestAdBreaks(t *testing.T) {
 		// The same media time in every rendition: same segments, same START-DATE, same PTS.
 		if e != *first {
 			t.Fatalf("renditions differ:\n%+v\n%+v", e, *first)
+		}
+	}
+
+	// The recording: every rendition's playlist.m3u8 has both date ranges and the cue tags,
+	// in front of the file that starts at the splice point.
+	<-pub.exited
+	chID := (*ch.Arn)[strings.LastIndexByte(*ch.Arn, '/')+1:]
+	keys := waitEventFile(t, s3, seedBucket, "ivs/v1/"+testAccount+"/"+chID+"/", 1, time.Minute)
+	prefixes := recordingPrefixes(t, keys)
+	if len(prefixes) != 1 {
+		t.Fatalf("want one recording, got %v", prefixes)
+	}
+	end := readEvent(t, s3, seedBucket, prefixes[0]+"events/recording-ended.json")
+	if len(end.Media.HLS.Renditions) < 2 {
+		t.Fatalf("recording of %d renditions", len(end.Media.HLS.Renditions))
+	}
+	for _, r := range end.Media.HLS.Renditions {
+		for _, name := range []string{"playlist.m3u8", "byte-range-variant.m3u8"} {
+			body, _ := s3.get(t, seedBucket, prefixes[0]+"media/hls/"+r.Path+"/"+name)
+			if _, err := playlist.Unmarshal(body); err != nil {
+				t.Fatalf("gohlslib refuses the recording's %s/%s: %v\n%s", r.Path, name, err, body)
+			}
+			for _, want := range []string{first.out, first.in, "#EXT-X-CUE-OUT:DURATION=10\n", "#EXT-X-CUE-IN\n#EXTINF"} {
+				if !strings.Contains(string(body), want) {
+					t.Fatalf("the recording's %s/%s lacks %q:\n%s", r.Path, name, want, body)
+				}
+			}
 		}
 	}
 }
