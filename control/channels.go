@@ -276,6 +276,7 @@ type channelSummary struct {
 	LatencyMode                  string            `json:"latencyMode"`
 	Authorized                   bool              `json:"authorized"`
 	RecordingConfigurationArn    string            `json:"recordingConfigurationArn"`
+	AdConfigurationArn           string            `json:"adConfigurationArn,omitempty"`
 	Tags                         map[string]string `json:"tags"`
 	InsecureIngest               bool              `json:"insecureIngest"`
 	Type                         string            `json:"type"`
@@ -325,7 +326,7 @@ func (s *Server) listChannels(ctx context.Context, r *request) (any, error) {
 	out := make([]channelSummary, 0, len(channels))
 	for _, c := range channels {
 		out = append(out, channelSummary{Arn: s.channelARN(c.ID), Name: c.Name, LatencyMode: c.LatencyMode,
-			Authorized: c.Authorized, RecordingConfigurationArn: c.RecordingConfigurationArn, Tags: tagsOut(c.Tags),
+			Authorized: c.Authorized, RecordingConfigurationArn: c.RecordingConfigurationArn, AdConfigurationArn: c.AdConfigurationArn, Tags: tagsOut(c.Tags),
 			InsecureIngest: c.InsecureIngest, Type: c.Type, Preset: c.Preset, PlaybackRestrictionPolicyArn: c.PlaybackRestrictionPolicyArn})
 	}
 	return listResponse("channels", out, next), nil

@@ -24,7 +24,7 @@ import (
 func TestAdBreaks(t *testing.T) {
 	s3 := startS3(t)
 	s3.createBucket(t, seedBucket)
-	n := startServe(t, "", append(s3.serveArgs(), "--ingest-reconnect-grace", "1s")...)
+	n := startServe(t, "", append(s3.serveArgs(), "--ingest-reconnect-grace", "1s", "--quotas-ad-configurations", "2")...)
 	logOnFailure(t, n)
 	c := n.ivsClient()
 	ctx := ctxT(t, 2*time.Minute)
@@ -50,6 +50,9 @@ func TestAdBreaks(t *testing.T) {
 		}
 		arns = append(arns, *a.Arn)
 	}
+	_, err = c.CreateAdConfiguration(ctx, &ivs.CreateAdConfigurationInput{
+		MediaTailorPlaybackConfigurations: []types.MediaTailorPlaybackConfiguration{{PlaybackConfigurationArn: aws.String(mt)}}})
+	wantCode(t, err, "ServiceQuotaExceededException")
 	got, err := c.GetAdConfiguration(ctx, &ivs.GetAdConfigurationInput{Arn: &arns[0]})
 	if err != nil || *got.AdConfiguration.Name != "ads-a" {
 		t.Fatalf("get: %v", err)
@@ -92,6 +95,10 @@ func TestAdBreaks(t *testing.T) {
 	}
 	_, err = c.DeleteAdConfiguration(ctx, &ivs.DeleteAdConfigurationInput{Arn: &arns[0]})
 	wantCode(t, err, "ConflictException")
+	list, err := c.ListChannels(ctx, &ivs.ListChannelsInput{FilterByName: aws.String("ads")})
+	if err != nil || len(list.Channels) != 1 || list.Channels[0].AdConfigurationArn == nil || *list.Channels[0].AdConfigurationArn != arns[0] {
+		t.Fatalf("ListChannels: %v", err)
+	}
 	_, err = c.InsertAdBreak(ctx, &ivs.InsertAdBreakInput{ChannelArn: ch.Arn, DurationSeconds: aws.Int32(10)})
 	wantCode(t, err, "ChannelNotBroadcasting")
 	for _, d := range []int32{0, 301} {
@@ -211,6 +218,15 @@ func TestAdBreaks(t *testing.T) {
 			}
 		}
 	}
+	// The stream has ended: detached, the ad configuration can go.
+	if _, err := c.UpdateChannel(ctx, &ivs.UpdateChannelInput{Arn: ch.Arn, AdConfigurationArn: aws.String("")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteAdConfiguration(ctx, &ivs.DeleteAdConfigurationInput{Arn: &arns[0]}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.GetAdConfiguration(ctx, &ivs.GetAdConfigurationInput{Arn: &arns[0]})
+	wantCode(t, err, "ResourceNotFoundException")
 }
 
 func spliceOf(t *testing.T, line, attr string) metadata.SpliceInsert {
