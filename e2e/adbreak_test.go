@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"net/url"
 	"strconv"
 	"strings"
@@ -20,8 +21,10 @@ import (
 // included, then inserts a 10 s break into a live transcoded (STANDARD) channel: every
 // rendition's media playlist, parsed by gohlslib, shows the same splice out and splice in
 // (EXT-X-DATERANGE with SCTE-35 splice_inserts at the same PTS, EXT-X-CUE-OUT/IN) before the
-// same segment; the recording's playlists in S3 (versitygw) carry the same markers.
+// same segment; hls.js in Chromium reads the pair as one valid date range with both SCTE-35
+// values; the recording's playlists in S3 (versitygw) carry the same markers.
 func TestAdBreaks(t *testing.T) {
+	needBrowser(t)
 	s3 := startS3(t)
 	s3.createBucket(t, seedBucket)
 	n := startServe(t, "", append(s3.serveArgs(), "--ingest-reconnect-grace", "1s", "--quotas-ad-configurations", "2")...)
@@ -114,6 +117,22 @@ func TestAdBreaks(t *testing.T) {
 		t.Fatalf("InsertAdBreak: %v", err)
 	}
 	asked := time.Now()
+	// hls.js in Chromium plays alongside and reports the break's date range as it parsed it.
+	type hlsjsRange struct {
+		ID, StartDate, Out, In    string
+		Duration, PlannedDuration float64
+		Valid                     bool
+	}
+	var seenByHlsjs *hlsjsRange
+	hlsjsDone := make(chan struct{})
+	go func() {
+		defer close(hlsjsDone)
+		nodeScript(t, func(m map[string]json.RawMessage) {
+			if raw, ok := m["done"]; ok {
+				_ = json.Unmarshal(raw, &seenByHlsjs)
+			}
+		}, "dateranges.mjs", n.endpoint()+"/player/"+(*ch.Arn)[strings.LastIndexByte(*ch.Arn, '/')+1:], *ins.AdBreakId, "40")
+	}()
 	_, err = c.InsertAdBreak(ctx, &ivs.InsertAdBreakInput{ChannelArn: ch.Arn, DurationSeconds: aws.Int32(5)})
 	wantCode(t, err, "ConflictException")
 
@@ -191,6 +210,14 @@ func TestAdBreaks(t *testing.T) {
 			t.Fatalf("renditions differ:\n%+v\n%+v", e, *first)
 		}
 	}
+
+	<-hlsjsDone
+	if r := seenByHlsjs; r == nil || !r.Valid || r.ID != *ins.AdBreakId || r.PlannedDuration != 10 || r.Duration < 10 ||
+		!strings.Contains(first.out, `START-DATE="`+r.StartDate+`"`) ||
+		!strings.Contains(first.out, "SCTE35-OUT="+r.Out) || !strings.Contains(first.in, "SCTE35-IN="+r.In) {
+		t.Fatalf("hls.js saw the break as %+v; the playlists say\n%s\n%s", r, first.out, first.in)
+	}
+	t.Logf("hls.js: %+v", *seenByHlsjs)
 
 	// The recording: every rendition's playlist.m3u8 has both date ranges and the cue tags,
 	// in front of the file that starts at the splice point.
