@@ -218,6 +218,9 @@ func TestAdBreaks(t *testing.T) {
 		t.Fatalf("hls.js saw the break as %+v; the playlists say\n%s\n%s", r, first.out, first.in)
 	}
 	t.Logf("hls.js: %+v", *seenByHlsjs)
+	if at, err := time.Parse(time.RFC3339Nano, seenByHlsjs.StartDate); err == nil {
+		t.Logf("splice out %v (program date time) after InsertAdBreak returned; break of %v s", at.Sub(asked).Round(10*time.Millisecond), seenByHlsjs.Duration)
+	}
 
 	// The recording: every rendition's playlist.m3u8 has both date ranges and the cue tags,
 	// in front of the file that starts at the splice point.
