@@ -66,3 +66,44 @@ func TestAdBreakOnSegmentBoundaries(t *testing.T) {
 		t.Errorf("the splice out wrote %d ID3 emsg", len(msgs))
 	}
 }
+
+// TestAdBreakAcrossReconnect: a packager that continues a broadcast (a publisher reconnected)
+// writes the splice in of the break its predecessor started.
+func TestAdBreakAcrossReconnect(t *testing.T) {
+	in := readTS(t, encode(t, 4, x264("320x180", "30", 60), aac()))
+	wall := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	rec := &recorder{}
+	p, err := New(Config{Now: fixedClock(wall)}, in.video, in.audio, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.AddCue(media.Cue{ID: "brk", AdBreak: &media.AdBreak{Planned: 2 * time.Second}})
+	feed(t, p, in, in.units[:len(in.units)/3]) // the break starts with segment 0, then the publisher leaves
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := p.State()
+	if st.AdBreak == nil || st.AdBreak.AdBreak.In {
+		t.Fatalf("state carries no running break: %+v", st.AdBreak)
+	}
+	rec2 := &recorder{}
+	p2, err := New(Config{Now: fixedClock(wall.Add(st.Time)), Start: st}, in.video, in.audio, rec2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(t, p2, in, in.units)
+	if err := p2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range rec2.parts {
+		for _, c := range part.Cues {
+			if c.ID == "brk" && c.AdBreak != nil && c.AdBreak.In {
+				if c.AdBreak.Duration < 2*time.Second || !c.AdBreak.Start.Equal(st.AdBreak.AdBreak.Start) {
+					t.Fatalf("splice in %+v", c.AdBreak)
+				}
+				return
+			}
+		}
+	}
+	t.Fatal("the successor wrote no splice in")
+}

@@ -47,6 +47,10 @@ type Start struct {
 	PartTarget time.Duration // advertised PART-TARGET, fixed for the broadcast
 	Generation int           // generation of the last init segment
 	Init       []byte        // the last init segment, to tell whether the next one differs
+	// AdBreak is the splice out of an ad break still running, which started at media time
+	// AdBreakAt: the successor writes its splice in.
+	AdBreak   *media.Cue
+	AdBreakAt time.Duration
 }
 
 func (s Start) resumed() bool { return s.Sequence != 0 }

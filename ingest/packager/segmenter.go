@@ -76,6 +76,10 @@ func (s *segmenter) init(p *Packager) {
 	s.msn, s.seq, s.outBase = st.MSN, max(st.Sequence, 1), st.Time
 	s.gen = st.Generation
 	s.discontinuity = st.resumed()
+	if st.AdBreak != nil {
+		out := *st.AdBreak
+		p.ads.open, p.ads.outAt = &out, st.AdBreakAt
+	}
 }
 
 // begin starts the timeline: the first frame of the leading track, at input time in, becomes
@@ -400,6 +404,7 @@ func (s *segmenter) state() Start {
 	p := s.p
 	st := p.cfg.Start
 	st.PartTarget = p.PartTarget()
+	st.AdBreak, st.AdBreakAt = p.ads.open, p.ads.outAt
 	if s.inits == 0 {
 		return st
 	}
