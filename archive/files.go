@@ -43,11 +43,16 @@ func (r *recording) write(ctx context.Context, rs *renditionState, seg *source.S
 		r.closeFileLocked(rs)
 		rs.disc = rs.disc || seg.Discontinuity
 	}
-	if rs.open && rs.ts.Duration() >= r.a.cfg.SegmentTarget {
+	// An ad break's splice point starts a file, so the recording's playlists can put its
+	// markers in front of the file at the right media time.
+	if rs.open && (rs.ts.Duration() >= r.a.cfg.SegmentTarget || len(seg.AdMarkers) > 0) {
 		r.closeFileLocked(rs)
 	}
-	if !rs.open && !r.openFileLocked(rs) {
-		return
+	if !rs.open {
+		if !r.openFileLocked(rs) {
+			return
+		}
+		rs.lr.Files[len(rs.lr.Files)-1].AdMarkers = seg.AdMarkers
 	}
 	reserve := int64(len(seg.Data))*5/4 + 64<<10 // TS costs more than fMP4: 188-byte packets, PES headers
 	if err := r.q.Reserve(reserve); err != nil {
@@ -82,7 +87,7 @@ func (r *recording) write(ctx context.Context, rs *renditionState, seg *source.S
 	f.Chunks = append(f.Chunks[:0], chunks...)
 	rs.nextMSN = seg.MSN + 1
 	if err := r.j.add(entry{Kind: kindChunks, R: rs.lr.Name, N: f.N, From: from, Chunks: chunks[from:], Size: rs.size,
-		MSN: seg.MSN, Disc: f.Discontinuity}); err != nil {
+		MSN: seg.MSN, Disc: f.Discontinuity, AdMarkers: f.AdMarkers}); err != nil {
 		r.markLost("journal: " + err.Error())
 	}
 	for _, kf := range kfs {

@@ -62,6 +62,7 @@ type entry struct {
 	Size      int64               `json:"size,omitempty"`
 	MSN       uint64              `json:"msn,omitempty"`
 	Disc      bool                `json:"disc,omitempty"`
+	AdMarkers []string            `json:"ads,omitempty"` // the file's, for the playlists
 	Thumbs    *layout.Thumbnails  `json:"thumbs,omitempty"`
 	Reason    string              `json:"reason,omitempty"`
 }
@@ -147,7 +148,7 @@ func readJournal(dir string) (*replayed, error) {
 			}
 			f := rs.fileN(e.N)
 			if f == nil {
-				rs.lr.Files = append(rs.lr.Files, layout.File{N: e.N, Discontinuity: e.Disc})
+				rs.lr.Files = append(rs.lr.Files, layout.File{N: e.N, Discontinuity: e.Disc, AdMarkers: e.AdMarkers})
 				f = &rs.lr.Files[len(rs.lr.Files)-1]
 				rs.open = true
 			}

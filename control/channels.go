@@ -20,6 +20,7 @@ type channelJSON struct {
 	LatencyMode                  string            `json:"latencyMode"`
 	Type                         string            `json:"type"`
 	RecordingConfigurationArn    string            `json:"recordingConfigurationArn"`
+	AdConfigurationArn           string            `json:"adConfigurationArn,omitempty"`
 	IngestEndpoint               string            `json:"ingestEndpoint,omitempty"`
 	PlaybackURL                  string            `json:"playbackUrl,omitempty"`
 	Authorized                   bool              `json:"authorized"`
@@ -66,7 +67,7 @@ func (s *Server) channelOut(r *request, c store.Channel) channelJSON {
 	}
 	out := channelJSON{
 		Arn: s.channelARN(c.ID), Name: c.Name, LatencyMode: c.LatencyMode, Type: c.Type,
-		RecordingConfigurationArn: c.RecordingConfigurationArn, IngestEndpoint: ingest,
+		RecordingConfigurationArn: c.RecordingConfigurationArn, AdConfigurationArn: c.AdConfigurationArn, IngestEndpoint: ingest,
 		PlaybackURL: s.playbackURL(r, c.ID), Authorized: c.Authorized, Tags: tagsOut(c.Tags),
 		InsecureIngest: c.InsecureIngest, Preset: c.Preset,
 		PlaybackRestrictionPolicyArn: c.PlaybackRestrictionPolicyArn, ContainerFormat: c.ContainerFormat,
@@ -139,8 +140,10 @@ func (s *Server) validateChannelInput(in *channelInput) error {
 			return constraint("playbackRestrictionPolicyArn", *in.PlaybackRestrictionPolicyArn, "Member must satisfy regular expression pattern: ^$|^arn:aws:ivs:[a-z0-9-]+:[0-9]+:playback-restriction-policy/[a-zA-Z0-9-]+$")
 		}
 	}
-	if in.AdConfigurationArn != nil && *in.AdConfigurationArn != "" {
-		return errValidation("ad configurations are not supported by Glasscast")
+	if in.AdConfigurationArn != nil {
+		if err := s.checkChannelAdConfig(*in.AdConfigurationArn, false); err != nil {
+			return err
+		}
 	}
 	if m := in.MultitrackInputConfiguration; m != nil {
 		if err := checkEnum("multitrackInputConfiguration.policy", m.Policy, "ALLOW", "REQUIRE"); err != nil {
@@ -165,6 +168,7 @@ func (s *Server) applyChannelInput(c *store.Channel, in *channelInput) error {
 	set(&c.Type, in.Type)
 	set(&c.RecordingConfigurationArn, in.RecordingConfigurationArn)
 	set(&c.PlaybackRestrictionPolicyArn, in.PlaybackRestrictionPolicyArn)
+	set(&c.AdConfigurationArn, in.AdConfigurationArn)
 	set(&c.ContainerFormat, in.ContainerFormat)
 	if in.Authorized != nil {
 		c.Authorized = *in.Authorized
@@ -200,6 +204,9 @@ func (s *Server) applyChannelInput(c *store.Channel, in *channelInput) error {
 		if c.ContainerFormat != "FRAGMENTED_MP4" {
 			return errValidation("multitrack input requires containerFormat FRAGMENTED_MP4")
 		}
+	}
+	if err := s.checkChannelAdConfig(c.AdConfigurationArn, true); err != nil {
+		return err
 	}
 	if c.RecordingConfigurationArn != "" {
 		a, _ := parseARN(c.RecordingConfigurationArn)
@@ -298,6 +305,7 @@ type channelSummary struct {
 	LatencyMode                  string            `json:"latencyMode"`
 	Authorized                   bool              `json:"authorized"`
 	RecordingConfigurationArn    string            `json:"recordingConfigurationArn"`
+	AdConfigurationArn           string            `json:"adConfigurationArn,omitempty"`
 	Tags                         map[string]string `json:"tags"`
 	InsecureIngest               bool              `json:"insecureIngest"`
 	Type                         string            `json:"type"`
@@ -347,7 +355,7 @@ func (s *Server) listChannels(ctx context.Context, r *request) (any, error) {
 	out := make([]channelSummary, 0, len(channels))
 	for _, c := range channels {
 		out = append(out, channelSummary{Arn: s.channelARN(c.ID), Name: c.Name, LatencyMode: c.LatencyMode,
-			Authorized: c.Authorized, RecordingConfigurationArn: c.RecordingConfigurationArn, Tags: tagsOut(c.Tags),
+			Authorized: c.Authorized, RecordingConfigurationArn: c.RecordingConfigurationArn, AdConfigurationArn: c.AdConfigurationArn, Tags: tagsOut(c.Tags),
 			InsecureIngest: c.InsecureIngest, Type: c.Type, Preset: c.Preset, PlaybackRestrictionPolicyArn: c.PlaybackRestrictionPolicyArn})
 	}
 	return listResponse("channels", out, next), nil

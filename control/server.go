@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"glasscast/auth"
+	"glasscast/ingestctl"
 	"glasscast/store"
 )
 
@@ -28,6 +29,8 @@ type Quotas struct {
 	RecordingConfigurations int
 	// PlaybackRestrictionPolicies bounds playback restriction policies; 0 means unlimited.
 	PlaybackRestrictionPolicies int
+	// AdConfigurations bounds ad configurations; 0 means unlimited.
+	AdConfigurations        int
 
 	// IVS Chat; 0 means unlimited.
 	ChatRooms                 int
@@ -75,6 +78,8 @@ type Broadcasts interface {
 	Stop(ctx context.Context, channelID string) error
 	// PutMetadata inserts timed metadata into the channel's stream.
 	PutMetadata(ctx context.Context, channelID, metadata string) error
+	// InsertAdBreak starts an ad break in the channel's stream.
+	InsertAdBreak(ctx context.Context, channelID string, ab ingestctl.AdBreak) error
 }
 
 // Server answers the control API.
@@ -142,6 +147,11 @@ func New(cfg Config, st *store.Store, b Broadcasts, viewers func(string) int64, 
 		"POST /GetStreamSession":                s.getStreamSession,
 		"POST /ListStreamSessions":              s.listStreamSessions,
 		"POST /PutMetadata":                     s.putMetadata,
+		"POST /CreateAdConfiguration": s.createAdConfiguration,
+		"POST /GetAdConfiguration": s.getAdConfiguration,
+		"POST /ListAdConfigurations": s.listAdConfigurations,
+		"POST /DeleteAdConfiguration": s.deleteAdConfiguration,
+		"POST /InsertAdBreak": s.insertAdBreak,
 		"POST /tags":                            s.tagResource,
 		"DELETE /tags":                          s.untagResource,
 		"GET /tags":                             s.listTagsForResource,

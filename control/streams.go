@@ -133,6 +133,8 @@ func (s *Server) broadcastError(channelArn string, err error) error {
 		return errNotBroadcasting(channelArn)
 	case errors.Is(err, ingestctl.ErrThrottled):
 		return errThrottled("too many PutMetadata calls for channel %s: at most %d per second", channelArn, metadata.RatePerSecond)
+	case errors.Is(err, ingestctl.ErrAdBreakRunning):
+		return errConflict("an ad break is already running on channel %s", channelArn)
 	case errors.Is(err, ingestctl.ErrUnavailable):
 		return errStreamUnavailable("the ingest holding channel %s did not answer", channelArn)
 	}

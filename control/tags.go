@@ -30,6 +30,8 @@ func (s *Server) withTags(ctx context.Context, resARN string, fn func(tags map[s
 		tags, err = updateTags(ctx, s.store.RecordingConfigs, a.ID, func(c *store.RecordingConfiguration) *map[string]string { return &c.Tags }, fn)
 	case playbackPolicyType:
 		tags, err = updateTags(ctx, s.store.PlaybackPolicies, a.ID, func(p *store.PlaybackRestrictionPolicy) *map[string]string { return &p.Tags }, fn)
+	case "ad-configuration":
+		tags, err = updateTags(ctx, s.store.AdConfigs, a.ID, func(c *store.AdConfiguration) *map[string]string { return &c.Tags }, fn)
 	default:
 		return nil, errNotFound("resource %s not found", resARN)
 	}

@@ -71,6 +71,7 @@ type StreamChange struct {
 	StreamID    string
 	Code        string // Session Ended's or a transcoder failure's code
 	Reason      string // Stream Failure's reason
+	AdBreakID   string // Ad Break Start's InsertAdBreak id (Glasscast's own event name)
 	Time        time.Time
 }
 
@@ -138,7 +139,8 @@ func (e Envelope) Stream(c StreamChange) (Event, error) {
 		StreamID    string `json:"stream_id"`
 		Code        string `json:"code,omitempty"`
 		Reason      string `json:"reason,omitempty"`
-	}{c.Name, c.ChannelName, c.StreamID, c.Code, c.Reason}
+		AdBreakID   string `json:"ad_break_id,omitempty"`
+	}{c.Name, c.ChannelName, c.StreamID, c.Code, c.Reason, c.AdBreakID}
 	return e.wrap(c.DetailType, c.ChannelID, c.Time, d)
 }
 

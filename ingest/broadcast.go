@@ -52,6 +52,7 @@ type broadcast struct {
 	sub       *ingestctl.Subscription
 	stopBeat  chan struct{}
 	meter     metrics.IngestMeter // set by claim, before any publisher runs
+	adUntil   time.Time           // when the last ad break accepted ends, at the latest
 }
 
 // attach gives a publisher its channel's broadcast: the one waiting in its reconnect grace,
@@ -396,6 +397,31 @@ func (b *broadcast) PutMetadata(ctx context.Context, text string) error {
 	// Between a disconnect and a reconnect there is no packager: the cue waits for the next one.
 	b.log.Info("timed metadata arrived while the publisher is reconnecting; it is dropped")
 	return ingestctl.ErrNotBroadcasting
+}
+
+// InsertAdBreak implements ingestctl.Handler: the break starts at the next segment boundary of
+// every rendition (packager/adbreak.go says why there). One break runs at a time.
+func (b *broadcast) InsertAdBreak(ctx context.Context, ab ingestctl.AdBreak) error {
+	now := time.Now()
+	b.mu.Lock()
+	pub, ended := b.pub, b.ended
+	switch {
+	case ended || pub == nil || pub.b == nil:
+		b.mu.Unlock()
+		return ingestctl.ErrNotBroadcasting
+	case now.Before(b.adUntil):
+		b.mu.Unlock()
+		return ingestctl.ErrAdBreakRunning
+	}
+	// The break may start up to a segment later and end up to a segment after its duration.
+	b.adUntil = now.Add(ab.Duration + 2*max(b.s.cfg.SegmentTarget, b.s.cfg.NormalSegmentTarget))
+	b.mu.Unlock()
+	pub.queueCue(media.Cue{ID: ab.ID, Time: now.UTC(), AdBreak: &media.AdBreak{Planned: ab.Duration}})
+	if e := b.s.cfg.Events; e != nil {
+		e.StreamEvent(ctx, events.StreamChange{DetailType: events.StreamStateChange, Name: "Ad Break Start", ChannelID: b.channel.ID,
+			ChannelName: b.channel.Name, StreamID: b.streamID, AdBreakID: ab.ID, Time: now})
+	}
+	return nil
 }
 
 // Stop implements ingestctl.Handler: StopStream disconnects the publisher and ends the stream

@@ -255,8 +255,10 @@ func (s *Session) dropInband(reason string) {
 
 // addCue puts timed metadata (in-band or from PutMetadata) into the next part of every
 // rendition, or holds it until the pipeline exists.
-func (s *Session) addCue(text string) {
-	c := s.b.newCue(text)
+func (s *Session) addCue(text string) { s.queueCue(s.b.newCue(text)) }
+
+// queueCue queues a prepared cue (timed metadata or an ad break) for every rendition.
+func (s *Session) queueCue(c media.Cue) {
 	s.mu.Lock()
 	if s.pipe != nil {
 		s.pipe.AddCue(c)

@@ -1,5 +1,5 @@
 // Package ingestctl carries the control API's requests to whichever ingest holds a channel's
-// publisher, over NATS: stop the stream, insert timed metadata. The ingest answers on a
+// publisher, over NATS: stop the stream, insert timed metadata or an ad break. The ingest answers on a
 // subject per channel, so a request reaches exactly the node that owns the broadcast.
 package ingestctl
 
@@ -18,18 +18,27 @@ var (
 	ErrNotBroadcasting = errors.New("channel is not broadcasting")
 	ErrThrottled       = errors.New("too many requests")
 	ErrUnavailable     = errors.New("ingest unavailable")
+	// ErrAdBreakRunning refuses an ad break while another one is still on air.
+	ErrAdBreakRunning = errors.New("an ad break is already running")
 )
 
 const (
 	subjectStop     = "glasscast.ingest.stop."
 	subjectMetadata = "glasscast.ingest.metadata."
+	subjectAdBreak  = "glasscast.ingest.adbreak."
 )
+
+// AdBreak is an InsertAdBreak request.
+type AdBreak struct {
+	ID       string        `json:"id"`
+	Duration time.Duration `json:"duration"`
+}
 
 type reply struct {
 	Error string `json:"error,omitempty"`
 }
 
-var wireErrors = map[string]error{"not_broadcasting": ErrNotBroadcasting, "throttled": ErrThrottled}
+var wireErrors = map[string]error{"not_broadcasting": ErrNotBroadcasting, "throttled": ErrThrottled, "ad_break_running": ErrAdBreakRunning}
 
 // Client sends requests; the control API uses it.
 type Client struct {
@@ -46,6 +55,15 @@ func (c *Client) Stop(ctx context.Context, channelID string) error {
 // PutMetadata inserts timed metadata into a channel's stream.
 func (c *Client) PutMetadata(ctx context.Context, channelID, metadata string) error {
 	return c.request(ctx, subjectMetadata+channelID, []byte(metadata))
+}
+
+// InsertAdBreak starts an ad break in a channel's stream at its next segment boundary.
+func (c *Client) InsertAdBreak(ctx context.Context, channelID string, ab AdBreak) error {
+	b, err := json.Marshal(ab)
+	if err != nil {
+		return err
+	}
+	return c.request(ctx, subjectAdBreak+channelID, b)
 }
 
 func (c *Client) request(ctx context.Context, subject string, data []byte) error {
@@ -81,6 +99,7 @@ func (c *Client) request(ctx context.Context, subject string, data []byte) error
 type Handler interface {
 	Stop(ctx context.Context) error
 	PutMetadata(ctx context.Context, metadata string) error
+	InsertAdBreak(ctx context.Context, ab AdBreak) error
 }
 
 // Subscription answers one channel's requests until Close.
@@ -110,6 +129,13 @@ func Serve(nc *nats.Conn, channelID string, h Handler) (*Subscription, error) {
 	for subject, fn := range map[string]func(context.Context, []byte) error{
 		subjectStop + channelID:     func(ctx context.Context, _ []byte) error { return h.Stop(ctx) },
 		subjectMetadata + channelID: func(ctx context.Context, d []byte) error { return h.PutMetadata(ctx, string(d)) },
+		subjectAdBreak + channelID: func(ctx context.Context, d []byte) error {
+			var ab AdBreak
+			if err := json.Unmarshal(d, &ab); err != nil {
+				return fmt.Errorf("ad break request: %w", err)
+			}
+			return h.InsertAdBreak(ctx, ab)
+		},
 	} {
 		sub, err := nc.Subscribe(subject, handle(fn))
 		if err != nil {

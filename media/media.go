@@ -44,6 +44,24 @@ type Cue struct {
 	ID   string    `json:"id"`
 	Time time.Time `json:"time"` // wall-clock instant on the program-date-time timeline
 	Text string    `json:"text"`
+	// AdBreak makes the cue one end of an ad break instead of text (see AdBreak).
+	AdBreak *AdBreak `json:"adBreak,omitempty"`
+}
+
+// AdBreak is one end of an ad break (InsertAdBreak). Both ends share the cue ID, the ad break's
+// ID. The packager moves a requested break to the start of the next segment, where it is a
+// splice point in every rendition; the origin writes each end as EXT-X-DATERANGE with SCTE35-OUT
+// or SCTE35-IN, and as EXT-X-CUE-OUT or EXT-X-CUE-IN, before that segment.
+type AdBreak struct {
+	// In is false on the splice out (the break starts), true on the splice in (it ends).
+	In bool `json:"in,omitempty"`
+	// Start is the splice out's program date time: START-DATE of both date ranges.
+	Start time.Time `json:"start"`
+	// Planned is the requested duration; Duration, on the splice in, the break's actual length.
+	Planned  time.Duration `json:"planned"`
+	Duration time.Duration `json:"duration,omitempty"`
+	// SCTE35 is the splice_info_section holding the end's splice_insert().
+	SCTE35 []byte `json:"scte35,omitempty"`
 }
 
 // Part is a completed partial segment: a self-contained run of fMP4 fragments (emsg*, moof,

@@ -68,10 +68,11 @@ func runChecklist(t *testing.T, s *liveStream, notApplicable ...string) {
 }
 
 // TestConformance runs the LL-HLS checklist (P1–P19, D1–D13) against a low-latency stream with
-// two renditions, timed metadata and a full window, over real HTTP.
+// two renditions, timed metadata, ad breaks (date ranges that share an ID across segments,
+// EXT-X-CUE-OUT/IN) and a full window, over real HTTP.
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	s := startStream(t, origin.Config{DateRanges: true}, origintest.Config{Backfill: 14, CueEvery: 3})
+	s := startStream(t, origin.Config{DateRanges: true}, origintest.Config{Backfill: 14, CueEvery: 3, AdBreakEvery: 4})
 	s.run()
 	// D10 applies only to servers without delta updates: TestConformanceWithoutDeltas.
 	runChecklist(t, s, "D10")

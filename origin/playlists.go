@@ -349,6 +349,8 @@ func (b *broadcast) appendMedia(dst []byte, rd *rendition, skip playlist.Skip, q
 		}
 		if b.o.cfg.DateRanges {
 			ps.DateRanges = s.cues
+		} else {
+			ps.DateRanges = adBreaks(s.cues) // ad markers are shown whatever DateRanges says
 		}
 		m.Segments = append(m.Segments, ps)
 	}
@@ -373,4 +375,15 @@ func (b *broadcast) appendMedia(dst []byte, rd *rendition, skip playlist.Skip, q
 		}
 	}
 	return m.Append(dst, skip)
+}
+
+// adBreaks returns the ad-break ends among a segment's cues.
+func adBreaks(cues []playlist.DateRange) []playlist.DateRange {
+	var ads []playlist.DateRange
+	for _, c := range cues {
+		if c.Ad != nil {
+			ads = append(ads, c)
+		}
+	}
+	return ads
 }

@@ -268,7 +268,12 @@ func (r *rendition) addPart(s *segment, p *media.Part) int64 {
 	s.size += len(p.Data)
 	for i, c := range p.Cues {
 		fallback := "cue-" + strconv.FormatUint(p.MSN, 10) + "-" + strconv.Itoa(p.Index) + "-" + strconv.Itoa(i)
-		s.cues = append(s.cues, playlist.DateRange{ID: playlist.SafeID(c.ID, fallback), Start: c.Time, Text: c.Text})
+		d := playlist.DateRange{ID: playlist.SafeID(c.ID, fallback), Start: c.Time, Text: c.Text}
+		if a := c.AdBreak; a != nil {
+			d.Start = a.Start
+			d.Ad = &playlist.AdBreak{In: a.In, Planned: a.Planned, Duration: a.Duration, SCTE35: a.SCTE35}
+		}
+		s.cues = append(s.cues, d)
 	}
 	r.bytes += int64(len(p.Data))
 	return int64(len(p.Data))
@@ -315,7 +320,13 @@ func (r *rendition) retire(old *segment, now time.Time) {
 		r.discSeq++
 	}
 	for _, c := range old.cues {
-		r.removed = append(r.removed, removedCue{id: c.ID, at: now})
+		// An ad break's splice in shares its ID with the splice out: the ID is removed only
+		// when neither is listed any more.
+		if !slices.ContainsFunc(r.segs, func(s *segment) bool {
+			return slices.ContainsFunc(s.cues, func(d playlist.DateRange) bool { return d.ID == c.ID })
+		}) {
+			r.removed = append(r.removed, removedCue{id: c.ID, at: now})
+		}
 	}
 }
 

@@ -25,6 +25,7 @@ type Channel struct {
 	InsecureIngest               bool              `json:"insecureIngest"`
 	Preset                       string            `json:"preset,omitempty"`
 	RecordingConfigurationArn    string            `json:"recordingConfigurationArn,omitempty"`
+	AdConfigurationArn           string            `json:"adConfigurationArn,omitempty"`
 	PlaybackRestrictionPolicyArn string            `json:"playbackRestrictionPolicyArn,omitempty"`
 	ContainerFormat              string            `json:"containerFormat,omitempty"`
 	Multitrack                   *Multitrack       `json:"multitrack,omitempty"`
@@ -211,6 +212,7 @@ type Store struct {
 	// Revocations holds, by RevocationKey, the highest viewer-session version revoked; entries
 	// expire after RevocationTTL.
 	Revocations *Table[int64]
+	AdConfigs        *Table[AdConfiguration] // ads.go
 	Live             *Table[Live]
 	Sessions         *Table[Session] // key: <channel id>.<stream id>
 	// TokenUses records single-use playback tokens already spent (value: their expiry).
@@ -262,6 +264,9 @@ func Open(ctx context.Context, js jetstream.JetStream, repl bus.Replication) (*S
 	revocations.TTL = RevocationTTL
 	revocations.LimitMarkerTTL = time.Minute // edges forget expired revocations too
 	if s.Revocations, err = openTable[int64](ctx, js, repl, revocations); err != nil {
+		return nil, err
+	}
+	if s.AdConfigs, err = openTable[AdConfiguration](ctx, js, repl, durable("glasscast_ad_configs")); err != nil {
 		return nil, err
 	}
 	live := jetstream.KeyValueConfig{

@@ -83,6 +83,9 @@ type File struct {
 	// Dropped files were lost before they reached the bucket; playlists leave them out.
 	Dropped bool
 	Chunks  []remux.Chunk
+	// AdMarkers are ad-break tags the playlists write in front of the file: a file starts
+	// where a live segment with ad markers started.
+	AdMarkers []string `json:",omitempty"`
 }
 
 // Duration is the file's media duration.

@@ -77,6 +77,7 @@ func Media(rd *Rendition, ended bool, now time.Time) []byte {
 	b.WriteString("#EXT-X-TWITCH-TOTAL-SECS:" + secs(total) + "\n")
 	listed(rd, &b, func(f *File) {
 		b.WriteString("#EXT-X-PROGRAM-DATE-TIME:" + pdt(f.Chunks[0].PDT) + "\n")
+		writeAdMarkers(&b, f)
 		b.WriteString("#EXTINF:" + secs(f.Duration()) + ",\n")
 		b.WriteString(SegmentName(f.N) + "\n")
 	})
@@ -107,8 +108,11 @@ func ByteRange(rd *Rendition, ended bool) []byte {
 	}
 	b.WriteString("#EXT-X-MEDIA-SEQUENCE:0\n")
 	listed(rd, &b, func(f *File) {
-		for _, c := range f.Chunks {
+		for i, c := range f.Chunks {
 			b.WriteString("#EXT-X-PROGRAM-DATE-TIME:" + pdt(c.PDT) + "\n")
+			if i == 0 {
+				writeAdMarkers(&b, f)
+			}
 			b.WriteString("#EXTINF:" + secs(c.Duration) + ",\n")
 			b.WriteString("#EXT-X-BYTERANGE:" + strconv.FormatInt(c.Length, 10) + "@" + strconv.FormatInt(c.Offset, 10) + "\n")
 			b.WriteString(SegmentName(f.N) + "\n")
@@ -118,6 +122,14 @@ func ByteRange(rd *Rendition, ended bool) []byte {
 		b.WriteString("#EXT-X-ENDLIST\n")
 	}
 	return []byte(b.String())
+}
+
+// writeAdMarkers writes the ad-break tags in front of a file's first entry, after its
+// program date time (which EXT-X-DATERANGE needs).
+func writeAdMarkers(b *strings.Builder, f *File) {
+	for _, m := range f.AdMarkers {
+		b.WriteString(m + "\n")
+	}
 }
 
 // listed calls entry for every file a playlist lists, in order, writing EXT-X-DISCONTINUITY in

@@ -22,6 +22,9 @@ type Listed struct {
 	Duration      time.Duration
 	PDT           time.Time
 	Discontinuity bool
+	// AdMarkers are the ad-break tags in front of the segment (EXT-X-DATERANGE with SCTE35-OUT
+	// or SCTE35-IN, EXT-X-CUE-OUT, EXT-X-CUE-IN), as the origin wrote them.
+	AdMarkers []string
 }
 
 // MediaPlaylist is what the archive reads from a media playlist: the complete segments and
@@ -81,6 +84,9 @@ func ParseMedia(b []byte) (*MediaPlaylist, error) {
 			inf = true
 		case line == "#EXT-X-ENDLIST":
 			p.Ended = true
+		case strings.HasPrefix(line, "#EXT-X-CUE-OUT"), line == "#EXT-X-CUE-IN",
+			strings.HasPrefix(line, "#EXT-X-DATERANGE:") && strings.Contains(line, ",SCTE35-"):
+			cur.AdMarkers = append(cur.AdMarkers, line)
 		case strings.HasPrefix(line, "#"):
 			// Parts, hints, prefetch lines, reports, date ranges: not needed to record.
 		default:
@@ -275,5 +281,5 @@ func (f *Follower) fetch(ctx context.Context, l Listed) (*Segment, error) {
 		return nil, err
 	}
 	return &Segment{MSN: l.MSN, InitURI: l.InitURI, Init: f.init, Data: b, PDT: l.PDT, Duration: l.Duration,
-		Discontinuity: l.Discontinuity}, nil
+		Discontinuity: l.Discontinuity, AdMarkers: l.AdMarkers}, nil
 }

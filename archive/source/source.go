@@ -137,6 +137,8 @@ type Segment struct {
 	Duration time.Duration
 	// Discontinuity is the playlist's EXT-X-DISCONTINUITY on this segment.
 	Discontinuity bool
+	// AdMarkers are the playlist's ad-break tags in front of this segment.
+	AdMarkers []string
 }
 
 // Gap reports segments that left the origin before they were read.

@@ -118,7 +118,7 @@ func defaultConfig() *Config {
 		HTTPMaxConnsPerIP: 1000,
 		HTTPMaxConns:      20000,
 		HTTPBodyTimeout:   30 * time.Second,
-		Quotas:            control.Quotas{Channels: 5000, StreamKeysPerChannel: 2, PlaybackKeyPairs: 3, RecordingConfigurations: 20, PlaybackRestrictionPolicies: 20, ChatRooms: 50000, ChatLoggingConfigurations: 10},
+		Quotas:            control.Quotas{Channels: 5000, StreamKeysPerChannel: 2, PlaybackKeyPairs: 3, RecordingConfigurations: 20, PlaybackRestrictionPolicies: 20, AdConfigurations: 20, ChatRooms: 50000, ChatLoggingConfigurations: 10},
 
 		RTMPListen:         ":1935",
 		RTMPSListen:        ":1936",
@@ -186,6 +186,7 @@ func (c *Config) options() []option {
 		{"quotas.playbackKeyPairs", "Most playback key pairs the account may import.", &c.Quotas.PlaybackKeyPairs},
 		{"quotas.recordingConfigurations", "Most recording configurations the account may create.", &c.Quotas.RecordingConfigurations},
 		{"quotas.playbackRestrictionPolicies", "Most playback restriction policies the account may create.", &c.Quotas.PlaybackRestrictionPolicies},
+		{"quotas.adConfigurations", "Most ad configurations the account may create.", &c.Quotas.AdConfigurations},
 		{"ingest.rtmpListen", "Address of the plain RTMP listener (only channels with insecureIngest accept it). Empty disables it.", &c.RTMPListen},
 		{"ingest.rtmpsListen", "Address of the RTMPS listener. Empty disables it.", &c.RTMPSListen},
 		{"ingest.srtListen", "UDP address of the SRT listener (MPEG-TS over SRT; the stream key is the streamid). Empty disables it.", &c.SRTListen},

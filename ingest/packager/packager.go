@@ -48,6 +48,10 @@ type Start struct {
 	PartTarget time.Duration // advertised PART-TARGET, fixed for the broadcast
 	Generation int           // generation of the last init segment
 	Init       []byte        // the last init segment, to tell whether the next one differs
+	// AdBreak is the splice out of an ad break still running, which started at media time
+	// AdBreakAt: the successor writes its splice in.
+	AdBreak   *media.Cue
+	AdBreakAt time.Duration
 }
 
 func (s Start) resumed() bool { return s.Sequence != 0 }
@@ -100,8 +104,9 @@ type Packager struct {
 	closed bool
 	err    error // the first error: a packager that failed emits nothing more
 
-	mu    sync.Mutex // guards cues and stats
+	mu    sync.Mutex // guards cues, ads.waiting and stats
 	cues  []media.Cue
+	ads   adState
 	stats Stats
 }
 
@@ -210,18 +215,15 @@ func (p *Packager) count(f func(*Stats)) {
 
 // AddCue queues a timed-metadata cue. The next part emitted starts with its emsg boxes and
 // lists it in media.Part.Cues.
+// A cue with an AdBreak waits for the next segment instead (adbreak.go).
 func (p *Packager) AddCue(c media.Cue) {
 	p.mu.Lock()
-	p.cues = append(p.cues, c)
+	if c.AdBreak != nil {
+		p.ads.waiting = append(p.ads.waiting, c)
+	} else {
+		p.cues = append(p.cues, c)
+	}
 	p.mu.Unlock()
-}
-
-func (p *Packager) takeCues() []media.Cue {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	c := p.cues
-	p.cues = nil
-	return c
 }
 
 // WriteH264 adds an H.264 access unit: NALUs without start codes, as gortmplib delivers them.

@@ -76,6 +76,10 @@ func (s *segmenter) init(p *Packager) {
 	s.msn, s.seq, s.outBase = st.MSN, max(st.Sequence, 1), st.Time
 	s.gen = st.Generation
 	s.discontinuity = st.resumed()
+	if st.AdBreak != nil {
+		out := *st.AdBreak
+		p.ads.open, p.ads.outAt = &out, st.AdBreakAt
+	}
 }
 
 // begin starts the timeline: the first frame of the leading track, at input time in, becomes
@@ -233,6 +237,7 @@ func (s *segmenter) emitPart(end int64, last bool) error {
 	p := s.p
 	ts := p.lead.timescale
 	start := toDuration(s.partStart, ts)
+	pdt := s.wallBase.Add(start - s.outBase)
 	part := media.Part{
 		MSN:             s.msn,
 		Index:           s.index,
@@ -240,12 +245,15 @@ func (s *segmenter) emitPart(end int64, last bool) error {
 		Independent:     s.independent,
 		Last:            last,
 		Discontinuity:   s.discontinuity && s.index == 0,
-		ProgramDateTime: s.wallBase.Add(start - s.outBase),
-		Cues:            p.takeCues(),
+		ProgramDateTime: pdt,
+		Cues:            p.takeCues(s.index == 0, start, pdt),
 	}
 	buf := make([]byte, 0, s.partBytes())
 	lo, hi := s.presentation(end)
 	for _, c := range part.Cues {
+		if c.AdBreak != nil {
+			continue // carried by the playlists (SCTE35-OUT/IN), not by an ID3 emsg
+		}
 		var err error
 		if buf, err = appendCue(buf, c, s.cueTime(c, lo, hi)); err != nil {
 			return fmt.Errorf("part %d.%d: %w", s.msn, s.index, err)
@@ -396,6 +404,7 @@ func (s *segmenter) state() Start {
 	p := s.p
 	st := p.cfg.Start
 	st.PartTarget = p.PartTarget()
+	st.AdBreak, st.AdBreakAt = p.ads.open, p.ads.outAt
 	if s.inits == 0 {
 		return st
 	}

@@ -36,6 +36,9 @@ type Config struct {
 	FirstMSN uint64
 	// CueEvery attaches a timed-metadata cue to the first part of every CueEvery-th segment.
 	CueEvery int
+	// AdBreakEvery starts an ad break on every AdBreakEvery-th segment (from the second),
+	// ending it two segments later, as the packager places InsertAdBreak's splice points.
+	AdBreakEvery int
 }
 
 const (
@@ -203,6 +206,17 @@ func (p *Publisher) Step(ctx context.Context) error {
 	if p.index == 0 && p.cfg.CueEvery > 0 && p.msn%uint64(p.cfg.CueEvery) == 0 {
 		p.cues++
 		part.Cues = []media.Cue{{ID: fmt.Sprintf("cue-%d", p.cues), Time: p.pdt, Text: fmt.Sprintf("metadata %d", p.cues)}}
+	}
+	if k := uint64(p.cfg.AdBreakEvery); p.index == 0 && k > 0 && p.msn >= k {
+		planned := 2 * p.cfg.TargetDuration
+		out := p.msn - p.msn%k
+		id, start := fmt.Sprintf("ad-%d", out), p.pdt.Add(-time.Duration(p.msn-out)*p.cfg.TargetDuration)
+		switch p.msn % k {
+		case 0:
+			part.Cues = append(part.Cues, media.Cue{ID: id, Time: p.pdt, AdBreak: &media.AdBreak{Start: start, Planned: planned, SCTE35: []byte{0xfc, 1}}})
+		case 2:
+			part.Cues = append(part.Cues, media.Cue{ID: id, Time: p.pdt, AdBreak: &media.AdBreak{In: true, Start: start, Planned: planned, Duration: planned, SCTE35: []byte{0xfc, 2}}})
+		}
 	}
 	videoDTS, audioDTS, seq := p.videoDTS, p.audioDTS, p.seq
 	p.mu.Unlock()

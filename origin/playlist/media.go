@@ -65,6 +65,20 @@ type DateRange struct {
 	ID    string // quotable (see SafeID)
 	Start time.Time
 	Text  string
+	// Ad, when set, makes the date range one end of an ad break instead of text.
+	Ad *AdBreak
+}
+
+// AdBreak is one end of an ad break, written as the HLS spec maps SCTE-35 (section 4.4.5.1.4
+// of draft-pantos-hls-rfc8216bis): both ends share ID and START-DATE, the splice out carries
+// SCTE35-OUT and PLANNED-DURATION, the splice in SCTE35-IN and the actual DURATION. For ad
+// servers that read the older tags, EXT-X-CUE-OUT:DURATION= or EXT-X-CUE-IN follows it among
+// the tags of the segment where the splice happens.
+type AdBreak struct {
+	In       bool
+	Planned  time.Duration
+	Duration time.Duration // on the splice in
+	SCTE35   []byte        // splice_info_section
 }
 
 // RenditionReport is what EXT-X-RENDITION-REPORT says about another rendition.
@@ -207,7 +221,7 @@ func (m *Media) Append(dst []byte, skip Skip) []byte {
 		dst = append(dst, '\n')
 		if skip == SkipSegments {
 			for i := 0; i < skipped; i++ {
-				dst = m.appendDateRanges(dst, &m.Segments[i])
+				dst = m.appendDateRanges(dst, &m.Segments[i], false)
 			}
 		}
 	}
@@ -231,7 +245,7 @@ func (m *Media) Append(dst []byte, skip Skip) []byte {
 		dst = append(dst, "#EXT-X-PROGRAM-DATE-TIME:"...)
 		dst = appendDate(dst, s.ProgramDateTime)
 		dst = append(dst, '\n')
-		dst = m.appendDateRanges(dst, s)
+		dst = m.appendDateRanges(dst, s, true)
 		if m.lowLatency() && i >= partsFrom {
 			for j := range s.Parts {
 				dst = append(dst, "#EXT-X-PART:DURATION="...)
@@ -316,15 +330,54 @@ func (m *Media) partsFrom() int {
 	return len(m.Segments) - 1
 }
 
-func (m *Media) appendDateRanges(dst []byte, s *Segment) []byte {
+// appendDateRanges writes a segment's date ranges and, with cues (the segment itself follows,
+// not an EXT-X-SKIP), the EXT-X-CUE-OUT/IN tags of its ad-break ends.
+func (m *Media) appendDateRanges(dst []byte, s *Segment, cues bool) []byte {
 	for _, d := range s.DateRanges {
 		dst = append(dst, "#EXT-X-DATERANGE:ID=\""...)
 		dst = append(dst, d.ID...)
 		dst = append(dst, "\",START-DATE=\""...)
 		dst = appendDate(dst, d.Start)
-		dst = append(dst, "\",X-TEXT="...)
-		dst = appendClientValue(dst, d.Text)
+		dst = append(dst, '"')
+		if a := d.Ad; a != nil {
+			dst = append(dst, ",PLANNED-DURATION="...)
+			dst = appendSeconds(dst, a.Planned)
+			if a.In {
+				dst = append(dst, ",DURATION="...)
+				dst = appendSeconds(dst, a.Duration)
+				dst = append(dst, ",SCTE35-IN=0x"...)
+			} else {
+				dst = append(dst, ",SCTE35-OUT=0x"...)
+			}
+			dst = appendUpperHex(dst, a.SCTE35)
+		} else {
+			dst = append(dst, ",X-TEXT="...)
+			dst = appendClientValue(dst, d.Text)
+		}
 		dst = append(dst, '\n')
+	}
+	if !cues {
+		return dst
+	}
+	for _, d := range s.DateRanges {
+		switch a := d.Ad; {
+		case a == nil:
+		case a.In:
+			dst = append(dst, "#EXT-X-CUE-IN\n"...)
+		default:
+			dst = append(dst, "#EXT-X-CUE-OUT:DURATION="...)
+			dst = appendSeconds(dst, a.Planned)
+			dst = append(dst, '\n')
+		}
+	}
+	return dst
+}
+
+// appendUpperHex writes a hexadecimal-sequence's digits, which the spec gives as 0-9 and A-F.
+func appendUpperHex(dst, b []byte) []byte {
+	const digits = "0123456789ABCDEF"
+	for _, c := range b {
+		dst = append(dst, digits[c>>4], digits[c&0xf])
 	}
 	return dst
 }
