@@ -30,7 +30,7 @@ type Quotas struct {
 	// PlaybackRestrictionPolicies bounds playback restriction policies; 0 means unlimited.
 	PlaybackRestrictionPolicies int
 	// AdConfigurations bounds ad configurations; 0 means unlimited.
-	AdConfigurations        int
+	AdConfigurations int
 
 	// IVS Chat; 0 means unlimited.
 	ChatRooms                 int
@@ -147,11 +147,11 @@ func New(cfg Config, st *store.Store, b Broadcasts, viewers func(string) int64, 
 		"POST /GetStreamSession":                s.getStreamSession,
 		"POST /ListStreamSessions":              s.listStreamSessions,
 		"POST /PutMetadata":                     s.putMetadata,
-		"POST /CreateAdConfiguration": s.createAdConfiguration,
-		"POST /GetAdConfiguration": s.getAdConfiguration,
-		"POST /ListAdConfigurations": s.listAdConfigurations,
-		"POST /DeleteAdConfiguration": s.deleteAdConfiguration,
-		"POST /InsertAdBreak": s.insertAdBreak,
+		"POST /CreateAdConfiguration":           s.createAdConfiguration,
+		"POST /GetAdConfiguration":              s.getAdConfiguration,
+		"POST /ListAdConfigurations":            s.listAdConfigurations,
+		"POST /DeleteAdConfiguration":           s.deleteAdConfiguration,
+		"POST /InsertAdBreak":                   s.insertAdBreak,
 		"POST /tags":                            s.tagResource,
 		"DELETE /tags":                          s.untagResource,
 		"GET /tags":                             s.listTagsForResource,

@@ -212,9 +212,9 @@ type Store struct {
 	// Revocations holds, by RevocationKey, the highest viewer-session version revoked; entries
 	// expire after RevocationTTL.
 	Revocations *Table[int64]
-	AdConfigs        *Table[AdConfiguration] // ads.go
-	Live             *Table[Live]
-	Sessions         *Table[Session] // key: <channel id>.<stream id>
+	AdConfigs   *Table[AdConfiguration] // ads.go
+	Live        *Table[Live]
+	Sessions    *Table[Session] // key: <channel id>.<stream id>
 	// TokenUses records single-use playback tokens already spent (value: their expiry).
 	TokenUses *Table[int64]
 	// Secrets holds values every node shares, such as the edges' token-derivation key.

@@ -25,7 +25,7 @@ func TestAdBreakOnSegmentBoundaries(t *testing.T) {
 		}
 	}
 	feed(t, p, in, in.units)
-	if err := p.Close(); err != nil {
+	if err := p.Close(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	var ends []media.Part
@@ -79,7 +79,7 @@ func TestAdBreakAcrossReconnect(t *testing.T) {
 	}
 	p.AddCue(media.Cue{ID: "brk", AdBreak: &media.AdBreak{Planned: 2 * time.Second}})
 	feed(t, p, in, in.units[:len(in.units)/3]) // the break starts with segment 0, then the publisher leaves
-	if err := p.Close(); err != nil {
+	if err := p.Close(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	st := p.State()
@@ -92,7 +92,7 @@ func TestAdBreakAcrossReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	feed(t, p2, in, in.units)
-	if err := p2.Close(); err != nil {
+	if err := p2.Close(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	for _, part := range rec2.parts {
