@@ -12,8 +12,8 @@ import (
 )
 
 // BenchmarkIngestCPU publishes 30 s of the DESIGN.md 720p30 pattern to a BASIC channel of
-// `serve` over RTMP, then 30 s to another over SRT (AES-128), and reports the glasscast
-// process's CPU per second of stream for each: what one pass-through publisher costs by
+// `serve` over RTMP, then 30 s to another over SRT (AES-128), then 30 s over SRT unencrypted,
+// and reports the glasscast process's CPU per second of stream for each: what one pass-through publisher costs by
 // protocol, packaging and the in-process origin included (ffmpeg's own CPU is not counted).
 func BenchmarkIngestCPU(b *testing.B) {
 	srtAddr := freeAddr(b)
@@ -42,6 +42,10 @@ func BenchmarkIngestCPU(b *testing.B) {
 	srt := measure(false, func(out *ivs.CreateChannelOutput) []string {
 		return []string{"-f", "mpegts", srtURL(srtAddr, aws.ToString(out.StreamKey.Value), aws.ToString(out.Channel.Srt.Passphrase))}
 	})
+	plain := measure(true, func(out *ivs.CreateChannelOutput) []string {
+		return []string{"-f", "mpegts", srtURL(srtAddr, aws.ToString(out.StreamKey.Value), "")}
+	})
 	b.ReportMetric(rtmp*1000, "cpu-ms/s-rtmp")
 	b.ReportMetric(srt*1000, "cpu-ms/s-srt")
+	b.ReportMetric(plain*1000, "cpu-ms/s-srt-clear")
 }
