@@ -39,7 +39,7 @@ fuzz:
 	$(GO) test ./archive/source -run '^$$' -fuzz FuzzParseMultivariant -fuzztime $(FUZZTIME)
 	$(GO) test ./archive/remux -run '^$$' -fuzz FuzzRemux -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 	$(GO) test ./ingest/transcode -run '^$$' -fuzz FuzzAccessUnit -fuzztime $(FUZZTIME)
-	$(GO) test ./ingest -run '^$$' -fuzz FuzzConnection -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
+	$(GO) test ./ingest/rtmp -run '^$$' -fuzz FuzzConnection -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 	$(GO) test ./ingest/packager -run '^$$' -fuzz FuzzWriteH264 -fuzztime $(FUZZTIME)
 	$(GO) test ./metadata -run '^$$' -fuzz FuzzParseEmsg -fuzztime $(FUZZTIME)
 	$(GO) test ./metadata -run '^$$' -fuzz FuzzID3Text -fuzztime $(FUZZTIME)

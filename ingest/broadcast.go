@@ -41,7 +41,7 @@ type broadcast struct {
 	done     chan struct{} // closed once the broadcast has ended and cleaned up
 
 	mu        sync.Mutex
-	pub       *publisher
+	pub       *Session
 	grace     *time.Timer
 	ended     bool
 	endReason string
@@ -61,8 +61,12 @@ type broadcast struct {
 // attach gives a publisher its channel's broadcast: the one waiting in its reconnect grace,
 // or a new one once the channel is claimed cluster-wide. A channel that already has a
 // publisher, here or on another ingest, is refused.
-func (s *Server) attach(ctx context.Context, ch store.Channel) (*broadcast, error) {
+func (s *Server) attach(ctx context.Context, ch store.Channel, pub *Session) (*broadcast, error) {
 	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil, errRefused{"the ingest is shutting down"}
+	}
 	if b := s.broadcasts[ch.ID]; b != nil {
 		b.mu.Lock()
 		defer b.mu.Unlock()
@@ -74,7 +78,7 @@ func (s *Server) attach(ctx context.Context, ch store.Channel) (*broadcast, erro
 			return nil, errRefused{"the channel already has a publisher"}
 		}
 		b.grace.Stop()
-		b.pub = &publisher{} // placeholder until the connection's publisher is known
+		b.pub = pub
 		b.health.reset()
 		b.log.Info("publisher reconnected within grace; continuing the stream session")
 		return b, nil
@@ -82,7 +86,7 @@ func (s *Server) attach(ctx context.Context, ch store.Channel) (*broadcast, erro
 	now := time.Now().UTC()
 	b := &broadcast{s: s, channel: ch, streamID: auth.NewStreamID(), started: now, done: make(chan struct{}),
 		limiter: rate.NewLimiter(rate.Limit(s.cfg.MetadataRate), s.cfg.MetadataRate), health0: healthHealthy,
-		stopBeat: make(chan struct{}), pub: &publisher{}}
+		stopBeat: make(chan struct{}), pub: pub}
 	// Object names (seg<msn>, init<generation>) are cached as immutable, so a new broadcast must
 	// never reuse its channel's old names: both start from the clock, which advances faster
 	// than a stream can use them.
@@ -282,7 +286,7 @@ func (b *broadcast) describeIngest(ic *store.IngestConfig) {
 // newPipeline returns what packages a (re)connected publisher's stream, continuing the
 // timeline: one packager for BASIC channels (and audio-only streams), a transcoding ladder for
 // the others. clock stamps the first frame's program-date-time.
-func (b *broadcast) newPipeline(video, audio mp4codecs.Codec, clock func() time.Time) (pipeline, error) {
+func (b *broadcast) newPipeline(ctx context.Context, video, audio mp4codecs.Codec, clock func() time.Time) (pipeline, error) {
 	b.mu.Lock()
 	start, prev := b.state, b.ladder
 	b.mu.Unlock()
@@ -294,7 +298,7 @@ func (b *broadcast) newPipeline(video, audio mp4codecs.Codec, clock func() time.
 	o := &output{b: b}
 	tc := b.s.cfg.Transcode
 	if video != nil && !tc.Disabled && transcode.IsTranscoded(b.channel.Type) {
-		l, err := transcode.New(transcode.Config{ChannelType: b.channel.Type, Preset: b.channel.Preset,
+		l, err := transcode.New(ctx, transcode.Config{ChannelType: b.channel.Type, Preset: b.channel.Preset,
 			FFmpeg: tc.FFmpeg, X264Preset: tc.X264Preset, Packager: cfg, Renditions: prev,
 			Event: b.transcodeEvent, Logger: b.log}, video, audio, o)
 		if err != nil {
@@ -303,7 +307,7 @@ func (b *broadcast) newPipeline(video, audio mp4codecs.Codec, clock func() time.
 		o.partTarget = l.PartTarget
 		return l, nil
 	}
-	p, err := packager.New(cfg, video, audio, renditionOutput{o, transcode.SourceName})
+	p, err := packager.New(cfg, video, audio, o)
 	if err != nil {
 		return nil, fmt.Errorf("packager: %w", err)
 	}
@@ -328,29 +332,19 @@ func (b *broadcast) keepState(p pipeline) {
 	}
 }
 
-// output hands a broadcast's renditions to the origin, opening the origin broadcast on the
-// first init, once PART-TARGET is known.
+// output is the media.Output of a broadcast's pipeline: it hands the renditions to the
+// origin under the caller's context, opening the origin broadcast on the first init, once
+// PART-TARGET is known.
 type output struct {
 	b          *broadcast
 	partTarget func() time.Duration
 }
 
-// renditionOutput is the packager.Output of a single packager's rendition.
-type renditionOutput struct {
-	o    *output
-	name string
-}
-
-func (r renditionOutput) Init(rd media.Rendition, init []byte) error { return r.o.Init(rd, init) }
-func (r renditionOutput) Part(p media.Part) error                    { return r.o.Part(r.name, p) }
-
-func (o *output) Init(r media.Rendition, init []byte) error {
+func (o *output) Init(ctx context.Context, r media.Rendition, init []byte) error {
 	b := o.b
 	b.mu.Lock()
 	out := b.out
 	b.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	if out == nil {
 		cfgTarget := b.s.cfg.SegmentTarget
 		if b.channel.LatencyMode == "NORMAL" {
@@ -380,15 +374,13 @@ func (o *output) Init(r media.Rendition, init []byte) error {
 	return nil
 }
 
-func (o *output) Part(rendition string, p media.Part) error {
+func (o *output) Part(ctx context.Context, rendition string, p media.Part) error {
 	o.b.mu.Lock()
 	out := o.b.out
 	o.b.mu.Unlock()
 	if out == nil {
 		return errors.New("part before init")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	err := out.Part(ctx, rendition, p)
 	if err == nil {
 		o.b.meter.Part(time.Since(p.ProgramDateTime.Add(p.Duration)))
@@ -440,7 +432,7 @@ func (b *broadcast) PutMetadata(ctx context.Context, text string) error {
 	if ended {
 		return ingestctl.ErrNotBroadcasting
 	}
-	if pub != nil && pub.b != nil {
+	if pub != nil {
 		pub.addCue(text)
 		return nil
 	}
@@ -473,25 +465,12 @@ func (b *broadcast) stop(reason string) {
 	}
 	b.mu.Unlock()
 	// The publisher's detach ends the broadcast once its last part is flushed.
-	if pub.conn != nil {
-		pub.close()
-	}
-}
-
-// setPublisher replaces the attach placeholder with the running connection.
-func (b *broadcast) setPublisher(p *publisher) {
-	b.mu.Lock()
-	b.pub = p
-	stopping := b.endReason != ""
-	b.mu.Unlock()
-	if stopping {
-		p.close()
-	}
+	pub.close()
 }
 
 // detach is called when a publisher's connection ends. Unless the broadcast is stopping, it
 // waits ReconnectGrace for the publisher to come back before ending.
-func (b *broadcast) detach(p *publisher, err error) {
+func (b *broadcast) detach(p *Session, err error) {
 	b.mu.Lock()
 	b.pub = nil
 	if b.endReason != "" || b.ended {

@@ -73,13 +73,20 @@ type Sink interface {
 	Open(ctx context.Context, s Stream) (Broadcast, error)
 }
 
-// Broadcast receives one stream's objects in order.
-type Broadcast interface {
+// Output receives renditions' init segments and parts, in order: an init before the first part
+// that uses it. It is the one interface from the packager and the transcoder to the hop that
+// delivers them; each call runs under the caller's context. It may keep the slices it is given.
+type Output interface {
 	// Init publishes a rendition's description and init segment, or replaces them when
 	// Generation increased.
 	Init(ctx context.Context, r Rendition, init []byte) error
 	// Part appends a completed part to the named rendition.
 	Part(ctx context.Context, rendition string, p Part) error
+}
+
+// Broadcast receives one stream's objects in order.
+type Broadcast interface {
+	Output
 	// Close ends the broadcast: playlists get EXT-X-ENDLIST and stay readable for a while.
 	Close(ctx context.Context) error
 }

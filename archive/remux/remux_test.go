@@ -2,6 +2,7 @@ package remux
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -38,9 +39,12 @@ type collector struct {
 	start time.Time
 }
 
-func (c *collector) Init(r media.Rendition, b []byte) error { c.init = b; return nil }
+func (c *collector) Init(_ context.Context, r media.Rendition, b []byte) error {
+	c.init = b
+	return nil
+}
 
-func (c *collector) Part(p media.Part) error {
+func (c *collector) Part(_ context.Context, _ string, p media.Part) error {
 	if p.Index == 0 {
 		c.start = p.ProgramDateTime
 	}
@@ -117,11 +121,11 @@ func cmafStreamSized(t testing.TB, size string, seconds float64, cueAt time.Dura
 			p.AddCue(media.Cue{ID: "cue1", Time: clock.Add(d), Text: cue})
 			cueDone = true
 		}
-		return p.WriteH264(d+rel(pts)-rel(dts), d, au)
+		return p.WriteH264(testCtx, d+rel(pts)-rel(dts), d, au)
 	})
 	r.OnDataMPEG4Audio(audio, func(pts int64, aus [][]byte) error {
 		for i, au := range aus {
-			if err := p.WriteMPEG4Audio(rel(pts+int64(i)*1024*90000/48000), au); err != nil {
+			if err := p.WriteMPEG4Audio(testCtx, rel(pts+int64(i)*1024*90000/48000), au); err != nil {
 				return err
 			}
 		}
@@ -129,7 +133,7 @@ func cmafStreamSized(t testing.TB, size string, seconds float64, cueAt time.Dura
 	})
 	for r.Read() == nil {
 	}
-	if err := p.Close(); err != nil {
+	if err := p.Close(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	if len(col.segs) < 3 {
@@ -372,3 +376,6 @@ func TestTimelineContinues(t *testing.T) {
 		t.Fatalf("chunks sum to %v, want %v", sum, 2*first)
 	}
 }
+
+// testCtx is the context the tests write under.
+var testCtx = context.Background()

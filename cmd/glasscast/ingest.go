@@ -6,11 +6,12 @@ import (
 	"strings"
 
 	"glasscast/ingest"
+	"glasscast/ingest/rtmp"
 	"glasscast/media"
 	"glasscast/origin/push"
 )
 
-// startIngest accepts RTMP and RTMPS publishers and feeds the origin: in process under serve,
+// startIngest accepts publishers (RTMP, RTMPS) and feeds the origin: in process under serve,
 // over HTTP to ingest.originUrls otherwise (to several at once for failover).
 func (n *node) startIngest(ctx context.Context) error {
 	cfg := n.cfg
@@ -45,21 +46,24 @@ func (n *node) startIngest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	log := n.log.With("role", "ingest")
 	in := ingest.New(ingest.Config{
-		RTMPListen: cfg.RTMPListen, RTMPSListen: cfg.RTMPSListen, TLS: tlsCfg,
 		Node: cfg.NodeName, Origins: origins, PartTarget: cfg.PartTarget, SegmentTarget: cfg.SegmentTarget,
 		ReconnectGrace: cfg.ReconnectGrace, Transcode: cfg.Transcode.ingest(),
+		Events: n.streamEvents(), Meters: n.ingestMeters(),
+	}, n.store, n.bus.Conn, sink, log)
+	// Each protocol listens on its own ports and publishes through the same session.
+	rt := rtmp.New(rtmp.Config{Listen: cfg.RTMPListen, TLSListen: cfg.RTMPSListen, TLS: tlsCfg,
 		MaxPending: cfg.IngestMaxPending, MaxPendingPerIP: cfg.IngestMaxPendingPerIP,
 		MaxPublishers: cfg.IngestMaxPublishers, HandshakeTimeout: cfg.IngestHandshakeTimeout,
-		Events: n.streamEvents(), Meters: n.ingestMeters(),
-	}, n.store, n.bus.Conn, sink, n.log.With("role", "ingest"))
-	listeners, err := in.Listen()
+	}, in, log)
+	addrs, err := rt.Listen()
 	if err != nil {
 		return err
 	}
-	for _, l := range listeners {
-		n.log.Info("ingest listening", "addr", l.Addr().String())
+	for _, a := range addrs {
+		n.log.Info("ingest listening", "addr", a.String())
 	}
-	n.goRole(func() { _ = in.Serve(ctx, listeners) })
+	n.goRole(func() { _ = in.Serve(ctx, rt) })
 	return nil
 }

@@ -1,6 +1,7 @@
 package packager
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -13,8 +14,8 @@ type countingOutput struct {
 	parts, bytes int
 }
 
-func (c *countingOutput) Init(media.Rendition, []byte) error { return nil }
-func (c *countingOutput) Part(p media.Part) error {
+func (c *countingOutput) Init(context.Context, media.Rendition, []byte) error { return nil }
+func (c *countingOutput) Part(_ context.Context, _ string, p media.Part) error {
 	c.parts++
 	c.bytes += len(p.Data)
 	return nil
@@ -48,9 +49,9 @@ func BenchmarkPackager(b *testing.B) {
 			}
 			u := in.units[i]
 			if u.video {
-				err = p.WriteH264(u.pts+offset, u.dts+offset, u.au)
+				err = p.WriteH264(testCtx, u.pts+offset, u.dts+offset, u.au)
 			} else {
-				err = p.WriteMPEG4Audio(u.pts+offset, u.data)
+				err = p.WriteMPEG4Audio(testCtx, u.pts+offset, u.data)
 			}
 			if err != nil {
 				b.Fatal(err)

@@ -2,6 +2,7 @@ package packager
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -35,12 +36,15 @@ type recordedInit struct {
 	atParts int // parts recorded before this init
 }
 
-func (r *recorder) Init(rend media.Rendition, b []byte) error {
+// testCtx is the context the tests write under.
+var testCtx = context.Background()
+
+func (r *recorder) Init(_ context.Context, rend media.Rendition, b []byte) error {
 	r.inits = append(r.inits, recordedInit{rend, b, len(r.parts)})
 	return nil
 }
 
-func (r *recorder) Part(p media.Part) error {
+func (r *recorder) Part(_ context.Context, _ string, p media.Part) error {
 	r.parts = append(r.parts, p)
 	if r.onPart != nil {
 		r.onPart(p)
@@ -320,13 +324,13 @@ func feed(t testing.TB, p *Packager, in input, units []unit) {
 		var err error
 		switch {
 		case u.video && in.h265:
-			err = p.WriteH265(u.pts, u.dts, u.au)
+			err = p.WriteH265(testCtx, u.pts, u.dts, u.au)
 		case u.video:
-			err = p.WriteH264(u.pts, u.dts, u.au)
+			err = p.WriteH264(testCtx, u.pts, u.dts, u.au)
 		case in.opus:
-			err = p.WriteOpus(u.pts, u.data)
+			err = p.WriteOpus(testCtx, u.pts, u.data)
 		default:
-			err = p.WriteMPEG4Audio(u.pts, u.data)
+			err = p.WriteMPEG4Audio(testCtx, u.pts, u.data)
 		}
 		if err != nil {
 			t.Fatalf("unit %d: %v", i, err)

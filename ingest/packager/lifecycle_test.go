@@ -2,6 +2,7 @@ package packager
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strconv"
 	"testing"
@@ -23,7 +24,7 @@ func TestReconnect(t *testing.T) {
 	rec := &recorder{}
 	a, _ := New(Config{Rendition: "r", Now: fixedClock(wall)}, first.video, first.audio, rec)
 	feed(t, a, first, first.units)
-	if err := a.Close(); err != nil {
+	if err := a.Close(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	st := a.State()
@@ -35,7 +36,7 @@ func TestReconnect(t *testing.T) {
 
 	b, _ := New(Config{Rendition: "r", Start: st, Now: fixedClock(wall.Add(10 * time.Second))}, second.video, second.audio, rec)
 	feed(t, b, second, second.units)
-	if err := b.Close(); err != nil {
+	if err := b.Close(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	if len(rec.inits) != 2 || rec.inits[1].r.Generation != 0 || !bytes.Equal(rec.inits[0].b, rec.inits[1].b) {
@@ -67,7 +68,7 @@ func TestReconnect(t *testing.T) {
 	c, _ := New(Config{Start: b.State()}, &codecs.H264{SPS: sps720, PPS: pps}, nil, rec)
 	in := synth{num: 30, den: 1, gop: 30, frames: 40}.input()
 	feed(t, c, in, in.units)
-	c.Close()
+	c.Close(testCtx)
 	if g := rec.inits[len(rec.inits)-1].r.Generation; g != 1 {
 		t.Errorf("generation %d after a codec change across the reconnect", g)
 	}
@@ -81,7 +82,7 @@ func TestParameterChange(t *testing.T) {
 	p, _ := New(Config{}, a.video, nil, rec)
 	feed(t, p, a, a.units)
 	feed(t, p, b, b.units)
-	if err := p.Close(); err != nil {
+	if err := p.Close(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	if len(rec.inits) != 2 {
@@ -117,7 +118,7 @@ func TestCloseEarly(t *testing.T) {
 	if len(rec.parts) != 0 || p.PartTarget() != 0 {
 		t.Fatal("parts before the frame rate is known")
 	}
-	if err := p.Close(); err != nil {
+	if err := p.Close(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	if len(rec.inits) != 1 || len(rec.parts) != 1 || !rec.parts[0].Last || p.PartTarget() != 204*time.Millisecond {
@@ -129,8 +130,8 @@ func TestCloseEarly(t *testing.T) {
 
 	rec = &recorder{}
 	p, _ = New(Config{}, in.video, nil, rec)
-	p.WriteH264(0, 0, [][]byte{filler(0x41, 100)})
-	if err := p.Close(); err != nil || len(rec.inits)+len(rec.parts) != 0 {
+	p.WriteH264(testCtx, 0, 0, [][]byte{filler(0x41, 100)})
+	if err := p.Close(testCtx); err != nil || len(rec.inits)+len(rec.parts) != 0 {
 		t.Fatalf("close without a key frame: %v, %d inits", err, len(rec.inits))
 	}
 	if st := p.State(); st.MSN != 0 || st.Sequence != 0 || st.Init != nil || st.PartTarget != 0 {
@@ -140,14 +141,16 @@ func TestCloseEarly(t *testing.T) {
 
 type failingOutput struct{ recorder }
 
-func (f *failingOutput) Part(media.Part) error { return errors.New("origin gone") }
+func (f *failingOutput) Part(context.Context, string, media.Part) error {
+	return errors.New("origin gone")
+}
 
 func TestOutputError(t *testing.T) {
 	in := synth{num: 30, den: 1, gop: 60, frames: 30}.input()
 	p, _ := New(Config{}, in.video, nil, &failingOutput{})
 	var err error
 	for _, u := range in.units {
-		if err = p.WriteH264(u.pts, u.dts, u.au); err != nil {
+		if err = p.WriteH264(testCtx, u.pts, u.dts, u.au); err != nil {
 			break
 		}
 	}
@@ -173,7 +176,7 @@ func TestConcurrentCues(t *testing.T) {
 	}()
 	feed(t, p, in, in.units)
 	<-done
-	if err := p.Close(); err != nil {
+	if err := p.Close(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
@@ -202,17 +205,17 @@ func TestBadParameterSets(t *testing.T) {
 	p, _ := New(Config{}, in.video, nil, rec)
 	var err error
 	for _, u := range in.units {
-		if err = p.WriteH264(u.pts, u.dts, u.au); err != nil {
+		if err = p.WriteH264(testCtx, u.pts, u.dts, u.au); err != nil {
 			break
 		}
 	}
 	if err == nil || len(rec.inits)+len(rec.parts) != 0 {
 		t.Fatalf("error %v, %d inits, %d parts", err, len(rec.inits), len(rec.parts))
 	}
-	if err2 := p.WriteH264(time.Hour, time.Hour, in.units[1].au); err2 != err {
+	if err2 := p.WriteH264(testCtx, time.Hour, time.Hour, in.units[1].au); err2 != err {
 		t.Errorf("next write: %v, want the first error again", err2)
 	}
-	if err2 := p.Close(); err2 != err {
+	if err2 := p.Close(testCtx); err2 != err {
 		t.Errorf("Close: %v", err2)
 	}
 }

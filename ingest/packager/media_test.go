@@ -33,7 +33,7 @@ func TestH264AAC(t *testing.T) {
 				t.Fatal(err)
 			}
 			feed(t, p, in, in.units)
-			if err := p.Close(); err != nil {
+			if err := p.Close(testCtx); err != nil {
 				t.Fatal(err)
 			}
 			if got, want := p.PartTarget(), 204*time.Millisecond; got != want {
@@ -139,7 +139,7 @@ func TestGOPs(t *testing.T) {
 				t.Fatal(err)
 			}
 			feed(t, p, in, in.units)
-			if err := p.Close(); err != nil {
+			if err := p.Close(testCtx); err != nil {
 				t.Fatal(err)
 			}
 			checkParts(t, rec, p.PartTarget(), 2*time.Second)
@@ -192,7 +192,7 @@ func TestFrameRates(t *testing.T) {
 				t.Fatal(err)
 			}
 			feed(t, p, in, in.units)
-			if err := p.Close(); err != nil {
+			if err := p.Close(testCtx); err != nil {
 				t.Fatal(err)
 			}
 			if p.PartTarget() != c.target {
@@ -231,7 +231,7 @@ func TestCues(t *testing.T) {
 		}
 	}
 	feed(t, p, in, in.units)
-	if err := p.Close(); err != nil {
+	if err := p.Close(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	checkParts(t, rec, p.PartTarget(), 2*time.Second)

@@ -5,6 +5,7 @@
 package packager
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,13 +52,6 @@ type Start struct {
 
 func (s Start) resumed() bool { return s.Sequence != 0 }
 
-// Output receives a rendition's init segments and parts, synchronously and in order: an init
-// before the first part that uses it. It may keep the slices it is given.
-type Output interface {
-	Init(r media.Rendition, init []byte) error
-	Part(p media.Part) error
-}
-
 // Stats counts what the packager had to do about imperfect input.
 type Stats struct {
 	Parts, Segments int
@@ -78,8 +72,11 @@ type Stats struct {
 // parameter sets, or the Output's error) the packager only returns that error.
 type Packager struct {
 	cfg Config
-	out Output
+	out media.Output
 	log *slog.Logger
+	// ctx is the context of the Write or Close in progress: what they emit goes to out under
+	// the caller's context. Set only for the duration of such a call.
+	ctx context.Context
 
 	h265      bool
 	video     *track // nil for audio-only
@@ -122,7 +119,7 @@ type frame struct {
 // New returns a packager for one rendition. video is *codecs.H264, *codecs.H265 (the types
 // fmp4.CodecH264/H265 alias) or nil; its parameter sets may be empty and arrive in band. audio
 // is *codecs.MPEG4Audio, *codecs.Opus or nil. The codecs are not modified.
-func New(cfg Config, video, audio codecs.Codec, out Output) (*Packager, error) {
+func New(cfg Config, video, audio codecs.Codec, out media.Output) (*Packager, error) {
 	if cfg.PartTarget <= 0 {
 		cfg.PartTarget = 200 * time.Millisecond
 	}
@@ -230,24 +227,26 @@ func (p *Packager) takeCues() []media.Cue {
 // WriteH264 adds an H.264 access unit: NALUs without start codes, as gortmplib delivers them.
 // An access unit with parameter sets only (an RTMP sequence header) updates them. The packager
 // may read au until the call returns and keeps none of it.
-func (p *Packager) WriteH264(pts, dts time.Duration, au [][]byte) error {
+func (p *Packager) WriteH264(ctx context.Context, pts, dts time.Duration, au [][]byte) error {
 	if p.video == nil || p.h265 {
 		return errors.New("write H.264: the packager has no H.264 track")
 	}
+	defer p.under(ctx)()
 	return p.writeVideo(pts, dts, au)
 }
 
 // WriteH265 adds an H.265 access unit, like WriteH264.
-func (p *Packager) WriteH265(pts, dts time.Duration, au [][]byte) error {
+func (p *Packager) WriteH265(ctx context.Context, pts, dts time.Duration, au [][]byte) error {
 	if p.video == nil || !p.h265 {
 		return errors.New("write H.265: the packager has no H.265 track")
 	}
+	defer p.under(ctx)()
 	return p.writeVideo(pts, dts, au)
 }
 
 // WriteMPEG4Audio adds one AAC access unit. The packager keeps au until the part holding it is
 // emitted, so the caller must not reuse its memory.
-func (p *Packager) WriteMPEG4Audio(pts time.Duration, au []byte) error {
+func (p *Packager) WriteMPEG4Audio(ctx context.Context, pts time.Duration, au []byte) error {
 	c, ok := p.audioCode.(*codecs.MPEG4Audio)
 	if !ok {
 		return errors.New("write AAC: the packager has no AAC track")
@@ -256,11 +255,12 @@ func (p *Packager) WriteMPEG4Audio(pts time.Duration, au []byte) error {
 	if c.Config.FrameLengthFlag {
 		n = 960
 	}
+	defer p.under(ctx)()
 	return p.write(frame{key: true, pts: pts, dts: pts, payload: au, nominal: n})
 }
 
 // WriteOpus adds one Opus packet, kept like WriteMPEG4Audio's access units.
-func (p *Packager) WriteOpus(pts time.Duration, packet []byte) error {
+func (p *Packager) WriteOpus(ctx context.Context, pts time.Duration, packet []byte) error {
 	if _, ok := p.audioCode.(*codecs.Opus); !ok {
 		return errors.New("write Opus: the packager has no Opus track")
 	}
@@ -269,6 +269,7 @@ func (p *Packager) WriteOpus(pts time.Duration, packet []byte) error {
 		p.count(func(s *Stats) { s.DroppedAudio++ }) // not a packet a decoder could play
 		return nil
 	}
+	defer p.under(ctx)()
 	return p.write(frame{key: true, pts: pts, dts: pts, payload: packet, nominal: n})
 }
 
@@ -336,6 +337,13 @@ func keep(cur, nalu []byte) []byte {
 	return clone(nalu)
 }
 
+// under makes ctx the context of what the call in progress emits; the returned function ends
+// that.
+func (p *Packager) under(ctx context.Context) func() {
+	p.ctx = ctx
+	return func() { p.ctx = nil }
+}
+
 func (p *Packager) usable() error {
 	if p.err != nil {
 		return p.err
@@ -364,10 +372,11 @@ func (p *Packager) write(f frame) error {
 
 // Close flushes the last part, marked Last. A packager that never learnt its frame rate (a
 // publisher gone within half a second) still emits what it holds.
-func (p *Packager) Close() error {
+func (p *Packager) Close(ctx context.Context) error {
 	if p.closed || p.err != nil {
 		return p.err
 	}
+	defer p.under(ctx)()
 	p.closed = true
 	if !p.ready {
 		if err := p.start(); err != nil {

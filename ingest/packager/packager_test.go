@@ -170,14 +170,14 @@ func TestNewErrors(t *testing.T) {
 		}
 	}
 	p, _ := New(Config{}, &codecs.H264{}, nil, out)
-	if err := p.WriteH265(0, 0, nil); err == nil {
+	if err := p.WriteH265(testCtx, 0, 0, nil); err == nil {
 		t.Error("H.265 into an H.264 packager")
 	}
-	if err := p.WriteMPEG4Audio(0, []byte{1}); err == nil {
+	if err := p.WriteMPEG4Audio(testCtx, 0, []byte{1}); err == nil {
 		t.Error("audio into a video-only packager")
 	}
-	p.Close()
-	if err := p.WriteH264(0, 0, [][]byte{filler(0x65, 10)}); err == nil {
+	p.Close(testCtx)
+	if err := p.WriteH264(testCtx, 0, 0, [][]byte{filler(0x65, 10)}); err == nil {
 		t.Error("write after Close")
 	}
 }
@@ -209,7 +209,7 @@ func TestSyntheticRates(t *testing.T) {
 				t.Fatal(err)
 			}
 			feed(t, p, in, in.units)
-			if err := p.Close(); err != nil {
+			if err := p.Close(testCtx); err != nil {
 				t.Fatal(err)
 			}
 			checkParts(t, rec, p.PartTarget(), 2*time.Second)
@@ -237,7 +237,7 @@ func TestDroppedFrames(t *testing.T) {
 	rec := &recorder{}
 	p, _ := New(Config{}, in.video, nil, rec)
 	feed(t, p, in, in.units)
-	if err := p.Close(); err != nil {
+	if err := p.Close(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	for _, part := range rec.parts {
@@ -270,7 +270,7 @@ func TestTimestampJump(t *testing.T) {
 	for _, in := range []input{a, b, c} {
 		feed(t, p, in, in.units)
 	}
-	if err := p.Close(); err != nil {
+	if err := p.Close(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	checkParts(t, rec, p.PartTarget(), 2*time.Second)
@@ -296,7 +296,7 @@ func TestAudioOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	feed(t, p, in, in.units)
-	if err := p.Close(); err != nil {
+	if err := p.Close(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	// 48 kHz AAC: 9 frames of 21.333 ms per part, 10 parts per segment.
@@ -328,7 +328,7 @@ func TestOpusAudioOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	feed(t, p, in, in.units)
-	if err := p.Close(); err != nil {
+	if err := p.Close(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	if got := p.PartTarget(); got != 204*time.Millisecond || rec.inits[0].r.Codecs != "opus" {
@@ -349,7 +349,7 @@ func TestVideoOnlyH265(t *testing.T) {
 		t.Fatal(err)
 	}
 	feed(t, p, in, in.units)
-	if err := p.Close(); err != nil {
+	if err := p.Close(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	checkParts(t, rec, p.PartTarget(), 2*time.Second)
@@ -391,11 +391,11 @@ func FuzzWriteH264(f *testing.F) {
 				au = [][]byte{param, pps, slice, {}}
 			}
 			// Errors are fine (a garbage SPS cannot make an init); panics are not.
-			_ = write(ts+time.Duration(jitter%1000)*time.Millisecond, ts, au)
-			_ = p.WriteMPEG4Audio(ts, slice)
+			_ = write(testCtx, ts+time.Duration(jitter%1000)*time.Millisecond, ts, au)
+			_ = p.WriteMPEG4Audio(testCtx, ts, slice)
 			ts += time.Duration(step%100) * time.Millisecond
 		}
-		_ = p.Close()
+		_ = p.Close(testCtx)
 	})
 }
 
@@ -410,7 +410,7 @@ func TestVideoPause(t *testing.T) {
 	rec := &recorder{}
 	p, _ := New(Config{}, in.video, in.audio, rec)
 	feed(t, p, in, in.units)
-	if err := p.Close(); err != nil {
+	if err := p.Close(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	st := p.Stats()
@@ -434,7 +434,7 @@ func TestAudioPause(t *testing.T) {
 	rec := &recorder{}
 	p, _ := New(Config{}, in.video, in.audio, rec)
 	feed(t, p, in, units)
-	if err := p.Close(); err != nil {
+	if err := p.Close(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	checkParts(t, rec, p.PartTarget(), 2*time.Second)

@@ -298,7 +298,7 @@ func (s *segmenter) emitPart(end int64, last bool) error {
 			st.ShortParts++
 		}
 	})
-	if err := p.out.Part(part); err != nil {
+	if err := p.out.Part(p.ctx, p.cfg.Rendition, part); err != nil {
 		return fmt.Errorf("output part %d.%d: %w", part.MSN, part.Index, err)
 	}
 	return nil
@@ -385,7 +385,7 @@ func (s *segmenter) emitInit() error {
 	r.AverageBandwidth = s.bandwidth
 	r.Bandwidth = s.bandwidth * 5 / 4 // BANDWIDTH is a peak: leave room above the mean
 	r.Generation = s.gen
-	if err := p.out.Init(r, b); err != nil {
+	if err := p.out.Init(p.ctx, r, b); err != nil {
 		return fmt.Errorf("output init generation %d: %w", s.gen, err)
 	}
 	return nil

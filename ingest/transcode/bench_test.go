@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"glasscast/ingest/packager"
-	"glasscast/media"
 )
 
 // BenchmarkRungs runs ffmpeg as the ladder does on 20 s of the 720p30 test pattern, as fast as
@@ -94,18 +93,18 @@ func BenchmarkLatency(b *testing.B) {
 				var write func(u unit) error
 				var close func() error
 				if mode == "ladder" {
-					l, err := New(Config{ChannelType: TypeStandard}, in.video, in.audio, sink)
+					l, err := New(testCtx, Config{ChannelType: TypeStandard}, in.video, in.audio, sink)
 					if err != nil {
 						b.Fatal(err)
 					}
 					write = func(u unit) error {
 						if u.video {
-							return l.WriteH264(u.pts, u.dts, u.au)
+							return l.WriteH264(testCtx, u.pts, u.dts, u.au)
 						}
-						return l.WriteMPEG4Audio(u.pts, u.data)
+						return l.WriteMPEG4Audio(testCtx, u.pts, u.data)
 					}
 					close = func() error {
-						err := l.Close()
+						err := l.Close(testCtx)
 						anchorIn, anchorWall = l.anchorIn, l.anchorWall
 						return err
 					}
@@ -114,18 +113,18 @@ func BenchmarkLatency(b *testing.B) {
 					p, err := packager.New(packager.Config{Rendition: SourceName, Now: func() time.Time {
 						anchorIn, anchorWall = cur, time.Now()
 						return anchorWall
-					}}, in.video, in.audio, recOutput{sink})
+					}}, in.video, in.audio, sink)
 					if err != nil {
 						b.Fatal(err)
 					}
 					write = func(u unit) error {
 						if u.video {
 							cur = u.dts
-							return p.WriteH264(u.pts, u.dts, u.au)
+							return p.WriteH264(testCtx, u.pts, u.dts, u.au)
 						}
-						return p.WriteMPEG4Audio(u.pts, u.data)
+						return p.WriteMPEG4Audio(testCtx, u.pts, u.data)
 					}
-					close = p.Close
+					close = func() error { return p.Close(testCtx) }
 				}
 				start = time.Now()
 				for _, u := range in.units {
@@ -171,9 +170,3 @@ func BenchmarkLatency(b *testing.B) {
 		})
 	}
 }
-
-// recOutput is a packager.Output into a recSink.
-type recOutput struct{ s *recSink }
-
-func (o recOutput) Init(r media.Rendition, b []byte) error { return o.s.Init(r, b) }
-func (o recOutput) Part(p media.Part) error                { return o.s.Part(SourceName, p) }

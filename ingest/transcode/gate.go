@@ -2,6 +2,7 @@ package transcode
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"sync"
 	"time"
@@ -9,12 +10,6 @@ import (
 	"glasscast/ingest/packager"
 	"glasscast/media"
 )
-
-// Sink receives the ladder's renditions: each rendition's init segments and parts, in order.
-type Sink interface {
-	Init(r media.Rendition, init []byte) error
-	Part(rendition string, p media.Part) error
-}
 
 const (
 	// holdTolerance absorbs nanosecond rounding between renditions' part ends.
@@ -92,7 +87,7 @@ type pub struct {
 // is down, switching back at a segment boundary once it runs again.
 type gate struct {
 	mu       sync.Mutex
-	sink     Sink
+	out      media.Output
 	log      *slog.Logger
 	maxHold  time.Duration
 	now      func() time.Time
@@ -105,8 +100,8 @@ type gate struct {
 	switched []string // renditions that went back to their transcoder, for the event log
 }
 
-func newGate(sink Sink, log *slog.Logger, maxHold time.Duration) *gate {
-	return &gate{sink: sink, log: log, maxHold: maxHold, now: time.Now,
+func newGate(out media.Output, log *slog.Logger, maxHold time.Duration) *gate {
+	return &gate{out: out, log: log, maxHold: maxHold, now: time.Now,
 		src: &pub{name: SourceName, published: true}, srcInits: map[int]initSegment{}}
 }
 
@@ -129,17 +124,17 @@ func (g *gate) configure(publishSource bool, names []string, prev map[string]pac
 func partEnd(p *media.Part) time.Time { return p.ProgramDateTime.Add(p.Duration) }
 
 // sourceInit queues the source's init segment ahead of the parts that use it.
-func (g *gate) sourceInit(r media.Rendition, b []byte) {
+func (g *gate) sourceInit(ctx context.Context, r media.Rendition, b []byte) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.srcInits[r.Generation] = initSegment{r, b}
 	g.srcGen = r.Generation
 	g.src.held = append(g.src.held, item{init: &initSegment{r, b}})
-	g.release(false)
+	g.release(ctx, false)
 }
 
 // sourcePart queues a source part and keeps it for renditions that may need to copy it.
-func (g *gate) sourcePart(p media.Part) {
+func (g *gate) sourcePart(ctx context.Context, p media.Part) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	it := item{part: p, at: g.now(), srcGen: g.srcGen}
@@ -158,7 +153,7 @@ func (g *gate) sourcePart(p media.Part) {
 	if p.Index == 0 {
 		g.switchBack(&p)
 	}
-	g.release(false)
+	g.release(ctx, false)
 }
 
 // pruneInits forgets source init segments no cached part uses.
@@ -200,7 +195,7 @@ func (g *gate) transcodedInit(i int, r media.Rendition, b []byte) {
 
 // transcodedPart queues a rendition packager's part, or drops it while the rendition follows
 // the source.
-func (g *gate) transcodedPart(i int, p media.Part) {
+func (g *gate) transcodedPart(ctx context.Context, i int, p media.Part) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	pb := g.rends[i]
@@ -226,7 +221,7 @@ func (g *gate) transcodedPart(i int, p media.Part) {
 		p.Discontinuity, pb.discNext = true, false
 	}
 	pb.held = append(pb.held, item{part: p, at: g.now()})
-	g.release(false)
+	g.release(ctx, false)
 }
 
 func (g *gate) cached(msn uint64) *cachedSegment {
@@ -258,21 +253,21 @@ func (g *gate) engage(from uint64) {
 // fallBack makes every rendition follow the source: their transcoder is gone. What they
 // produced is published, and each continues with the source's next segment, taken from the
 // cache if the source is already past it.
-func (g *gate) fallBack() {
+func (g *gate) fallBack(ctx context.Context) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.fallBackLocked()
-	g.release(false)
+	g.fallBackLocked(ctx)
+	g.release(ctx, false)
 }
 
-func (g *gate) fallBackLocked() {
+func (g *gate) fallBackLocked(ctx context.Context) {
 	for _, pb := range g.rends {
 		if pb.broken {
 			continue
 		}
 		pb.transcoded, pb.warming, pb.pendingInit = false, false, nil
 		for len(pb.held) > 0 {
-			g.publish(pb, pb.held[0])
+			g.publish(ctx, pb, pb.held[0])
 			pb.held = pb.held[1:]
 		}
 		switch {
@@ -303,7 +298,7 @@ func (g *gate) fallBackLocked() {
 		}
 		for _, cs := range g.cache {
 			for _, it := range cs.parts[:cs.released] {
-				g.forward(pb, it)
+				g.forward(ctx, pb, it)
 			}
 		}
 	}
@@ -311,23 +306,23 @@ func (g *gate) fallBackLocked() {
 
 // finish publishes everything at the end of the stream and brings renditions that stopped
 // short up to the source's end, so that every rendition ends on the same segment.
-func (g *gate) finish() {
+func (g *gate) finish(ctx context.Context) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.release(true)
-	g.fallBackLocked()
+	g.release(ctx, true)
+	g.fallBackLocked(ctx)
 }
 
 // tick releases parts held too long (a transcoder that stopped producing).
-func (g *gate) tick() {
+func (g *gate) tick(ctx context.Context) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.release(false)
+	g.release(ctx, false)
 }
 
 // release publishes every queued part that all transcoded renditions have reached, the
 // source's first so that copies follow it. Called with g.mu held.
-func (g *gate) release(force bool) {
+func (g *gate) release(ctx context.Context, force bool) {
 	barrier := g.src.reached
 	for _, pb := range g.rends {
 		if pb.transcoded && !pb.broken && pb.reached.Before(barrier) {
@@ -349,7 +344,7 @@ func (g *gate) release(force bool) {
 			}
 			pb.held[0] = item{}
 			pb.held = pb.held[1:]
-			g.publish(pb, it)
+			g.publish(ctx, pb, it)
 			if pb != g.src || it.init != nil {
 				continue
 			}
@@ -358,7 +353,7 @@ func (g *gate) release(force bool) {
 			}
 			for _, r := range g.rends {
 				if r.mirror && (r.mirrorEnd == 0 || it.part.MSN < r.mirrorEnd) {
-					g.forward(r, it)
+					g.forward(ctx, r, it)
 				}
 			}
 		}
@@ -367,7 +362,7 @@ func (g *gate) release(force bool) {
 
 // forward copies a released source part into a rendition that follows the source, starting
 // only at a segment's first part and never skipping one.
-func (g *gate) forward(pb *pub, it item) {
+func (g *gate) forward(ctx context.Context, pb *pub, it item) {
 	p := it.part
 	if pb.broken {
 		return
@@ -388,13 +383,13 @@ func (g *gate) forward(pb *pub, it item) {
 		}
 		r := src.r
 		r.Name = pb.name
-		g.publish(pb, item{init: &initSegment{r, src.b}})
+		g.publish(ctx, pb, item{init: &initSegment{r, src.b}})
 		pb.mirrorGen, pb.haveMirrorGen = it.srcGen, true
 	}
 	if pb.discNext && p.Index == 0 {
 		p.Discontinuity, pb.discNext = true, false
 	}
-	g.publish(pb, item{part: p, mirrored: true})
+	g.publish(ctx, pb, item{part: p, mirrored: true})
 	if p.Last {
 		pb.mirrorNext, pb.mirrorIdx = p.MSN+1, 0
 	} else {
@@ -404,7 +399,7 @@ func (g *gate) forward(pb *pub, it item) {
 
 // publish hands an init or a part to the sink. A transcoded rendition's init generations are
 // numbered here, whichever packager or copy made them, so they only ever increase.
-func (g *gate) publish(pb *pub, it item) {
+func (g *gate) publish(ctx context.Context, pb *pub, it item) {
 	if !pb.published || pb.broken || g.err != nil && pb == g.src {
 		return
 	}
@@ -419,9 +414,9 @@ func (g *gate) publish(pb *pub, it item) {
 			pb.haveGen, pb.lastInit = true, it.init.b
 			r.Generation = pb.gen
 		}
-		err = g.sink.Init(r, it.init.b)
+		err = g.out.Init(ctx, r, it.init.b)
 	} else {
-		err = g.sink.Part(pb.name, it.part)
+		err = g.out.Part(ctx, pb.name, it.part)
 		if err == nil {
 			pb.started, pb.lastMSN, pb.lastFromMirror = true, it.part.MSN, it.mirrored
 			if !it.mirrored && pb != g.src {

@@ -26,7 +26,7 @@ func newGateRig(t *testing.T) *gateRig {
 	r.g = newGate(r.sink, slog.New(slog.NewTextHandler(testWriter{t}, nil)), 6*time.Second)
 	r.g.now = func() time.Time { return r.now }
 	r.g.configure(true, []string{"480p30"}, nil, 100)
-	r.g.sourceInit(media.Rendition{Name: SourceName, Width: 1280, Generation: 100}, []byte("source-init"))
+	r.g.sourceInit(testCtx, media.Rendition{Name: SourceName, Width: 1280, Generation: 100}, []byte("source-init"))
 	return r
 }
 
@@ -35,9 +35,9 @@ func (r *gateRig) part(msn uint64, idx int, tag string) media.Part {
 		ProgramDateTime: r.t0.Add(time.Duration(2*int(msn)+idx) * time.Second), Data: []byte(fmt.Sprintf("%s%d.%d", tag, msn, idx))}
 }
 
-func (r *gateRig) source(msn uint64, idx int) { r.g.sourcePart(r.part(msn, idx, "S")) }
+func (r *gateRig) source(msn uint64, idx int) { r.g.sourcePart(testCtx, r.part(msn, idx, "S")) }
 func (r *gateRig) rendition(msn uint64, idx int) {
-	r.g.transcodedPart(0, r.part(msn, idx, "T"))
+	r.g.transcodedPart(testCtx, 0, r.part(msn, idx, "T"))
 }
 
 // published renders what the origin got for the rendition: "T1.0 T1.1 | S3.0 ..." with "|"
@@ -81,14 +81,14 @@ func TestGateLockstepAndFallBack(t *testing.T) {
 	}
 	// The transcoder dies; the rendition's packager flushed 2.0 as its last part.
 	r.source(2, 1)
-	r.g.fallBack()
+	r.g.fallBack(testCtx)
 	r.source(3, 0)
 	r.source(3, 1)
 	// A new transcoder starts on segment 4; it has caught up when segment 5 starts.
 	r.g.engage(4)
 	r.g.transcodedInit(0, media.Rendition{Name: "480p30", Width: 854}, []byte("t-init-2"))
 	// The publisher changes resolution at segment 4: the copy follows with a new init.
-	r.g.sourceInit(media.Rendition{Name: SourceName, Width: 1920, Generation: 101}, []byte("source-init-2"))
+	r.g.sourceInit(testCtx, media.Rendition{Name: SourceName, Width: 1920, Generation: 101}, []byte("source-init-2"))
 	r.source(4, 0)
 	r.rendition(4, 0)
 	r.source(4, 1)
@@ -103,16 +103,16 @@ func TestGateLockstepAndFallBack(t *testing.T) {
 	// The transcoder fails again as segment 6 starts; the next run starts on segment 7 and has
 	// caught up by segment 8, but fails before its first part there is published.
 	r.source(6, 0)
-	r.g.fallBack()
+	r.g.fallBack(testCtx)
 	r.g.engage(7)
 	r.source(6, 1)
 	r.source(7, 0)
 	r.rendition(7, 0)
 	r.source(7, 1)
 	r.source(8, 0)
-	r.g.fallBack()
+	r.g.fallBack(testCtx)
 	r.source(8, 1)
-	r.g.finish()
+	r.g.finish(testCtx)
 	if got := r.g.takeSwitched(); len(got) != 1 {
 		t.Fatalf("switched: %v", got)
 	}
@@ -132,12 +132,12 @@ func TestGateHoldLimit(t *testing.T) {
 	r.g.transcodedInit(0, media.Rendition{Name: "480p30", Width: 854}, []byte("t-init"))
 	r.source(1, 0)
 	r.now = r.now.Add(5 * time.Second)
-	r.g.tick()
+	r.g.tick(testCtx)
 	if len(r.sink.parts[SourceName]) != 0 {
 		t.Fatal("released before the hold limit")
 	}
 	r.now = r.now.Add(2 * time.Second)
-	r.g.tick()
+	r.g.tick(testCtx)
 	if len(r.sink.parts[SourceName]) != 1 {
 		t.Fatal("still held after the hold limit")
 	}

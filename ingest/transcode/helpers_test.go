@@ -2,6 +2,7 @@ package transcode
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -168,11 +169,11 @@ func play(t testing.TB, l *Ladder, units []unit, speed float64, at func(i int)) 
 		var err error
 		switch {
 		case u.video && l.h265:
-			err = l.WriteH265(u.pts, u.dts, u.au)
+			err = l.WriteH265(testCtx, u.pts, u.dts, u.au)
 		case u.video:
-			err = l.WriteH264(u.pts, u.dts, u.au)
+			err = l.WriteH264(testCtx, u.pts, u.dts, u.au)
 		default:
-			err = l.WriteMPEG4Audio(u.pts, u.data)
+			err = l.WriteMPEG4Audio(testCtx, u.pts, u.data)
 		}
 		if err != nil {
 			t.Fatalf("unit %d: %v", i, err)
@@ -204,7 +205,10 @@ func newRecSink() *recSink {
 	return &recSink{inits: map[string][]recInit{}, parts: map[string][]recPart{}}
 }
 
-func (s *recSink) Init(r media.Rendition, b []byte) error {
+// testCtx is the context the tests write under.
+var testCtx = context.Background()
+
+func (s *recSink) Init(_ context.Context, r media.Rendition, b []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if is := s.inits[r.Name]; len(is) > 0 && r.Generation < is[len(is)-1].r.Generation {
@@ -214,7 +218,7 @@ func (s *recSink) Init(r media.Rendition, b []byte) error {
 	return nil
 }
 
-func (s *recSink) Part(name string, p media.Part) error {
+func (s *recSink) Part(_ context.Context, name string, p media.Part) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	is := s.inits[name]

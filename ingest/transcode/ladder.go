@@ -6,6 +6,7 @@ package transcode
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -74,6 +75,10 @@ const (
 // the rungs, and a packager per rung. Write*, Close and State must be called from one
 // goroutine (the publisher's); AddCue, PartTarget and Starving from any.
 type Ladder struct {
+	// ctx is the publisher's context: what the transcoder's own goroutines deliver (parts of
+	// transcoded renditions) goes to the output under it; the Write and Close calls deliver
+	// under their callers' contexts.
+	ctx        context.Context
 	cfg        Config
 	log        *slog.Logger
 	gate       *gate
@@ -128,9 +133,10 @@ type run struct {
 	caughtUp bool
 }
 
-// New returns a ladder that publishes to sink. video must be H.264 or H.265; audio (AAC, Opus
+// New returns a ladder that publishes to out. ctx is the publisher's, for as long as the
+// ladder runs. video must be H.264 or H.265; audio (AAC, Opus
 // or nil) is copied into every rendition.
-func New(cfg Config, video, audio codecs.Codec, sink Sink) (*Ladder, error) {
+func New(ctx context.Context, cfg Config, video, audio codecs.Codec, out media.Output) (*Ladder, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -149,7 +155,7 @@ func New(cfg Config, video, audio codecs.Codec, sink Sink) (*Ladder, error) {
 	if cfg.Packager.Now == nil {
 		cfg.Packager.Now = time.Now
 	}
-	l := &Ladder{cfg: cfg, log: cfg.Logger, audioCodec: audio, srcStart: cfg.Packager.Start, audioMark: -1}
+	l := &Ladder{ctx: ctx, cfg: cfg, log: cfg.Logger, audioCodec: audio, srcStart: cfg.Packager.Start, audioMark: -1}
 	l.preset = slices.Index(x264Presets, cfg.X264Preset)
 	if l.preset < 0 {
 		return nil, fmt.Errorf("x264 preset %q (want one of %v)", cfg.X264Preset, x264Presets)
@@ -164,7 +170,7 @@ func New(cfg Config, video, audio codecs.Codec, sink Sink) (*Ladder, error) {
 	}
 	// The gate waits for a lagging rendition a little longer than the supervisor takes to
 	// replace its transcoder, so that only a transcoder that stopped for good is not waited for.
-	l.gate = newGate(sink, l.log, cfg.MaxLag+holdMargin)
+	l.gate = newGate(out, l.log, cfg.MaxLag+holdMargin)
 	pcfg := cfg.Packager
 	pcfg.Rendition = SourceName
 	pcfg.Now = l.sourceNow
@@ -212,22 +218,22 @@ func (l *Ladder) drainCues() {
 }
 
 // WriteH264 adds an H.264 access unit (NALUs without start codes, as gortmplib delivers them).
-func (l *Ladder) WriteH264(pts, dts time.Duration, au [][]byte) error {
+func (l *Ladder) WriteH264(ctx context.Context, pts, dts time.Duration, au [][]byte) error {
 	if l.h265 {
 		return errors.New("write H.264: the ladder's video is H.265")
 	}
-	return l.writeVideo(pts, dts, au)
+	return l.writeVideo(ctx, pts, dts, au)
 }
 
 // WriteH265 adds an H.265 access unit.
-func (l *Ladder) WriteH265(pts, dts time.Duration, au [][]byte) error {
+func (l *Ladder) WriteH265(ctx context.Context, pts, dts time.Duration, au [][]byte) error {
 	if !l.h265 {
 		return errors.New("write H.265: the ladder's video is H.264")
 	}
-	return l.writeVideo(pts, dts, au)
+	return l.writeVideo(ctx, pts, dts, au)
 }
 
-func (l *Ladder) writeVideo(pts, dts time.Duration, au [][]byte) error {
+func (l *Ladder) writeVideo(ctx context.Context, pts, dts time.Duration, au [][]byte) error {
 	if err := l.gate.publishErr(); err != nil {
 		return err
 	}
@@ -236,9 +242,9 @@ func (l *Ladder) writeVideo(pts, dts time.Duration, au [][]byte) error {
 	l.cur, l.key = frame{video: true, pts: pts, dts: dts}, key
 	err := l.writeSource(func() error {
 		if l.h265 {
-			return l.src.WriteH265(pts, dts, au)
+			return l.src.WriteH265(ctx, pts, dts, au)
 		}
-		return l.src.WriteH264(pts, dts, au)
+		return l.src.WriteH264(ctx, pts, dts, au)
 	})
 	if err != nil {
 		return err
@@ -249,19 +255,19 @@ func (l *Ladder) writeVideo(pts, dts time.Duration, au [][]byte) error {
 	if l.run != nil {
 		l.feed(f)
 	}
-	l.supervise(time.Now())
-	l.gate.tick()
+	l.supervise(ctx, time.Now())
+	l.gate.tick(ctx)
 	return l.gate.publishErr()
 }
 
 // WriteMPEG4Audio adds an AAC access unit; the ladder keeps au (shared by every rendition).
-func (l *Ladder) WriteMPEG4Audio(pts time.Duration, au []byte) error {
-	return l.writeAudio(pts, au, func() error { return l.src.WriteMPEG4Audio(pts, au) })
+func (l *Ladder) WriteMPEG4Audio(ctx context.Context, pts time.Duration, au []byte) error {
+	return l.writeAudio(pts, au, func() error { return l.src.WriteMPEG4Audio(ctx, pts, au) })
 }
 
 // WriteOpus adds an Opus packet, kept like WriteMPEG4Audio's access units.
-func (l *Ladder) WriteOpus(pts time.Duration, packet []byte) error {
-	return l.writeAudio(pts, packet, func() error { return l.src.WriteOpus(pts, packet) })
+func (l *Ladder) WriteOpus(ctx context.Context, pts time.Duration, packet []byte) error {
+	return l.writeAudio(pts, packet, func() error { return l.src.WriteOpus(ctx, pts, packet) })
 }
 
 func (l *Ladder) writeAudio(pts time.Duration, au []byte, write func() error) error {
@@ -312,24 +318,24 @@ func (l *Ladder) sourceNow() time.Time {
 // notes where segments start for restarts, and passes everything to the gate.
 type sourceOutput struct{ l *Ladder }
 
-func (o *sourceOutput) Init(r media.Rendition, b []byte) error {
+func (o *sourceOutput) Init(ctx context.Context, r media.Rendition, b []byte) error {
 	l := o.l
 	l.initInWrite = true
 	if !l.planned {
 		l.plan(r)
 	}
-	l.gate.sourceInit(r, b)
+	l.gate.sourceInit(ctx, r, b)
 	return l.gate.publishErr()
 }
 
-func (o *sourceOutput) Part(p media.Part) error {
+func (o *sourceOutput) Part(ctx context.Context, _ string, p media.Part) error {
 	l := o.l
 	if p.Last && l.writing && l.key && l.srcReady && l.anchored {
 		wall := p.ProgramDateTime.Add(p.Duration)
 		l.replay.reset(segmentStart{msn: p.MSN + 1, pts: l.cur.pts, dts: l.cur.dts,
 			media: l.srcStart.Time + wall.Sub(l.anchorWall), wall: wall})
 	}
-	l.gate.sourcePart(p)
+	l.gate.sourcePart(ctx, p)
 	return l.gate.publishErr()
 }
 
@@ -373,7 +379,7 @@ func (l *Ladder) plan(r media.Rendition) {
 
 // Close flushes every rendition: ffmpeg gets to encode what it was given, then every packager
 // emits its last part, and renditions that ended short are completed from the source.
-func (l *Ladder) Close() error {
+func (l *Ladder) Close(ctx context.Context) error {
 	if l.closed {
 		return nil
 	}
@@ -384,11 +390,11 @@ func (l *Ladder) Close() error {
 		r.proc.stop(drainTimeout)
 		l.log.Debug("transcoder stopped", "run", r.id, "exit", r.proc.exitReason())
 		for _, s := range l.slots {
-			s.stop(r.id, true)
+			s.stop(ctx, r.id, true)
 		}
 	}
-	err := l.src.Close()
-	l.gate.finish()
+	err := l.src.Close(ctx)
+	l.gate.finish(ctx)
 	if err == nil {
 		err = l.gate.publishErr()
 	}

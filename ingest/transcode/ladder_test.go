@@ -40,7 +40,7 @@ const patientLag = 30 * time.Second
 func TestLadderStandard(t *testing.T) {
 	in := readTS(t, encode(t, 8, "1280x720", 30, 60))
 	sink := newRecSink()
-	l, err := New(Config{ChannelType: TypeStandard, Event: sink.event, Logger: testLogger(t), MaxLag: patientLag,
+	l, err := New(testCtx, Config{ChannelType: TypeStandard, Event: sink.event, Logger: testLogger(t), MaxLag: patientLag,
 		Packager: packager.Config{Start: packager.Start{MSN: 1000, Generation: 70}}}, in.video, in.audio, sink)
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +50,7 @@ func TestLadderStandard(t *testing.T) {
 			l.AddCue(media.Cue{ID: "cue-1", Time: time.Now(), Text: "hello ladder"})
 		}
 	})
-	if err := l.Close(); err != nil {
+	if err := l.Close(testCtx); err != nil {
 		t.Fatal(err)
 	}
 
@@ -167,7 +167,7 @@ func segDuration(parts []recPart) time.Duration {
 func TestLadderSurvivesFFmpeg(t *testing.T) {
 	in := readTS(t, encode(t, 14, "1280x720", 30, 30))
 	sink := newRecSink()
-	l, err := New(Config{ChannelType: TypeStandard, Event: sink.event, Logger: testLogger(t), MaxLag: patientLag},
+	l, err := New(testCtx, Config{ChannelType: TypeStandard, Event: sink.event, Logger: testLogger(t), MaxLag: patientLag},
 		in.video, in.audio, sink)
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +181,7 @@ func TestLadderSurvivesFFmpeg(t *testing.T) {
 			}
 		}
 	})
-	if err := l.Close(); err != nil {
+	if err := l.Close(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	if killed == 0 {
@@ -231,13 +231,13 @@ func TestLadderSurvivesFFmpeg(t *testing.T) {
 func TestLadderWithoutFFmpeg(t *testing.T) {
 	in := readTS(t, encode(t, 3, "640x360", 30, 30))
 	sink := newRecSink()
-	l, err := New(Config{ChannelType: TypeAdvancedHD, FFmpeg: "/nonexistent/ffmpeg", Event: sink.event, Logger: testLogger(t)},
+	l, err := New(testCtx, Config{ChannelType: TypeAdvancedHD, FFmpeg: "/nonexistent/ffmpeg", Event: sink.event, Logger: testLogger(t)},
 		in.video, in.audio, sink)
 	if err != nil {
 		t.Fatal(err)
 	}
 	play(t, l, in.units, 10, nil)
-	if err := l.Close(); err != nil {
+	if err := l.Close(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	if got := sink.names(); len(got) != 1 || got[0] != "source" || len(sink.segments(t, "source")) < 2 {
@@ -265,14 +265,14 @@ func TestLadderSlowFFmpeg(t *testing.T) {
 	}
 	in := readTS(t, encode(t, 10, "640x360", 30, 30))
 	sink := newRecSink()
-	l, err := New(Config{ChannelType: TypeStandard, FFmpeg: slow, MaxLag: 2 * time.Second, Event: sink.event,
+	l, err := New(testCtx, Config{ChannelType: TypeStandard, FFmpeg: slow, MaxLag: 2 * time.Second, Event: sink.event,
 		Logger: testLogger(t)}, in.video, in.audio, sink)
 	if err != nil {
 		t.Fatal(err)
 	}
 	starving := false
 	play(t, l, in.units, 1, func(int) { starving = starving || l.Starving() })
-	if err := l.Close(); err != nil {
+	if err := l.Close(testCtx); err != nil {
 		t.Fatal(err)
 	}
 	if !starving {
@@ -310,13 +310,13 @@ func TestLadderInputs(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			in := readTS(t, encode(t, 5, c.size, c.rate, 2*c.rate, c.extra...))
 			sink := newRecSink()
-			l, err := New(Config{ChannelType: c.typ, Event: sink.event, Logger: testLogger(t), MaxLag: patientLag},
+			l, err := New(testCtx, Config{ChannelType: c.typ, Event: sink.event, Logger: testLogger(t), MaxLag: patientLag},
 				in.video, in.audio, sink)
 			if err != nil {
 				t.Fatal(err)
 			}
 			play(t, l, in.units, 1, nil)
-			if err := l.Close(); err != nil {
+			if err := l.Close(testCtx); err != nil {
 				t.Fatal(err)
 			}
 			if len(sink.names()) != len(c.want) || len(sink.events) != 0 {
@@ -359,13 +359,13 @@ func TestLadderReconnect(t *testing.T) {
 	var srcState packager.Start
 	var states map[string]packager.Start
 	for i := range 2 {
-		l, err := New(Config{ChannelType: TypeStandard, Event: sink.event, Logger: testLogger(t), Renditions: states, MaxLag: patientLag,
+		l, err := New(testCtx, Config{ChannelType: TypeStandard, Event: sink.event, Logger: testLogger(t), Renditions: states, MaxLag: patientLag,
 			Packager: packager.Config{Start: srcState}}, in.video, in.audio, sink)
 		if err != nil {
 			t.Fatal(err)
 		}
 		play(t, l, in.units, 1, nil)
-		if err := l.Close(); err != nil {
+		if err := l.Close(testCtx); err != nil {
 			t.Fatal(err)
 		}
 		srcState, states = l.State()

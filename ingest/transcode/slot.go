@@ -1,6 +1,7 @@
 package transcode
 
 import (
+	"context"
 	"errors"
 	"math"
 	"sync"
@@ -87,7 +88,7 @@ func (s *slot) begin(run int, seg segmentStart, fed *fedIndex, cfg packager.Conf
 }
 
 // onVideo packages one access unit ffmpeg produced in run.
-func (s *slot) onVideo(run int, ts int64, au [][]byte) {
+func (s *slot) onVideo(ctx context.Context, run int, ts int64, au [][]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if run != s.run || s.pkg == nil || s.err != nil {
@@ -110,8 +111,8 @@ func (s *slot) onVideo(run int, ts int64, au [][]byte) {
 		s.pkg.AddCue(s.cues[0].c)
 		s.cues = s.cues[1:]
 	}
-	s.writeAudio(f.mark)
-	if err := s.pkg.WriteH264(in, dts, au); err != nil {
+	s.writeAudio(ctx, f.mark)
+	if err := s.pkg.WriteH264(ctx, in, dts, au); err != nil {
 		s.err = err
 		return
 	}
@@ -121,7 +122,7 @@ func (s *slot) onVideo(run int, ts int64, au [][]byte) {
 }
 
 // writeAudio packages the source audio up to upTo.
-func (s *slot) writeAudio(upTo time.Duration) {
+func (s *slot) writeAudio(ctx context.Context, upTo time.Duration) {
 	n := 0
 	for _, f := range s.audio {
 		if f.pts > upTo {
@@ -129,9 +130,9 @@ func (s *slot) writeAudio(upTo time.Duration) {
 		}
 		var err error
 		if _, ok := s.audioCodec.(*codecs.Opus); ok {
-			err = s.pkg.WriteOpus(f.pts, f.audio)
+			err = s.pkg.WriteOpus(ctx, f.pts, f.audio)
 		} else {
-			err = s.pkg.WriteMPEG4Audio(f.pts, f.audio)
+			err = s.pkg.WriteMPEG4Audio(ctx, f.pts, f.audio)
 		}
 		n++
 		if err != nil {
@@ -171,7 +172,7 @@ func (s *slot) addCue(c media.Cue, at time.Duration) {
 
 // stop ends run's packager, flushing its last part. At the end of the stream (final) the
 // remaining audio and cues go into that part, as they do in the source's.
-func (s *slot) stop(run int, final bool) {
+func (s *slot) stop(ctx context.Context, run int, final bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.run != run || s.pkg == nil {
@@ -185,9 +186,9 @@ func (s *slot) stop(run int, final bool) {
 			s.cues = nil
 		}
 		if final {
-			s.writeAudio(time.Duration(math.MaxInt64)) // all the source had
+			s.writeAudio(ctx, time.Duration(math.MaxInt64)) // all the source had
 		}
-		if err := s.pkg.Close(); err != nil && !errors.Is(err, s.err) {
+		if err := s.pkg.Close(ctx); err != nil && !errors.Is(err, s.err) {
 			s.err = err
 		}
 	}
@@ -205,12 +206,12 @@ func (s *slot) failure() error {
 // slotOutput passes a slot's packager output to the gate.
 type slotOutput struct{ s *slot }
 
-func (o *slotOutput) Init(r media.Rendition, b []byte) error {
+func (o *slotOutput) Init(_ context.Context, r media.Rendition, b []byte) error {
 	o.s.gate.transcodedInit(o.s.idx, r, b)
 	return nil
 }
 
-func (o *slotOutput) Part(p media.Part) error {
-	o.s.gate.transcodedPart(o.s.idx, p)
+func (o *slotOutput) Part(ctx context.Context, _ string, p media.Part) error {
+	o.s.gate.transcodedPart(ctx, o.s.idx, p)
 	return nil
 }

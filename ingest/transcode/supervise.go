@@ -2,6 +2,7 @@ package transcode
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"time"
 )
@@ -9,7 +10,7 @@ import (
 // supervise runs on the publisher's goroutine after each video frame: it ends a run that
 // died, stalled, fell behind or lost alignment (its renditions then follow the source), and
 // starts the next one after a backoff, on a segment boundary.
-func (l *Ladder) supervise(now time.Time) {
+func (l *Ladder) supervise(ctx context.Context, now time.Time) {
 	if !l.planned || len(l.slots) == 0 || l.disabled {
 		return
 	}
@@ -20,14 +21,14 @@ func (l *Ladder) supervise(now time.Time) {
 	}
 	if r := l.run; r != nil {
 		if why, code := l.check(r, now); why != "" {
-			l.fail(why, code, now)
+			l.fail(ctx, why, code, now)
 		}
 		return
 	}
 	if now.Before(l.nextStart) || !l.replay.valid {
 		return
 	}
-	l.startRun(now)
+	l.startRun(ctx, now)
 }
 
 // check returns why run r must end, or "".
@@ -80,15 +81,15 @@ func (l *Ladder) check(r *run, now time.Time) (string, string) {
 }
 
 // fail ends the current run; its renditions follow the source until the next one is ready.
-func (l *Ladder) fail(why, code string, now time.Time) {
+func (l *Ladder) fail(ctx context.Context, why, code string, now time.Time) {
 	r := l.run
 	l.run = nil
 	l.log.Warn("transcoder failed; renditions follow the source until it is back", "reason", why, "run", r.id)
 	r.proc.stop(0)
 	for _, s := range l.slots {
-		s.stop(r.id, false)
+		s.stop(ctx, r.id, false)
 	}
-	l.gate.fallBack()
+	l.gate.fallBack(ctx)
 	if code == CodeTooSlow {
 		l.starve(now)
 	}
@@ -119,15 +120,15 @@ func (l *Ladder) backOff(code string, now time.Time) {
 
 // startRun starts ffmpeg on the newest source segment that begins with a key frame and feeds
 // it everything received since.
-func (l *Ladder) startRun(now time.Time) {
+func (l *Ladder) startRun(ctx context.Context, now time.Time) {
 	seg := l.replay.start
 	l.runs++
 	id := l.runs
 	proc, err := startProcess(l.ffmpeg, ffmpegArgs(l.rungs, x264Presets[l.preset]), len(l.slots), l.h265,
-		func(i int, pts int64, au [][]byte) { l.slots[i].onVideo(id, pts, au) })
+		func(i int, pts int64, au [][]byte) { l.slots[i].onVideo(l.ctx, id, pts, au) })
 	if err != nil {
 		l.log.Error("cannot start the transcoder", "err", err)
-		l.gate.fallBack()
+		l.gate.fallBack(ctx)
 		l.backOff(CodeExited, now)
 		return
 	}
@@ -144,7 +145,7 @@ func (l *Ladder) startRun(now time.Time) {
 			l.log.Error("rendition packager", "rendition", s.rung.Name, "err", err)
 			l.disabled = true
 			proc.stop(0)
-			l.gate.fallBack()
+			l.gate.fallBack(ctx)
 			return
 		}
 	}

@@ -1,4 +1,4 @@
-package ingest
+package rtmp
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"glasscast/bus"
+	"glasscast/ingest"
 	"glasscast/store"
 )
 
@@ -34,7 +35,7 @@ func FuzzConnection(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	s := New(Config{}, st, b.Conn, nil, log)
+	s := New(Config{}, ingest.New(ingest.Config{}, st, b.Conn, nil, log), log)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		client, server := net.Pipe()
 		done := make(chan struct{})

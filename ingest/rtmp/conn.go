@@ -1,4 +1,4 @@
-package ingest
+package rtmp
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"slices"
 	"strings"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/amf0"
 	"github.com/bluenviron/gortmplib/pkg/message"
 
+	"glasscast/ingest"
 	"glasscast/metrics"
 	"glasscast/store"
 )
@@ -73,24 +73,23 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, pc *pendingConn, secur
 		return // else evicted from the pending pool: its socket is closed already
 	}
 	defer s.adm.leave()
-	b, err := s.attach(ctx, ch)
+	sess, err := s.in.Attach(ctx, ingest.Publisher{Channel: ch, Close: func() { nc.Close() }, Log: log})
 	if err != nil {
 		log.Warn("rtmp publish refused", "reason", err.Error())
 		_ = sc.RejectAction()
 		return
 	}
 	if err := sc.AcceptAction(); err != nil {
-		b.detach(nil, err)
+		sess.Detach(ctx, err)
 		return
 	}
 	conn.budget = -1
 	_ = nc.SetDeadline(time.Time{})
-	log.Info("publisher connected", "stream", b.streamID, "handshake", time.Since(accepted).Round(time.Millisecond))
-	p := &publisher{b: b, conn: nc, rtmp: sc, log: log}
-	b.setPublisher(p)
-	err = p.run()
-	log.Info("publisher disconnected", "stream", b.streamID, "reason", errString(err))
-	b.detach(p, err)
+	log.Info("publisher connected", "stream", sess.StreamID(), "handshake", time.Since(accepted).Round(time.Millisecond))
+	p := &publisher{s: sess, conn: nc, rtmp: sc, log: log}
+	err = p.run(ctx)
+	log.Info("publisher disconnected", "stream", sess.StreamID(), "reason", errString(err))
+	sess.Detach(ctx, err)
 }
 
 // handshakeFailed logs a connection that ended before it published. Those cut by the
@@ -122,22 +121,7 @@ func (s *Server) authorize(path string, secure bool) (store.Channel, string, err
 	if !ok || rest == "" || strings.Contains(rest, "/") {
 		return store.Channel{}, "", errRefused{"path is not /app/<stream key>"}
 	}
-	keyID, ok := s.store.StreamKeyValues.Get(s.store.StreamKeyDigest(rest))
-	if !ok {
-		return store.Channel{}, "", errRefused{"unknown stream key"}
-	}
-	k, ok := s.store.StreamKeys.Get(keyID)
-	if !ok {
-		return store.Channel{}, keyID, errRefused{"unknown stream key"}
-	}
-	ch, ok := s.store.Channels.Get(k.ChannelID)
-	if !ok || !slices.Contains(ch.StreamKeys, k.ID) {
-		return store.Channel{}, keyID, errRefused{"the stream key's channel was deleted"}
-	}
-	if !secure && !ch.InsecureIngest {
-		return store.Channel{}, keyID, errRefused{"channel accepts RTMPS only (insecureIngest is false)"}
-	}
-	return ch, keyID, nil
+	return s.in.Authorize(rest, secure)
 }
 
 // budgetConn fails reads once a byte budget is spent; a negative budget is unlimited.
