@@ -28,9 +28,12 @@ export AWS_ACCESS_KEY_ID=AKGCBENCHBENCHBENCH0 AWS_SECRET_ACCESS_KEY=benchsecret 
 ch=$(aws ivs create-channel --type BASIC --latency-mode LOW --insecure-ingest --endpoint-url http://127.0.0.1:$api --output json)
 key=$(echo "$ch" | python3 -c 'import json,sys; print(json.load(sys.stdin)["streamKey"]["value"])')
 url=$(echo "$ch" | python3 -c 'import json,sys; print(json.load(sys.stdin)["channel"]["playbackUrl"])')
-ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440 \
+# The clip is encoded once, ahead, and looped with -c copy: a live encoder that falls behind
+# real time on busy cores would show up as part delay.
+ffmpeg -hide_banner -loglevel error -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440 -t 20 \
   -c:v libx264 -preset veryfast -tune zerolatency -g 30 -b:v 2500k -maxrate 2500k -bufsize 1250k -pix_fmt yuv420p \
-  -c:a aac -b:a 128k -f flv rtmp://127.0.0.1:$rtmp/app/$key &
+  -c:a aac -b:a 128k -f flv "$work/clip.flv"
+ffmpeg -hide_banner -loglevel error -re -stream_loop -1 -i "$work/clip.flv" -c copy -f flv rtmp://127.0.0.1:$rtmp/app/$key &
 for _ in $(seq 100); do curl -sf -o /dev/null "$url" && break; sleep 0.2; done
 
 ticks() { awk '{print $14+$15}' /proc/$1/stat; }
