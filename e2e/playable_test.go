@@ -72,7 +72,7 @@ type startupTimes struct {
 // goLiveAndPlay publishes to a new channel of type typ, polls GetStream and the playback URL
 // until each answers, and from the moment GetStream says LIVE plays the stream with gohlslib
 // for play (failing on any error, as a page that loads its player on the live event would).
-func goLiveAndPlay(t *testing.T, n *node, typ types.ChannelType, play time.Duration) startupTimes {
+func goLiveAndPlay(t *testing.T, n *node, typ types.ChannelType, play time.Duration, ivsPlayer bool) startupTimes {
 	t.Helper()
 	ctx := ctxT(t, time.Minute)
 	c := n.ivsClient()
@@ -115,7 +115,25 @@ func goLiveAndPlay(t *testing.T, n *node, typ types.ChannelType, play time.Durat
 	if code, body := get(t, *ch.PlaybackUrl); code != 200 {
 		t.Fatalf("GetStream says LIVE but the playback URL answers %d: %s", code, body)
 	}
+	var ivs chan ivsReport
+	if ivsPlayer {
+		// Amazon's IVS player (and hls.js beside it on the tutorial page) loads at the same
+		// moment: a 404 here is its ErrorNotAvailable.
+		ivs = make(chan ivsReport, 1)
+		go func() { ivs <- runIVSPlayer(t, *ch.PlaybackUrl, int(play/time.Second)+3, false, nil) }()
+	}
 	p := playNow(t, *ch.PlaybackUrl, play)
+	if ivs != nil {
+		rep := <-ivs
+		// Reaching Playing depends on how loaded the cores are; an error does not.
+		if e := rep.ivsError(); e != nil || !rep.sawState("Ready") {
+			t.Errorf("IVS player started at LIVE: error %+v, states %+v", e, rep.States)
+		}
+		t.Logf("IVS player started at LIVE: states %+v", rep.States)
+		if len(rep.Errors) > 0 {
+			t.Logf("errors reported on the IVS page: %+v", rep.Errors)
+		}
+	}
 	if len(p.videoPTS) == 0 {
 		t.Fatal("the player started at LIVE decoded no video")
 	}
@@ -142,9 +160,11 @@ func playNow(t *testing.T, url string, d time.Duration) *played {
 func TestPlayableWhenLive(t *testing.T) {
 	n := startServe(t, "")
 	for _, typ := range []types.ChannelType{types.ChannelTypeBasicChannelType, types.ChannelTypeStandardChannelType} {
-		st := goLiveAndPlay(t, n, typ, 4*time.Second)
+		st := goLiveAndPlay(t, n, typ, 3*time.Second, typ == types.ChannelTypeBasicChannelType)
 		t.Logf("%s: first part listed %v and LIVE %v after the first RTMP byte", typ, st.firstPart.Round(time.Millisecond), st.live.Round(time.Millisecond))
-		if st.live < st.firstPart {
+		// The poller's own request can be in flight for a while on busy cores; the strict check
+		// is the request made at LIVE, in goLiveAndPlay.
+		if st.live < st.firstPart-250*time.Millisecond {
 			t.Errorf("%s: LIVE %v before the media playlist answered (%v)", typ, st.live, st.firstPart)
 		}
 	}
