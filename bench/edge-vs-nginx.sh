@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Measures cache-hit throughput for one ~30 KB part: Glasscast's edge against nginx configured
 # as a caching reverse proxy (bench/nginx-edge.conf), both in front of the same origin, side
-# by side in one run. Needs ffmpeg, nginx and wrk (apt). Prints requests/s for each.
-#   bash bench/edge-vs-nginx.sh [seconds] [connections]
+# by side in one run. Needs ffmpeg, nginx and wrk (apt). Runs `rounds` rounds, alternating
+# which server goes first, prints requests/s of each per round with the edge/nginx ratio, and
+# the median ratio. Other load on the cores shows up as spread between rounds.
+#   bash bench/edge-vs-nginx.sh [seconds] [connections] [rounds]
 set -euo pipefail
+[ -n "${TRACE:-}" ] && set -x
 secs=${1:-15}
 conns=${2:-100}
+rounds=${3:-4}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; [ -f $work/nginx.pid ] && kill $(cat $work/nginx.pid) 2>/dev/null; cat $work/error.log 2>/dev/null | tail -3; rm -rf $work' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; [ -f $work/nginx.pid ] && kill $(cat $work/nginx.pid) 2>/dev/null; cat $work/error.log 2>/dev/null | tail -3; [ -n "${TRACE:-}" ] && tail -n 5 $work/edge.log $work/serve.log; rm -rf $work' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 api=$(port); origin=$(port); nats=$(port); edge=$(port); ngx=$(port); rtmp=$(port)
 
@@ -16,8 +20,13 @@ go build -o "$work/glasscast" "$root/cmd/glasscast"
 "$work/glasscast" serve --data-dir "$work/serve" --http-listen 127.0.0.1:$api --https-listen "" \
   --ingest-rtmp-listen 127.0.0.1:$rtmp --ingest-rtmps-listen "" --origin-listen 127.0.0.1:$origin \
   --nats-listen 127.0.0.1:$nats --api-access-key-id AKGCBENCHBENCHBENCH0 --api-secret-access-key benchsecret >"$work/serve.log" 2>&1 &
+for _ in $(seq 50); do [ -s "$work/serve/nats-credentials.json" ] && break; sleep 0.2; done
+# serve's NATS requires a login; it writes one for the other roles into its data folder.
+nuser=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["user"])' "$work/serve/nats-credentials.json")
+npass=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["password"])' "$work/serve/nats-credentials.json")
 "$work/glasscast" edge --data-dir "$work/edge" --http-listen 127.0.0.1:$edge --https-listen "" \
-  --nats-url nats://127.0.0.1:$nats --edge-upstream http://127.0.0.1:$origin >"$work/edge.log" 2>&1 &
+  --nats-url nats://127.0.0.1:$nats --nats-user "$nuser" --nats-password "$npass" \
+  --edge-upstream http://127.0.0.1:$origin >"$work/edge.log" 2>&1 &
 sed -e "s|__PORT__|$ngx|; s|__ORIGIN__|127.0.0.1:$origin|; s|__DIR__|$work|g" "$root/bench/nginx-edge.conf" >"$work/nginx.conf"
 mkdir -p "$work/cache"
 # nginx workers run as an unprivileged user when started by root.
@@ -39,9 +48,14 @@ media=${path%.m3u8}/source
 part=$(curl -s "http://127.0.0.1:$origin$media/index.m3u8" | grep -o 'part[0-9]*\.[0-9]*\.m4s' | sed -n 3p)
 size=$(curl -s "http://127.0.0.1:$origin$media/$part" | wc -c)
 echo "part $part: $size bytes; $secs s, $conns connections, wrk -t2"
-for target in "glasscast-edge 127.0.0.1:$edge" "nginx 127.0.0.1:$ngx"; do
-  set -- $target
-  curl -s -o /dev/null "http://$2$media/$part"   # fill the cache
-  rps=$(wrk -t2 -c$conns -d${secs}s "http://$2$media/$part" | awk '/Requests\/sec/ {print $2}')
-  echo "$1: $rps requests/s"
+bench() { wrk -t2 -c$conns -d${secs}s "http://$1$media/$part" | awk '/Requests\/sec/ {print $2}'; }
+for t in 127.0.0.1:$edge 127.0.0.1:$ngx; do curl -s -o /dev/null "http://$t$media/$part"; done   # fill both caches
+ratios=()
+for r in $(seq "$rounds"); do
+  if [ $((r % 2)) = 1 ]; then e=$(bench 127.0.0.1:$edge); n=$(bench 127.0.0.1:$ngx); order="edge first"
+  else n=$(bench 127.0.0.1:$ngx); e=$(bench 127.0.0.1:$edge); order="nginx first"; fi
+  ratio=$(python3 -c "print('%.2f' % ($e / $n))")
+  ratios+=("$ratio")
+  echo "round $r ($order): glasscast-edge $e requests/s, nginx $n requests/s, ratio $ratio"
 done
+echo "median edge/nginx ratio over $rounds rounds: $(printf '%s\n' "${ratios[@]}" | sort -n | python3 -c 'import sys; v=[float(x) for x in sys.stdin]; v.sort(); n=len(v); print("%.2f" % ((v[n//2]+v[(n-1)//2])/2))')"

@@ -51,6 +51,29 @@ type ViewersReport struct {
 	// Stall is, over viewers, the longest wait of each for a part past that part's duration:
 	// what a player with a buffer of one part would spend frozen.
 	StallP50, StallP99, StallMax time.Duration
+	// PartTarget is the stream's PART-TARGET, the yardstick of Pass.
+	PartTarget time.Duration
+	// Pass is the capacity criterion: p99 part delay under one part target, no viewer waiting a
+	// part target or more past a part's duration (a stall), no error.
+	Pass bool
+}
+
+// judge sets Pass.
+func (r *ViewersReport) judge() {
+	var errs int64
+	for _, n := range r.Errors {
+		errs += n
+	}
+	r.Pass = r.PartTarget > 0 && r.Parts > 0 && errs == 0 && r.DelayP99 < r.PartTarget && r.StallMax < r.PartTarget
+}
+
+// ErrorCount is the number of failed requests.
+func (r ViewersReport) ErrorCount() int64 {
+	var errs int64
+	for _, n := range r.Errors {
+		errs += n
+	}
+	return errs
 }
 
 func (r ViewersReport) String() string {
@@ -72,12 +95,19 @@ func (r ViewersReport) String() string {
 	for _, k := range keys {
 		s += fmt.Sprintf(" %s=%d", k, r.Errors[k])
 	}
-	return s + "\n"
+	verdict := "FAIL"
+	if r.Pass {
+		verdict = "PASS"
+	}
+	s += fmt.Sprintf("\n%s: p99 part delay %v, longest stall %v (both must stay under one part target, %v), %d errors\n",
+		verdict, r.DelayP99.Round(time.Millisecond), r.StallMax.Round(time.Millisecond), r.PartTarget, r.ErrorCount())
+	return s
 }
 
 // stats are shared by every simulated viewer.
 type stats struct {
 	requests, bytes, parts atomic.Int64
+	partTarget             atomic.Int64 // nanoseconds, from the first media playlist read
 	mu                     sync.Mutex
 	errors                 map[string]int64
 	delays                 []time.Duration
@@ -157,6 +187,8 @@ func Viewers(ctx context.Context, cfg ViewersConfig) (ViewersReport, error) {
 		q := func(p float64) time.Duration { return st.stalls[min(n-1, int(p*float64(n)))] }
 		rep.StallP50, rep.StallP99, rep.StallMax = q(0.50), q(0.99), st.stalls[n-1]
 	}
+	rep.PartTarget = time.Duration(st.partTarget.Load())
+	rep.judge()
 	if rep.ErrorRate > cfg.MaxErrorRate {
 		return rep, fmt.Errorf("error rate %.2f%% above %.2f%%", 100*rep.ErrorRate, 100*cfg.MaxErrorRate)
 	}
@@ -273,6 +305,9 @@ func (v *viewer) run(ctx context.Context, mvURL string) {
 			v.ended = true
 			return
 		}
+		if pl.HasPartInf {
+			v.st.partTarget.CompareAndSwap(0, int64(pl.PartTarget*float64(time.Second)))
+		}
 		v.fetchNewParts(ctx, media, pl)
 		msn, part, ok := nextDirective(pl)
 		if !ok {
@@ -374,4 +409,58 @@ func resolve(base *url.URL, ref string) *url.URL {
 		return base
 	}
 	return base.ResolveReference(r)
+}
+
+// FindMax searches the highest viewer count that passes (ViewersReport.Pass): it doubles from
+// cfg.Viewers until a run fails, then bisects to within a tenth, each step a full run of
+// cfg.Duration. Each step's report goes to cfg.Progress. It returns the highest passing count
+// (0 when even cfg.Viewers fails) and that run's report.
+func FindMax(ctx context.Context, cfg ViewersConfig, limit int) (int, ViewersReport, error) {
+	out := cfg.Progress
+	cfg.Progress = nil
+	step := func(n int) (ViewersReport, error) {
+		c := cfg
+		c.Viewers = n
+		rep, _ := Viewers(ctx, c)
+		if out != nil {
+			fmt.Fprintf(out, "%6d viewers: p50 %v p99 %v stall %v errors %d: %v\n", n, rep.DelayP50.Round(time.Millisecond),
+				rep.DelayP99.Round(time.Millisecond), rep.StallMax.Round(time.Millisecond), rep.ErrorCount(), map[bool]string{true: "pass", false: "fail"}[rep.Pass])
+		}
+		// Let the server drain the previous step's connections before the next.
+		select {
+		case <-ctx.Done():
+			return rep, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+		return rep, nil
+	}
+	var best ViewersReport
+	good, bad := 0, 0
+	for n := max(1, cfg.Viewers); n <= limit; n *= 2 {
+		rep, err := step(n)
+		if err != nil {
+			return good, best, err
+		}
+		if !rep.Pass {
+			bad = n
+			break
+		}
+		good, best = n, rep
+	}
+	if bad == 0 {
+		return good, best, nil
+	}
+	for bad-good > max(1, good/10) {
+		n := (good + bad) / 2
+		rep, err := step(n)
+		if err != nil {
+			return good, best, err
+		}
+		if rep.Pass {
+			good, best = n, rep
+		} else {
+			bad = n
+		}
+	}
+	return good, best, nil
 }

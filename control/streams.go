@@ -16,11 +16,11 @@ import (
 
 func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
-// live returns a channel's registration if it is on air. Entries whose heartbeat stopped are
-// treated as gone even before the bucket expires them.
+// live returns a channel's registration if it is on air and playable. Entries whose heartbeat
+// stopped are treated as gone even before the bucket expires them.
 func (s *Server) live(channelID string) (store.Live, bool) {
 	l, ok := s.store.Live.Get(channelID)
-	if !ok || time.Since(l.UpdatedAt) > store.LiveTTL {
+	if !ok || !l.Playable || time.Since(l.UpdatedAt) > store.LiveTTL {
 		return store.Live{}, false
 	}
 	return l, true

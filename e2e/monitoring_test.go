@@ -178,6 +178,9 @@ func TestMonitoring(t *testing.T) {
 	// are one viewer session ("vs"), which the edges forget after their 10 s window: the
 	// viewers start after that, so the count never exceeds them.
 	waitPlayable(t, *ch.PlaybackUrl+"?vs=readiness-probe")
+	// A channel is LIVE only once it plays, so one probe may be all there is: wait for the
+	// count to see it before waiting for it to go, or the viewers could overlap it.
+	waitViewers(t, ctx, c, ch.Arn, func(v int64) bool { return v == 1 })
 	waitViewers(t, ctx, c, ch.Arn, func(v int64) bool { return v == 0 })
 	const viewerCount = 3
 	vctx, stopViewers := context.WithCancel(ctx)

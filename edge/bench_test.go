@@ -61,3 +61,33 @@ func BenchmarkStreamingFanOut1000(b *testing.B) {
 		b.ReportMetric(float64(d[len(d)-1].Microseconds())/1000, "max-ms")
 	}
 }
+
+// BenchmarkEdgeViewerRequests measures the edge's cost per viewer for what every LL-HLS viewer
+// asks each part: the media playlist (with its own viewer session, gzip accepted, as Go's and
+// browsers' clients do) and the part, both cache hits. The playlist's per-viewer rewrite and
+// compression is what all the waiters of a blocking reload do at once when a part completes.
+func BenchmarkEdgeViewerRequests(b *testing.B) {
+	r := newRig(b, Config{}, "test")
+	r.publish("test", 2)
+	for _, c := range []struct{ name, uri string }{
+		{"playlist", path("test", "720p/index.m3u8") + "?_HLS_msn=100&_HLS_part=1&vs=0123456789abcdef"},
+		{"part", path("test", fmt.Sprintf("720p/part%d.%d.m4s", 100, 1)) + "?vs=0123456789abcdef"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				var ctx fasthttp.RequestCtx
+				for pb.Next() {
+					ctx.Request.Reset()
+					ctx.Response.Reset()
+					ctx.Request.SetRequestURI(c.uri)
+					ctx.Request.Header.Set("Accept-Encoding", "gzip")
+					r.edge.ServeFastHTTP(&ctx)
+					if ctx.Response.StatusCode() != 200 {
+						b.Fatal(ctx.Response.StatusCode())
+					}
+				}
+			})
+		})
+	}
+}

@@ -53,6 +53,10 @@ type broadcast struct {
 	stopBeat  chan struct{}
 	meter     metrics.IngestMeter // set by claim, before any publisher runs
 	adUntil   time.Time           // when the last ad break accepted ends, at the latest
+	// unplayed holds the renditions initialised but still without a complete segment at the
+	// origin; the broadcast becomes playable (LIVE, Stream Start) when it empties.
+	unplayed map[string]bool
+	playable bool
 }
 
 // attach gives a publisher its channel's broadcast: the one waiting in its reconnect grace,
@@ -135,7 +139,7 @@ func (b *broadcast) claim(ctx context.Context) error {
 	}
 	b.sub = sub
 	sess := store.Session{ChannelID: b.channel.ID, StreamID: b.streamID, StartTime: b.started, Channel: b.channel,
-		Events: []store.SessionEvent{{Name: "Session Created", Type: typeState, Time: b.started}, {Name: "Stream Start", Type: typeState, Time: b.started}}}
+		Events: []store.SessionEvent{{Name: "Session Created", Type: typeState, Time: b.started}}}
 	if rcArn := b.channel.RecordingConfigurationArn; rcArn != "" {
 		if rc, ok := s.store.RecordingConfigs.Get(rcArn[len(rcArn)-12:]); ok {
 			sess.Recording = &rc
@@ -158,9 +162,10 @@ func (b *broadcast) liveRecord() store.Live {
 	b.mu.Lock()
 	health := b.health0
 	out := b.out
+	playable := b.playable
 	b.mu.Unlock()
 	live := store.Live{ChannelID: b.channel.ID, StreamID: b.streamID, StartTime: b.started, Health: health,
-		Ingest: b.s.cfg.Node, Origins: b.s.cfg.Origins, UpdatedAt: time.Now().UTC()}
+		Ingest: b.s.cfg.Node, Origins: b.s.cfg.Origins, Playable: playable, UpdatedAt: time.Now().UTC()}
 	if r, ok := out.(media.SinkReporter); ok {
 		for _, st := range r.SinkStatus() {
 			live.OriginStates = append(live.OriginStates, store.OriginState{URL: st.Name, State: string(st.State), Since: st.Since})
@@ -356,7 +361,18 @@ func (o *output) Init(ctx context.Context, r media.Rendition, init []byte) error
 		b.out = out
 		b.mu.Unlock()
 	}
-	return out.Init(ctx, r, init)
+	if err := out.Init(ctx, r, init); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	if !b.playable {
+		if b.unplayed == nil {
+			b.unplayed = map[string]bool{}
+		}
+		b.unplayed[r.Name] = true
+	}
+	b.mu.Unlock()
+	return nil
 }
 
 func (o *output) Part(ctx context.Context, rendition string, p media.Part) error {
@@ -369,8 +385,35 @@ func (o *output) Part(ctx context.Context, rendition string, p media.Part) error
 	err := out.Part(ctx, rendition, p)
 	if err == nil {
 		o.b.meter.Part(time.Since(p.ProgramDateTime.Add(p.Duration)))
+		if p.Last {
+			o.b.played(rendition)
+		}
 	}
 	return err
+}
+
+// played notes that a rendition's first segment is complete at the origin. Once every
+// rendition has one, the playback URL plays: the channel turns LIVE and Stream Start is sent,
+// and not before, so a page that loads its player on that news never meets an error. (The
+// origin lists parts from the first one, but hls.js, gohlslib and the IVS player all refuse a
+// media playlist without a complete segment.)
+func (b *broadcast) played(rendition string) {
+	b.mu.Lock()
+	if b.playable || !b.unplayed[rendition] {
+		b.mu.Unlock()
+		return
+	}
+	delete(b.unplayed, rendition)
+	if len(b.unplayed) > 0 {
+		b.mu.Unlock()
+		return
+	}
+	b.playable = true
+	b.mu.Unlock()
+	b.putLive()
+	b.log.Info("broadcast playable", "after", time.Since(b.started))
+	// Outside the packager's goroutine: the session update and the event must not delay parts.
+	go b.addEvent(store.SessionEvent{Name: "Stream Start", Type: typeState, Time: time.Now().UTC()})
 }
 
 // newCue stamps timed metadata with the instant it was accepted.

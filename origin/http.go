@@ -18,8 +18,11 @@ const (
 	cacheBlocking     = "public, max-age=4"
 	cachePlaylist     = "public, max-age=1"
 	cacheMultivariant = "public, max-age=2"
-	cacheOffline      = "public, max-age=1" // an offline channel polled by many viewers
-	cacheError        = "no-cache"
+	// An offline answer is not reused: a cached 404 would outlive the moment the channel turns
+	// LIVE, and a player started on that news would be told it is offline. Concurrent polls
+	// of an offline channel still make one upstream request per edge (coalescing).
+	cacheOffline = "no-cache"
+	cacheError   = "no-cache"
 )
 
 const (

@@ -131,7 +131,11 @@ type Live struct {
 	// OriginStates says, for each origin the ingest pushes to over the network, whether it
 	// holds the stream as it is made. Empty when the ingest writes to an in-process origin.
 	OriginStates []OriginState `json:"originStates,omitempty"`
-	UpdatedAt    time.Time     `json:"updatedAt"`
+	// Playable is set once every rendition has a complete segment at the origin(s): the channel is
+	// LIVE in the API (and Stream Start is sent) from then on, so a player started on that news
+	// finds a playlist. The registration exists before, to claim the channel cluster-wide.
+	Playable  bool      `json:"playable,omitempty"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // Origin states of a live registration.

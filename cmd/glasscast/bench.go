@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,7 +13,8 @@ import (
 )
 
 const benchUsage = `Usage:
-  glasscast bench viewers --url <playback URL> [--viewers N] [--duration D] [--ramp D] [--max-error-rate F]
+  glasscast bench viewers --url <playback URL> [--viewers N] [--duration D] [--ramp D] [--max-error-rate F] [--json]
+  glasscast bench viewers --url <playback URL> --find-max [--viewers START] [--max-viewers N] [--duration D]
   glasscast bench chat --url ws://host:8080/chat --api http://host:8080 [--rooms R] [--clients N] [--rate M] [--duration D]
 `
 
@@ -31,6 +33,9 @@ func runBench(ctx context.Context, args []string) error {
 		fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long each viewer plays")
 		fs.DurationVar(&cfg.Ramp, "ramp", 2*time.Second, "spread viewer start-ups over this long")
 		fs.Float64Var(&cfg.MaxErrorRate, "max-error-rate", 0.01, "fail (exit 1) when errors exceed this fraction of requests")
+		findMax := fs.Bool("find-max", false, "search the highest viewer count that passes (p99 part delay under one part target, no stall, no error), starting at --viewers")
+		maxViewers := fs.Int("max-viewers", 20000, "upper bound of --find-max")
+		asJSON := fs.Bool("json", false, "print the report as JSON")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
@@ -38,8 +43,25 @@ func runBench(ctx context.Context, args []string) error {
 			return errors.New("--url is required")
 		}
 		cfg.Progress = os.Stderr
+		if *findMax {
+			n, rep, err := bench.FindMax(ctx, cfg, *maxViewers)
+			fmt.Printf("highest passing viewer count: %d\n", n)
+			if n > 0 {
+				fmt.Print(rep)
+			}
+			return err
+		}
 		rep, err := bench.Viewers(ctx, cfg)
-		fmt.Print(rep)
+		if *asJSON {
+			_ = json.NewEncoder(os.Stdout).Encode(map[string]any{"viewers": cfg.Viewers, "delayP50Ms": ms(rep.DelayP50),
+				"delayP99Ms": ms(rep.DelayP99), "stallMaxMs": ms(rep.StallMax), "errors": rep.ErrorCount(),
+				"partTargetMs": ms(rep.PartTarget), "pass": rep.Pass, "requests": rep.Requests, "parts": rep.Parts})
+		} else {
+			fmt.Print(rep)
+		}
+		if err == nil && !rep.Pass {
+			err = errors.New("the run did not pass")
+		}
 		return err
 	case "chat":
 		return runChatBench(ctx, args[1:])
@@ -47,3 +69,5 @@ func runBench(ctx context.Context, args []string) error {
 	fmt.Fprint(os.Stderr, benchUsage)
 	return fmt.Errorf("unknown bench %q", args[0])
 }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

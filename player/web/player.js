@@ -143,9 +143,16 @@
     }
     pending.length = 0;
     seen.clear();
-    // maxLiveSyncPlaybackRate lets hls.js play slightly fast to reach its target latency after a
-    // stall instead of staying behind for good.
-    const hls = state.hls = new Hls({ lowLatencyMode: true, enableEmsgMetadataCues: true, enableID3MetadataCues: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.5 });
+    // hls.js aims at PART-HOLD-BACK behind the live edge in low-latency mode. Left at its
+    // defaults it raises that target by 1 s at every stall (liveSyncOnStallIncrease), start-up
+    // included, and never plays faster to win it back, so it settles a second behind its own
+    // target. Here a stall costs one part target at most, and maxLiveSyncPlaybackRate plays
+    // slightly fast to get back to the target. ?hls=defaults keeps hls.js's own settings, to
+    // compare the two in this page.
+    const tuned = new URLSearchParams(location.search).get('hls') !== 'defaults';
+    const cfg = { lowLatencyMode: true, enableEmsgMetadataCues: true, enableID3MetadataCues: true, backBufferLength: 30 };
+    if (tuned) Object.assign(cfg, { maxLiveSyncPlaybackRate: 1.5, liveSyncOnStallIncrease: 0.2 });
+    const hls = state.hls = new Hls(cfg);
     hls.on(Hls.Events.FRAG_PARSING_METADATA, onMetadata);
     hls.on(Hls.Events.MANIFEST_PARSED, (e, d) => { state.levels = d.levels.map((l) => l.height); $('status').textContent = 'playing'; video.play().catch(() => {}); });
     hls.on(Hls.Events.ERROR, (e, d) => {

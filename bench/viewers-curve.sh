@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Part delivery delay and server CPU against the number of LL-HLS viewers: one `glasscast
+# serve` (BASIC LOW channel, 0.2 s parts, 1 s segments) fed by one ffmpeg encode (720p30 x264
+# veryfast zerolatency 2.5 Mb/s, 1 s GOP, AAC), read by `glasscast bench viewers`. Prints, per
+# count, p50/p99 part delay, the longest stall, errors, pass/fail (p99 under one part target, no
+# stall, no error) and the CPU `serve` used (percent of one core) and the bench client used.
+#   bash bench/viewers-curve.sh [seconds per step] [counts...]
+#   FIND_MAX=1 bash bench/viewers-curve.sh 15     # also search the highest passing count
+# Run it on quiet cores: another process's bursts show up as part delay.
+set -euo pipefail
+secs=${1:-15}
+shift || true
+counts=${*:-100 200 400 800 1600}
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf $work' EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+api=$(port); rtmp=$(port)
+
+go build -o "$work/glasscast" "$root/cmd/glasscast"
+"$work/glasscast" serve --data-dir "$work/serve" --http-listen 127.0.0.1:$api --https-listen "" \
+  --ingest-rtmp-listen 127.0.0.1:$rtmp --ingest-rtmps-listen "" --ingest-segment-target 1s --ingest-part-target 200ms \
+  --api-access-key-id AKGCBENCHBENCHBENCH0 --api-secret-access-key benchsecret >"$work/serve.log" 2>&1 &
+serve=$!
+for _ in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:$api/healthz && break; sleep 0.2; done
+
+export AWS_ACCESS_KEY_ID=AKGCBENCHBENCHBENCH0 AWS_SECRET_ACCESS_KEY=benchsecret AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+ch=$(aws ivs create-channel --type BASIC --latency-mode LOW --insecure-ingest --endpoint-url http://127.0.0.1:$api --output json)
+key=$(echo "$ch" | python3 -c 'import json,sys; print(json.load(sys.stdin)["streamKey"]["value"])')
+url=$(echo "$ch" | python3 -c 'import json,sys; print(json.load(sys.stdin)["channel"]["playbackUrl"])')
+# The clip is encoded once, ahead, and looped with -c copy: a live encoder that falls behind
+# real time on busy cores would show up as part delay.
+ffmpeg -hide_banner -loglevel error -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440 -t 20 \
+  -c:v libx264 -preset veryfast -tune zerolatency -g 30 -b:v 2500k -maxrate 2500k -bufsize 1250k -pix_fmt yuv420p \
+  -c:a aac -b:a 128k -f flv "$work/clip.flv"
+ffmpeg -hide_banner -loglevel error -re -stream_loop -1 -i "$work/clip.flv" -c copy -f flv rtmp://127.0.0.1:$rtmp/app/$key &
+for _ in $(seq 100); do curl -sf -o /dev/null "$url" && break; sleep 0.2; done
+
+ticks() { awk '{print $14+$15}' /proc/$1/stat; }
+hz=$(getconf CLK_TCK)
+printf '%8s %9s %9s %9s %7s %6s %9s %9s\n' viewers p50 p99 stall errors pass serve%cpu bench%cpu
+for n in $counts; do
+  s0=$(ticks $serve); t0=$(date +%s.%N)
+  "$work/glasscast" bench viewers --url "$url" --viewers "$n" --duration ${secs}s --ramp 2s --json >"$work/out.json" 2>/dev/null &
+  b=$!; b0=0; bt=0
+  while kill -0 $b 2>/dev/null; do bt=$(ticks $b 2>/dev/null || echo $bt); sleep 0.5; done
+  wait $b || true
+  s1=$(ticks $serve); t1=$(date +%s.%N)
+  python3 - "$work/out.json" "$n" "$s0" "$s1" "$t0" "$t1" "$hz" "$bt" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+n, s0, s1, t0, t1, hz, bt = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
+cpu = 100 * (s1 - s0) / hz / (t1 - t0)
+bcpu = 100 * bt / hz / (t1 - t0)
+print('%8s %8.0fms %8.0fms %8.0fms %7d %6s %8.0f%% %8.0f%%' % (n, r['delayP50Ms'], r['delayP99Ms'], r['stallMaxMs'], r['errors'], 'PASS' if r['pass'] else 'fail', cpu, bcpu))
+PY
+done
+if [ -n "${FIND_MAX:-}" ]; then
+  "$work/glasscast" bench viewers --url "$url" --duration ${secs}s --find-max 2>&1 | tail -3
+fi
