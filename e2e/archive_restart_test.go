@@ -51,8 +51,10 @@ func TestRecordingAfterKill(t *testing.T) {
 	checkLayout(t, keys, prefix, []string{"360p30"}, "ended")
 	end := readEvent(t, s3, seedBucket, prefix+"events/recording-ended.json")
 	dur := durationOf(end)
-	// Everything up to the kill, less what was still in flight: a segment (2 s) at most.
-	if streamed := killed.Sub(live); dur < streamed-4*time.Second || dur > streamed+time.Second {
+	// Everything up to the kill, less what was still in flight: a segment (2 s) at most. A
+	// channel is LIVE only once its first segment is complete, and the recording holds that
+	// segment too: up to one segment (2 s) more than the time since LIVE.
+	if streamed := killed.Sub(live); dur < streamed-4*time.Second || dur > streamed+3*time.Second {
 		t.Fatalf("recorded %v of %v streamed before the kill", dur, streamed)
 	}
 	probePlaylist(t, s3.publicURL(t, seedBucket)+"/"+prefix+"media/hls/master.m3u8", dur)
