@@ -353,7 +353,10 @@ func (e *Edge) serve(ctx context.Context, r request) response {
 	if ch.Authorized {
 		e.childTokens(child, report, g, kind, token, r.ip())
 	}
-	resp := e.answer(ctx, r, o, child.Encode(), report.Encode(), allowOrigin, !ch.Authorized)
+	// A public media playlist's child query is the same for all its viewers (see "vs" above);
+	// a multivariant's names the viewer's session and a private channel's the viewer's tokens.
+	shared := !ch.Authorized && kind == mediaPlaylistPath
+	resp := e.answer(ctx, r, o, child.Encode(), report.Encode(), allowOrigin, shared)
 	// A single-use token is spent by the request that succeeds with it, not by one refused or
 	// answered 404 because the broadcast has not started.
 	if resp.status == http.StatusOK {
