@@ -306,7 +306,12 @@ func (e *Edge) serve(ctx context.Context, r request) response {
 		session = newSession()
 	}
 	if session != "" && !ch.Authorized {
-		child.Set("vs", session)
+		// The session goes into the URIs of playlists only: every player reloads one, which
+		// counts it, and a media playlist then stays the same for all its viewers (but for its
+		// rendition reports), so it is rewritten and compressed once, not once per viewer.
+		if kind == multivariantPath {
+			child.Set("vs", session)
+		}
 		report.Set("vs", session)
 	}
 	for k, vs := range q {
@@ -315,10 +320,14 @@ func (e *Edge) serve(ctx context.Context, r request) response {
 		}
 		child[k], report[k] = vs, vs
 	}
-	if session == "" {
-		session = r.client
+	switch {
+	case session != "":
+		e.viewers.Seen(ch.ID, hash64(session), time.Now())
+	case kind != objectPath:
+		// A player without a session is told by its address; its objects are not counted, as
+		// the playlist it reloads is.
+		e.viewers.Seen(ch.ID, hash64(r.client), time.Now())
 	}
-	e.viewers.Seen(ch.ID, hash64(session), time.Now())
 
 	// The cache key is the path and the directives, never the viewer's token or session.
 	key := r.path
@@ -344,7 +353,10 @@ func (e *Edge) serve(ctx context.Context, r request) response {
 	if ch.Authorized {
 		e.childTokens(child, report, g, kind, token, r.ip())
 	}
-	resp := e.answer(ctx, r, o, child.Encode(), report.Encode(), allowOrigin)
+	// A public media playlist's child query is the same for all its viewers (see "vs" above);
+	// a multivariant's names the viewer's session and a private channel's the viewer's tokens.
+	shared := !ch.Authorized && kind == mediaPlaylistPath
+	resp := e.answer(ctx, r, o, child.Encode(), report.Encode(), allowOrigin, shared)
 	// A single-use token is spent by the request that succeeds with it, not by one refused or
 	// answered 404 because the broadcast has not started.
 	if resp.status == http.StatusOK {
@@ -395,7 +407,9 @@ func (r request) ip() string {
 }
 
 // answer builds the viewer's response from a ready object.
-func (e *Edge) answer(ctx context.Context, r request, o *object, childQuery, reportQuery, allowOrigin string) response {
+// shared says the child query is the same for every viewer of o (no per-viewer tokens), so
+// the rewritten and compressed playlist is kept on o for them all.
+func (e *Edge) answer(ctx context.Context, r request, o *object, childQuery, reportQuery, allowOrigin string, shared bool) response {
 	resp := response{status: o.status}
 	if allowOrigin != "" { // none for a request without Origin to an origin-restricted token
 		resp.set("Access-Control-Allow-Origin", allowOrigin)
@@ -443,19 +457,34 @@ func (e *Edge) answer(ctx context.Context, r request, o *object, childQuery, rep
 		return plain(http.StatusBadGateway, "upstream playlist incomplete")
 	}
 	body, _ := o.complete()
-	body = appendQuery(body, childQuery, reportQuery)
+	var rd *rendered
+	if shared {
+		rd, _ = o.render.get(body, childQuery, &e.gzip) // on an error, rendered per viewer
+	}
 	if r.acceptGzip {
-		if gz, err := e.gzip.compress(body); err == nil {
-			body = gz
+		var gz []byte
+		var err error
+		if rd != nil {
+			gz, err = rd.gzip(&e.gzip, reportQuery)
+		} else {
+			gz, err = e.gzip.compress(appendQuery(body, childQuery, reportQuery))
+		}
+		if err == nil {
+			resp.body = gz
 			resp.set("Content-Encoding", "gzip")
 			if allowOrigin != "*" { // one Vary header: the servers keep the last one set
 				resp.set("Vary", "Origin, Accept-Encoding")
 			} else {
 				resp.set("Vary", "Accept-Encoding")
 			}
+			return resp
 		}
 	}
-	resp.body = body
+	if rd != nil {
+		resp.body = rd.body(reportQuery)
+	} else {
+		resp.body = appendQuery(body, childQuery, reportQuery)
+	}
 	return resp
 }
 

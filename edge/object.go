@@ -29,6 +29,8 @@ type object struct {
 	err     error
 	grew    chan struct{} // closed and replaced whenever body grows or the fill ends
 	lastUse time.Time
+
+	render renderCache // a complete playlist's shared rendering
 }
 
 func newObject(key string) *object {

@@ -90,8 +90,12 @@ func ParseMedia(b []byte) (*MediaPlaylist, error) {
 			pl.OrderErrors = append(pl.OrderErrors, fmt.Sprintf("line %d: %s after the segment's first EXT-X-PART", n, name))
 		}
 	}
-	for n, line := range strings.Split(text, "\n") {
-		n++
+	// Lines are cut one at a time and parts' attributes read without a map: the load client
+	// parses a playlist per viewer per part, on the cores of the server it measures.
+	rest := text
+	for n := 1; ; n++ {
+		line, tail, more := strings.Cut(rest, "\n")
+		rest = tail
 		line = strings.TrimSpace(line)
 		name, value, _ := strings.Cut(line, ":")
 		var err error
@@ -158,10 +162,22 @@ func ParseMedia(b []byte) (*MediaPlaylist, error) {
 				cur.DateRanges = append(cur.DateRanges, d.ID)
 			}
 		case name == "#EXT-X-PART":
-			var a map[string]string
-			if a, err = parseAttrs(value); err == nil {
-				p := &Part{URI: unquote(a["URI"]), Independent: a["INDEPENDENT"] == "YES", Gap: a["GAP"] == "YES"}
-				p.Duration, err = strconv.ParseFloat(a["DURATION"], 64)
+			p := &Part{}
+			var duration string
+			err = eachAttr(value, func(name, val string) {
+				switch name {
+				case "URI":
+					p.URI = unquote(val)
+				case "INDEPENDENT":
+					p.Independent = val == "YES"
+				case "GAP":
+					p.Gap = val == "YES"
+				case "DURATION":
+					duration = val
+				}
+			})
+			if err == nil {
+				p.Duration, err = strconv.ParseFloat(duration, 64)
 				cur.Parts = append(cur.Parts, p)
 				sawPart = true
 			}
@@ -193,6 +209,9 @@ func ParseMedia(b []byte) (*MediaPlaylist, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("line %d %q: %w", n, line, err)
+		}
+		if !more {
+			break
 		}
 	}
 	if len(cur.Parts) > 0 {
@@ -333,10 +352,21 @@ func ParseMultivariant(b []byte) (*Multivariant, error) {
 // quoted-string from an enumerated string.
 func parseAttrs(s string) (map[string]string, error) {
 	m := make(map[string]string)
+	if err := eachAttr(s, func(name, val string) { m[name] = val }); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// eachAttr calls f with each attribute of a list, values as written (quotes kept), and
+// rejects a malformed list or a repeated name.
+func eachAttr(s string, f func(name, val string)) error {
+	var seen [12]string
+	names := seen[:0]
 	for s != "" {
 		eq := strings.IndexByte(s, '=')
 		if eq <= 0 {
-			return nil, fmt.Errorf("attribute list %q: missing name", s)
+			return fmt.Errorf("attribute list %q: missing name", s)
 		}
 		name := s[:eq]
 		s = s[eq+1:]
@@ -344,7 +374,7 @@ func parseAttrs(s string) (map[string]string, error) {
 		if strings.HasPrefix(s, `"`) {
 			end := strings.IndexByte(s[1:], '"')
 			if end < 0 {
-				return nil, fmt.Errorf("attribute %s: unterminated quoted string", name)
+				return fmt.Errorf("attribute %s: unterminated quoted string", name)
 			}
 			val, s = s[:end+2], s[end+2:]
 		} else if c := strings.IndexByte(s, ','); c >= 0 {
@@ -352,18 +382,21 @@ func parseAttrs(s string) (map[string]string, error) {
 		} else {
 			val, s = s, ""
 		}
-		if _, dup := m[name]; dup {
-			return nil, fmt.Errorf("attribute %s repeated", name)
+		for _, n := range names {
+			if n == name {
+				return fmt.Errorf("attribute %s repeated", name)
+			}
 		}
-		m[name] = val
+		names = append(names, name)
+		f(name, val)
 		if s != "" {
 			if s[0] != ',' {
-				return nil, fmt.Errorf("attribute %s: junk after value", name)
+				return fmt.Errorf("attribute %s: junk after value", name)
 			}
 			s = s[1:]
 		}
 	}
-	return m, nil
+	return nil
 }
 
 func unquote(v string) string {

@@ -57,3 +57,28 @@ func FuzzParse(f *testing.F) {
 		_, _ = ParseMultivariant(b)
 	})
 }
+
+// A part's attributes are checked as any attribute list's are: a repeated or malformed one is
+// an error, and a value is read whichever order the attributes come in.
+func TestParseMediaPartAttributes(t *testing.T) {
+	head := "#EXTM3U\n#EXT-X-TARGETDURATION:1\n"
+	for _, bad := range []string{
+		`#EXT-X-PART:DURATION=0.2,URI="a.m4s",DURATION=0.3`,
+		`#EXT-X-PART:DURATION=0.2,URI="a.m4s`,
+		`#EXT-X-PART:=0.2`,
+		`#EXT-X-PART:URI="a.m4s"x`,
+		`#EXT-X-PART:URI="a.m4s"`,
+	} {
+		if _, err := ParseMedia([]byte(head + bad + "\n")); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+	pl, err := ParseMedia([]byte(head + `#EXT-X-PART:GAP=YES,INDEPENDENT=YES,URI="a.m4s",DURATION=0.25` + "\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ok := pl.LastPart()
+	if !ok || p.URI != "a.m4s" || p.Duration != 0.25 || !p.Independent || !p.Gap {
+		t.Fatalf("part %+v", p)
+	}
+}
