@@ -89,6 +89,14 @@ func freePort(t testing.TB) string {
 	}
 }
 
+// anyHost is addr's port on every interface. WHIP's ICE listeners take ports from freePort, not
+// ":0": a port the kernel picks could be one freePort handed out for a listener that has yet to
+// start (TestDirector's director once found its port taken that way).
+func anyHost(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return ":" + port
+}
+
 // freeUDPPort is freePort for UDP listeners (SRT).
 func freeUDPPort(t testing.TB) string {
 	t.Helper()
@@ -126,8 +134,8 @@ func startServeTB(t testing.TB, dataDir string, extra ...string) *node {
 		"--ingest-rtmp-listen", n.RTMP,
 		"--ingest-rtmps-listen", n.RTMPS,
 		"--https-listen", n.HTTPS,
-		"--ingest-whip-udp-listen", ":0",
-		"--ingest-whip-tcp-listen", ":0",
+		"--ingest-whip-udp-listen", anyHost(freeUDPPort(t)),
+		"--ingest-whip-tcp-listen", anyHost(freePort(t)),
 		"--log-level", "debug",
 	}, extra...)
 	n.start()
@@ -285,8 +293,8 @@ func startRole(t *testing.T, role string, extra ...string) *node {
 		"--data-dir", n.DataDir,
 		"--http-listen", n.HTTP,
 		"--https-listen", n.HTTPS,
-		"--ingest-whip-udp-listen", ":0",
-		"--ingest-whip-tcp-listen", ":0",
+		"--ingest-whip-udp-listen", anyHost(freeUDPPort(t)),
+		"--ingest-whip-tcp-listen", anyHost(freePort(t)),
 		"--log-level", "debug",
 	}, extra...)
 	n.start()
