@@ -14,11 +14,7 @@ import (
 func TestAdBreakOnSegmentBoundaries(t *testing.T) {
 	in := readTS(t, encode(t, 10, x264("320x180", "30", 60), aac()))
 	wall := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	rec := &recorder{}
-	p, err := New(Config{Now: fixedClock(wall)}, in.video, in.audio, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, rec := newAtClock(t, in, wall)
 	rec.onPart = func(part media.Part) {
 		if part.MSN == 0 && part.Index == 2 {
 			p.AddCue(media.Cue{ID: "brk", AdBreak: &media.AdBreak{Planned: 4 * time.Second}})
@@ -72,11 +68,7 @@ func TestAdBreakOnSegmentBoundaries(t *testing.T) {
 func TestAdBreakAcrossReconnect(t *testing.T) {
 	in := readTS(t, encode(t, 4, x264("320x180", "30", 60), aac()))
 	wall := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	rec := &recorder{}
-	p, err := New(Config{Now: fixedClock(wall)}, in.video, in.audio, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, _ := newAtClock(t, in, wall)
 	p.AddCue(media.Cue{ID: "brk", AdBreak: &media.AdBreak{Planned: 2 * time.Second}})
 	feed(t, p, in, in.units[:len(in.units)/3]) // the break starts with segment 0, then the publisher leaves
 	if err := p.Close(testCtx); err != nil {

@@ -349,3 +349,15 @@ func countVideo(units []unit) (n int) {
 
 // fixedClock is a Config.Now that returns one instant.
 func fixedClock(at time.Time) func() time.Time { return func() time.Time { return at } }
+
+// newAtClock packages in's tracks into a recorder with the wall clock stopped at wall, so cue
+// and ad-break times are exact.
+func newAtClock(t testing.TB, in input, wall time.Time) (*Packager, *recorder) {
+	t.Helper()
+	rec := &recorder{}
+	p, err := New(Config{Now: fixedClock(wall)}, in.video, in.audio, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, rec
+}

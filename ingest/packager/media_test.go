@@ -210,11 +210,7 @@ func TestFrameRates(t *testing.T) {
 func TestCues(t *testing.T) {
 	in := readTS(t, encode(t, 4, x264("320x180", "30", 60), aac()))
 	wall := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	rec := &recorder{}
-	p, err := New(Config{Now: fixedClock(wall)}, in.video, in.audio, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, rec := newAtClock(t, in, wall)
 	cues := []media.Cue{
 		{ID: "a", Time: wall.Add(2250 * time.Millisecond), Text: `{"q":"héllo"}`},
 		{ID: "b", Time: wall.Add(2300 * time.Millisecond), Text: "second in the same part"},
