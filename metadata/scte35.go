@@ -69,7 +69,7 @@ func (s SpliceInsert) Encode() []byte {
 	b = append(b, cmd...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(desc)))
 	b = append(b, desc...)
-	return binary.BigEndian.AppendUint32(b, crc32MPEG2(b))
+	return binary.BigEndian.AppendUint32(b, CRC32MPEG2(b))
 }
 
 // appendTicks writes a flag byte's top bits and a 33-bit tick count in five bytes.
@@ -89,7 +89,7 @@ func ParseSpliceInsert(b []byte) (SpliceInsert, error) {
 	if 3+n != len(b) {
 		return s, fmt.Errorf("scte35: section_length %d for %d bytes", n, len(b))
 	}
-	if crc32MPEG2(b[:len(b)-4]) != binary.BigEndian.Uint32(b[len(b)-4:]) {
+	if CRC32MPEG2(b[:len(b)-4]) != binary.BigEndian.Uint32(b[len(b)-4:]) {
 		return s, errors.New("scte35: bad CRC_32")
 	}
 	if b[4]&0x80 != 0 {
@@ -173,9 +173,9 @@ func ParseSpliceInsert(b []byte) (SpliceInsert, error) {
 	return s, nil
 }
 
-// crc32MPEG2 is the CRC_32 of MPEG-2 sections (polynomial 0x04C11DB7, not reflected, initial
+// CRC32MPEG2 is the CRC_32 of MPEG-2 sections (SCTE-35 and PSI tables alike) (polynomial 0x04C11DB7, not reflected, initial
 // value all ones, no final XOR); hash/crc32 only computes the reflected variants.
-func crc32MPEG2(b []byte) uint32 {
+func CRC32MPEG2(b []byte) uint32 {
 	crc := uint32(0xffffffff)
 	for _, c := range b {
 		crc ^= uint32(c) << 24

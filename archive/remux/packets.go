@@ -8,6 +8,8 @@ import (
 	"io"
 
 	"github.com/asticode/go-astits"
+
+	"glasscast/metadata"
 )
 
 const packetSize = 188
@@ -146,7 +148,7 @@ func (p *packets) rewritePMT(pkt []byte) ([]byte, error) {
 	info := infoLen + len(ptr)
 	ns[10] = ns[10]&0xF0 | byte(info>>8)
 	ns[11] = byte(info)
-	crc := crcMPEG2(ns)
+	crc := metadata.CRC32MPEG2(ns)
 	ns = append(ns, byte(crc>>24), byte(crc>>16), byte(crc>>8), byte(crc))
 	if 5+len(ns) > packetSize {
 		return nil, errors.New("PMT with the ID3 stream does not fit in one packet")
@@ -161,23 +163,6 @@ func (p *packets) rewritePMT(pkt []byte) ([]byte, error) {
 	}
 	p.lastPMT, p.newPMT = bytes.Clone(pkt), out
 	return out, nil
-}
-
-// crcMPEG2 is the CRC-32 of MPEG-2 sections: polynomial 0x04C11DB7, most significant bit
-// first, no final inversion (hash/crc32 only computes the bit-reversed form).
-func crcMPEG2(b []byte) uint32 {
-	crc := uint32(0xFFFFFFFF)
-	for _, v := range b {
-		crc ^= uint32(v) << 24
-		for range 8 {
-			if crc&0x80000000 != 0 {
-				crc = crc<<1 ^ 0x04C11DB7
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc
 }
 
 // writeID3 inserts one ID3 tag as a PES packet with the given PTS.
