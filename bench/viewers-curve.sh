@@ -11,30 +11,7 @@ set -euo pipefail
 secs=${1:-15}
 shift || true
 counts=${*:-100 200 400 800 1600}
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf $work' EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-api=$(port); rtmp=$(port)
-
-go build -o "$work/glasscast" "$root/cmd/glasscast"
-"$work/glasscast" serve --data-dir "$work/serve" --http-listen 127.0.0.1:$api --https-listen "" \
-  --ingest-rtmp-listen 127.0.0.1:$rtmp --ingest-rtmps-listen "" --ingest-segment-target 1s --ingest-part-target 200ms \
-  --api-access-key-id AKGCBENCHBENCHBENCH0 --api-secret-access-key benchsecret >"$work/serve.log" 2>&1 &
-serve=$!
-for _ in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:$api/healthz && break; sleep 0.2; done
-
-export AWS_ACCESS_KEY_ID=AKGCBENCHBENCHBENCH0 AWS_SECRET_ACCESS_KEY=benchsecret AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
-ch=$(aws ivs create-channel --type BASIC --latency-mode LOW --insecure-ingest --endpoint-url http://127.0.0.1:$api --output json)
-key=$(echo "$ch" | python3 -c 'import json,sys; print(json.load(sys.stdin)["streamKey"]["value"])')
-url=$(echo "$ch" | python3 -c 'import json,sys; print(json.load(sys.stdin)["channel"]["playbackUrl"])')
-# The clip is encoded once, ahead, and looped with -c copy: a live encoder that falls behind
-# real time on busy cores would show up as part delay.
-ffmpeg -hide_banner -loglevel error -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440 -t 20 \
-  -c:v libx264 -preset veryfast -tune zerolatency -g 30 -b:v 2500k -maxrate 2500k -bufsize 1250k -pix_fmt yuv420p \
-  -c:a aac -b:a 128k -f flv "$work/clip.flv"
-ffmpeg -hide_banner -loglevel error -re -stream_loop -1 -i "$work/clip.flv" -c copy -f flv rtmp://127.0.0.1:$rtmp/app/$key &
-for _ in $(seq 100); do curl -sf -o /dev/null "$url" && break; sleep 0.2; done
+source "$(dirname "$0")/live-channel.sh"
 
 ticks() { awk '{print $14+$15}' /proc/$1/stat; }
 hz=$(getconf CLK_TCK)
