@@ -494,11 +494,14 @@ func (b *broadcast) stop(reason string) {
 	pub.close()
 }
 
-// detach is called when a publisher's connection ends. Unless the broadcast is stopping, it
-// waits ReconnectGrace for the publisher to come back before ending.
+// detach is called when a publisher's connection ends. Unless the broadcast is stopping or the
+// publisher ended it, it waits ReconnectGrace for the publisher to come back before ending.
 func (b *broadcast) detach(p *Session, err error) {
 	b.mu.Lock()
 	b.pub = nil
+	if errors.Is(err, ErrPublisherEnded) && b.endReason == "" {
+		b.endReason = "ended by the publisher"
+	}
 	if b.endReason != "" || b.ended {
 		b.mu.Unlock()
 		b.end()

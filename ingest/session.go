@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -23,6 +24,11 @@ const maxPendingCues = 16
 
 // flushTimeout bounds the flush of a publisher's last part once its connection is gone.
 const flushTimeout = 10 * time.Second
+
+// ErrPublisherEnded is what a protocol passes to Session.Detach when its publisher ended the
+// broadcast explicitly (WHIP's DELETE): the stream ends at once instead of waiting the
+// reconnect grace, which is for connections that broke.
+var ErrPublisherEnded = errors.New("the publisher ended the broadcast")
 
 // Publisher describes a protocol connection that publishes to a channel.
 type Publisher struct {
@@ -288,9 +294,10 @@ func (s *Session) close() {
 }
 
 // Detach ends the session when the publisher's connection ended (err says why; nil or io.EOF
-// for a publisher that hung up). The last part is flushed under ctx, even once ctx is
-// cancelled (the connection's context ends at shutdown), for at most flushTimeout. Unless the
-// broadcast is stopping, it then waits the reconnect grace for the publisher to come back.
+// for a publisher that hung up, ErrPublisherEnded for one that ended the broadcast). The last
+// part is flushed under ctx, even once ctx is cancelled (the connection's context ends at
+// shutdown), for at most flushTimeout. Unless the broadcast is stopping or the publisher ended
+// it, it then waits the reconnect grace for the publisher to come back.
 func (s *Session) Detach(ctx context.Context, err error) {
 	s.mu.Lock()
 	p := s.pipe

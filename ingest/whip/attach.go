@@ -2,6 +2,7 @@ package whip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -44,6 +45,14 @@ type ingestSession struct {
 }
 
 func (s ingestSession) ChannelID() string { return s.channel }
+
+// Detach ends the stream at once after a DELETE; a broken connection waits the reconnect grace.
+func (s ingestSession) Detach(ctx context.Context, err error) {
+	if errors.Is(err, ErrDeleted) {
+		err = ingest.ErrPublisherEnded
+	}
+	s.Session.Detach(ctx, err)
+}
 
 func (s ingestSession) Start(ctx context.Context, video, audio mp4codecs.Codec) error {
 	return s.Session.Start(ctx, ingest.Tracks{Video: video, Audio: audio, Encoder: ingest.Encoder{Name: "WHIP"}})

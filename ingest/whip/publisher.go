@@ -31,9 +31,6 @@ const (
 	maxLatePackets = 256
 )
 
-// errDeleted is the cause of a session its publisher ended with DELETE.
-var errDeleted = errors.New("deleted by the publisher")
-
 // frame is an access unit on its way to the session: H.264 NALUs or an AAC frame.
 type frame struct {
 	pts time.Duration
@@ -71,7 +68,7 @@ func newPublisher(s *Server, id string, log *slog.Logger) *publisher {
 // end ends the session; a nil err is the publisher's DELETE.
 func (p *publisher) end(err error) {
 	if err == nil {
-		err = errDeleted
+		err = ErrDeleted
 	}
 	p.cancel(err)
 }
@@ -319,9 +316,6 @@ func (p *publisher) run() error {
 	p.closePeer()
 	p.readers.Wait()
 	cause := context.Cause(p.ctx)
-	if errors.Is(cause, errDeleted) {
-		cause = nil
-	}
 	p.sess.Detach(p.ctx, cause)
 	return cause
 }

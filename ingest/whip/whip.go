@@ -32,6 +32,9 @@ var (
 	ErrForbidden = errors.New("forbidden")
 	// ErrConflict: the channel already has a publisher (409).
 	ErrConflict = errors.New("conflict")
+	// ErrDeleted is what Session.Detach gets when the publisher ended its session with
+	// DELETE: an explicit end, after which the stream ends at once (no reconnect grace).
+	ErrDeleted = errors.New("deleted by the publisher")
 )
 
 // Ingest is the protocol-neutral ingest session API a WHIP publisher attaches to.
@@ -53,6 +56,7 @@ type Session interface {
 	WriteH264(ctx context.Context, pts, dts time.Duration, au [][]byte) error
 	WriteMPEG4Audio(ctx context.Context, pts time.Duration, au []byte) error
 	Meter() metrics.IngestMeter
+	// Detach ends the session; err is ErrDeleted after the publisher's DELETE.
 	Detach(ctx context.Context, err error)
 }
 
@@ -409,7 +413,7 @@ func (s *Server) refuse(w http.ResponseWriter, log *slog.Logger, err error) {
 }
 
 func errString(err error) string {
-	if err == nil {
+	if errors.Is(err, ErrDeleted) {
 		return "ended by the publisher (DELETE)"
 	}
 	return err.Error()

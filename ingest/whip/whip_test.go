@@ -3,6 +3,7 @@ package whip
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -202,7 +203,7 @@ func publishWHIP(t *testing.T, endpoint, key, videoFile, audioFile string, ctx c
 // TestWHIPPublish: a pion WHIP client publishes H.264 and Opus; the session gets H.264
 // access units from a key frame on, with 40 ms steps, and AAC frames from ffmpeg, in step
 // with the video; a wrong key gets 403, a second publisher 409, no key 401; DELETE detaches
-// the session as a publisher that hung up.
+// the session as an explicit end (ErrDeleted).
 func TestWHIPPublish(t *testing.T) {
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		t.Fatal("ffmpeg is needed")
@@ -257,8 +258,8 @@ func TestWHIPPublish(t *testing.T) {
 	}
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
-	if sess.detachErr != nil {
-		t.Errorf("DELETE detached with %v, want nil (publisher hung up)", sess.detachErr)
+	if !errors.Is(sess.detachErr, ErrDeleted) {
+		t.Errorf("DELETE detached with %v, want ErrDeleted (the stream ends at once)", sess.detachErr)
 	}
 	if _, ok := sess.video.(*mp4codecs.H264); !ok {
 		t.Fatalf("video codec %T", sess.video)
