@@ -15,7 +15,8 @@ func (n *node) startWHIP(in *ingest.Server, log *slog.Logger) ingest.Listener {
 		return nil
 	}
 	wh, err := whip.New(whip.Config{UDPListen: cfg.WHIPUDPListen, TCPListen: cfg.WHIPTCPListen, Hosts: splitList(cfg.WHIPHosts),
-		Timeout: cfg.WHIPTimeout, KeyFrameInterval: cfg.SegmentTarget, FFmpeg: cfg.Transcode.FFmpeg}, whip.FromIngest(in), log)
+		Timeout: cfg.WHIPTimeout, KeyFrameInterval: cfg.SegmentTarget, FFmpeg: cfg.Transcode.FFmpeg,
+		X264Preset: cfg.Transcode.X264Preset}, whip.FromIngest(in), log)
 	if err != nil {
 		// A port taken by another process must not keep the other protocols from serving.
 		n.log.Warn("WHIP disabled", "err", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	mp4codecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -29,6 +30,8 @@ const (
 	trackSettle = 3 * time.Second
 	// maxLatePackets is how far (in packets) the sample builder waits for a lost packet.
 	maxLatePackets = 256
+	// minKeyRequest is the least time between two key frame requests (PLIs).
+	minKeyRequest = 500 * time.Millisecond
 )
 
 // frame is an access unit on its way to the session: H.264 NALUs or an AAC frame.
@@ -111,7 +114,7 @@ func (p *publisher) negotiate(offer string) (string, error) {
 			p.end(errors.New("peer connection closed"))
 		}
 	})
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: preferH264(offer)}); err != nil {
 		return "", fmt.Errorf("invalid offer: %w", err)
 	}
 	answer, err := pc.CreateAnswer(nil)
@@ -143,7 +146,7 @@ func (p *publisher) negotiate(offer string) (string, error) {
 		}
 	}
 	if !p.expectVideo && !p.expectAudio {
-		return "", errors.New("the offer sends neither H.264 video nor Opus audio")
+		return "", errors.New("the offer sends neither H.264, VP8 or VP9 video nor Opus audio")
 	}
 	return local.SDP, nil
 }
@@ -161,12 +164,17 @@ func receives(m *sdp.MediaDescription) bool {
 
 func (p *publisher) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	mime := t.Codec().MimeType
+	video := strings.EqualFold(mime, webrtc.MimeTypeH264) || strings.EqualFold(mime, webrtc.MimeTypeVP8) || strings.EqualFold(mime, webrtc.MimeTypeVP9)
 	switch {
-	case strings.EqualFold(mime, webrtc.MimeTypeH264) && p.videoTaken.CompareAndSwap(false, true):
+	case video && p.videoTaken.CompareAndSwap(false, true):
 		p.readers.Add(1)
 		go func() {
 			defer p.readers.Done()
-			p.readVideo(t)
+			if strings.EqualFold(mime, webrtc.MimeTypeH264) {
+				p.readVideo(t)
+			} else {
+				p.readVPX(t)
+			}
 		}()
 	case strings.EqualFold(mime, webrtc.MimeTypeOpus) && p.audioTaken.CompareAndSwap(false, true):
 		p.readers.Add(1)
@@ -215,28 +223,7 @@ func (p *publisher) since() time.Duration { return time.Since(p.t0) }
 // publisher for a key frame every KeyFrameInterval and after a loss.
 func (p *publisher) readVideo(t *webrtc.TrackRemote) {
 	p.tracks <- true
-	pli := make(chan struct{}, 1)
-	askKey := func() {
-		select {
-		case pli <- struct{}{}:
-		default:
-		}
-	}
-	go func() {
-		tick := time.NewTicker(p.s.cfg.KeyFrameInterval)
-		defer tick.Stop()
-		for {
-			if err := p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.SSRC())}}); err != nil {
-				return
-			}
-			select {
-			case <-p.ctx.Done():
-				return
-			case <-tick.C:
-			case <-pli:
-			}
-		}
-	}()
+	askKey := p.keyFrames(t, p.s.cfg.KeyFrameInterval)
 	sb := samplebuilder.New(maxLatePackets, &codecs.H264Packet{}, 90000, samplebuilder.WithMaxTimeDelay(time.Second))
 	tl := timeline{clock: 90000}
 	meter := p.sess.Meter()
@@ -276,6 +263,96 @@ func (p *publisher) readVideo(t *webrtc.TrackRemote) {
 			dts := tl.at(s.PacketTimestamp, now)
 			meter.Video(len(s.Data), key, dts)
 			p.push(frame{pts: dts, au: au})
+		}
+	}
+}
+
+// keyFrames asks the publisher for a key frame (a PLI) now, every interval (0: never again)
+// and whenever the returned function is called, at most every minKeyRequest, until the
+// session ends.
+func (p *publisher) keyFrames(t *webrtc.TrackRemote, interval time.Duration) func() {
+	pli := make(chan struct{}, 1)
+	go func() {
+		var tick <-chan time.Time
+		if interval > 0 {
+			tk := time.NewTicker(interval)
+			defer tk.Stop()
+			tick = tk.C
+		}
+		for {
+			if err := p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.SSRC())}}); err != nil {
+				return
+			}
+			// Coalesce the requests of a burst of losses: the key frame answers them all.
+			select {
+			case <-p.ctx.Done():
+				return
+			case <-time.After(minKeyRequest):
+			}
+			select {
+			case <-p.ctx.Done():
+				return
+			case <-tick:
+			case <-pli:
+			}
+		}
+	}()
+	return func() {
+		select {
+		case pli <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// readVPX depacketizes VP8 or VP9 frames and hands them, from a key frame on, to the H.264
+// transcoder, whose output the session packages as it would a publisher's H.264. The
+// transcoder forces its own key frames, so the publisher is asked for one only when a frame
+// is lost or dropped (and at the start).
+func (p *publisher) readVPX(t *webrtc.TrackRemote) {
+	p.tracks <- true
+	mime := t.Codec().MimeType
+	askKey := p.keyFrames(t, 0)
+	enc := newH264Encoder(p.ctx, p.s.cfg, mime, p.log, askKey, func(pts time.Duration, au [][]byte) {
+		p.push(frame{pts: pts, au: au})
+	})
+	defer enc.close()
+	var depack rtp.Depacketizer = &codecs.VP8Packet{}
+	if strings.EqualFold(mime, webrtc.MimeTypeVP9) {
+		depack = &codecs.VP9Packet{}
+	}
+	sb := samplebuilder.New(maxLatePackets, depack, 90000, samplebuilder.WithMaxTimeDelay(time.Second))
+	tl := timeline{clock: 90000}
+	meter := p.sess.Meter()
+	keyed := false
+	for {
+		pkt, _, err := t.ReadRTP()
+		if err != nil {
+			return
+		}
+		now := p.since()
+		p.lastMedia.Store(time.Now().UnixNano())
+		if !tl.started {
+			tl.at(pkt.Timestamp, now)
+		}
+		sb.Push(pkt)
+		for s := sb.Pop(); s != nil; s = sb.Pop() {
+			if len(s.Data) == 0 {
+				continue
+			}
+			key := vpxIsKey(mime, s.Data)
+			if s.PrevDroppedPackets > 0 && keyed && !key {
+				// What follows refers to a lost frame: wait for a key frame.
+				keyed = false
+				askKey()
+			}
+			if !keyed && !key {
+				continue
+			}
+			keyed = true
+			dts := tl.at(s.PacketTimestamp, now)
+			meter.Video(len(s.Data), key, dts)
+			enc.write(vpxFrame{data: s.Data, pts: dts, key: key})
 		}
 	}
 }

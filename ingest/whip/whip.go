@@ -1,8 +1,8 @@
 // Package whip accepts broadcasts over WHIP (RFC 9725): a publisher POSTs an SDP offer with
 // its stream key as the bearer token and gets the answer and a session URL to DELETE when it
 // is done. Media arrives over WebRTC (ICE over one UDP and one TCP port, DTLS-SRTP); H.264
-// passes through, Opus is transcoded to AAC by a supervised ffmpeg, so that every player of an
-// RTMP-fed channel plays a WHIP-fed one.
+// passes through, VP8 and VP9 are transcoded to H.264 and Opus to AAC by supervised ffmpegs,
+// so that every player of an RTMP-fed channel plays a WHIP-fed one.
 package whip
 
 import (
@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 	mp4codecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"glasscast/auth"
@@ -77,8 +79,11 @@ type Config struct {
 	// KeyFrameInterval is how often the publisher is asked for a key frame (a PLI), so that
 	// segments can start on one (default 2 s: the segment target).
 	KeyFrameInterval time.Duration
-	// FFmpeg is the ffmpeg command that transcodes Opus to AAC (default "ffmpeg").
+	// FFmpeg is the ffmpeg command that transcodes Opus to AAC and VP8/VP9 to H.264 (default
+	// "ffmpeg").
 	FFmpeg string
+	// X264Preset is the x264 speed of the VP8/VP9 transcoder (default "veryfast").
+	X264Preset string
 	// MaxSessions bounds WHIP sessions at once (default 100).
 	MaxSessions int
 }
@@ -96,6 +101,9 @@ func (c *Config) defaults() {
 	}
 	if c.FFmpeg == "" {
 		c.FFmpeg = "ffmpeg"
+	}
+	if c.X264Preset == "" {
+		c.X264Preset = "veryfast"
 	}
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 100
@@ -179,8 +187,9 @@ func New(cfg Config, ing Ingest, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
-// registerCodecs offers what Glasscast can package without a video transcoder: H.264 (the
-// profiles browsers and OBS send, packetization mode 1) and Opus, which becomes AAC.
+// registerCodecs offers H.264 (the profiles browsers and OBS send, packetization mode 1),
+// which passes through; VP8 and VP9 (profile 0), which a supervised ffmpeg transcodes to
+// H.264; and Opus, which becomes AAC.
 func registerCodecs(me *webrtc.MediaEngine) error {
 	fb := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
 	pt := webrtc.PayloadType(102)
@@ -192,12 +201,59 @@ func registerCodecs(me *webrtc.MediaEngine) error {
 		}
 		pt++
 	}
+	for _, c := range []webrtc.RTPCodecParameters{
+		{PayloadType: 96, RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb}},
+		{PayloadType: 98, RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000, SDPFmtpLine: "profile-id=0", RTCPFeedback: fb}},
+	} {
+		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			return fmt.Errorf("whip: register %s: %w", c.MimeType, err)
+		}
+	}
 	opus := webrtc.RTPCodecParameters{PayloadType: 111, RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
 		SDPFmtpLine: "minptime=10;useinbandfec=1"}}
 	if err := me.RegisterCodec(opus, webrtc.RTPCodecTypeAudio); err != nil {
 		return fmt.Errorf("whip: register Opus: %w", err)
 	}
 	return nil
+}
+
+// preferH264 moves H.264 to the front of every video section of an offer: pion answers in
+// the offer's order and a browser sends the answer's first codec, so a publisher that can
+// send H.264 does, and costs no transcoding; VP8 or VP9 only when it offers nothing else.
+func preferH264(offer string) string {
+	var sd sdp.SessionDescription
+	if sd.UnmarshalString(offer) != nil {
+		return offer // SetRemoteDescription says what is wrong with it
+	}
+	for _, m := range sd.MediaDescriptions {
+		if m.MediaName.Media != "video" {
+			continue
+		}
+		h264 := map[string]bool{}
+		for _, a := range m.Attributes {
+			if a.Key != "rtpmap" {
+				continue
+			}
+			pt, codec, _ := strings.Cut(a.Value, " ")
+			if name, _, _ := strings.Cut(codec, "/"); strings.EqualFold(name, "H264") {
+				h264[pt] = true
+			}
+		}
+		slices.SortStableFunc(m.MediaName.Formats, func(a, b string) int {
+			switch {
+			case h264[a] && !h264[b]:
+				return -1
+			case h264[b] && !h264[a]:
+				return 1
+			}
+			return 0
+		})
+	}
+	out, err := sd.Marshal()
+	if err != nil {
+		return offer
+	}
+	return string(out)
 }
 
 func (s *Server) closeMuxes() {

@@ -64,6 +64,7 @@ type fakeSession struct {
 	audioPTS     []time.Duration
 	detachErr    error
 	isDetached   bool
+	lastSPS      [][]byte
 }
 
 func (s *fakeSession) StreamID() string  { return "st-test" }
@@ -79,6 +80,11 @@ func (s *fakeSession) WriteH264(ctx context.Context, pts, dts time.Duration, au 
 	s.mu.Lock()
 	s.videoDTS = append(s.videoDTS, dts)
 	s.keys = append(s.keys, h264.IsRandomAccess(au))
+	for _, nalu := range au {
+		if len(nalu) > 0 && h264.NALUType(nalu[0]&0x1f) == h264.NALUTypeSPS {
+			s.lastSPS = [][]byte{nalu}
+		}
+	}
 	s.mu.Unlock()
 	return nil
 }

@@ -1,0 +1,189 @@
+package whip
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	mp4codecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
+)
+
+// TestPreferH264: an offer's video sections list H.264 first, the rest in their order.
+func TestPreferH264(t *testing.T) {
+	offer := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" +
+		"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n" +
+		"m=video 9 UDP/TLS/RTP/SAVPF 96 97 98 102 103\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\n" +
+		"a=rtpmap:98 VP9/90000\r\na=rtpmap:102 H264/90000\r\na=rtpmap:103 h264/90000\r\n"
+	got := preferH264(offer)
+	if !strings.Contains(got, "m=video 9 UDP/TLS/RTP/SAVPF 102 103 96 97 98\r\n") || !strings.Contains(got, "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n") {
+		t.Fatalf("reordered offer:\n%s", got)
+	}
+	if preferH264("garbage") != "garbage" {
+		t.Fatal("an unparsable offer must pass unchanged")
+	}
+}
+
+// TestWHIPVPX: a pion WHIP client publishes VP8 (or VP9) at 25 fps; the session gets H.264
+// from ffmpeg: an IDR first, an IDR at least every key frame interval, 40 ms steps, pictures
+// of the input's size; DELETE detaches it with ErrDeleted and ends ffmpeg.
+func TestWHIPVPX(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Fatal("ffmpeg is needed")
+	}
+	for _, c := range []struct{ mime, encoder string }{{webrtc.MimeTypeVP8, "libvpx"}, {webrtc.MimeTypeVP9, "libvpx-vp9"}} {
+		t.Run(c.mime[6:], func(t *testing.T) {
+			// A key frame every 2 s: the transcoder makes its own every second.
+			ivf := filepath.Join(t.TempDir(), "v.ivf")
+			out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "4",
+				"-c:v", c.encoder, "-deadline", "realtime", "-cpu-used", "8", "-b:v", "500k", "-g", "50", "-f", "ivf", ivf).CombinedOutput()
+			if err != nil {
+				t.Fatalf("ffmpeg: %v %s", err, out)
+			}
+			ing := &fakeIngest{key: "sk_good"}
+			s, err := New(Config{UDPListen: "127.0.0.1:0", Timeout: 3 * time.Second, KeyFrameInterval: time.Second},
+				ing, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			served := make(chan struct{})
+			go func() { _ = s.Serve(ctx); close(served) }()
+			defer func() { cancel(); <-served }()
+			hs := httptest.NewServer(s)
+			defer hs.Close()
+
+			loc := publishIVF(t, hs.URL+"/whip", c.mime, ivf, ctx)
+			time.Sleep(3500 * time.Millisecond)
+			req, _ := http.NewRequest(http.MethodDelete, hs.URL+loc, nil)
+			if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("DELETE: %v %v", resp, err)
+			}
+			sess := ing.sessions[0]
+			deadline := time.Now().Add(5 * time.Second)
+			for !sess.detached() {
+				if time.Now().After(deadline) {
+					t.Fatal("DELETE did not detach the session")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			sess.mu.Lock()
+			defer sess.mu.Unlock()
+			if !errors.Is(sess.detachErr, ErrDeleted) {
+				t.Errorf("detached with %v, want ErrDeleted", sess.detachErr)
+			}
+			if _, ok := sess.video.(*mp4codecs.H264); !ok {
+				t.Fatalf("video codec %T, want H.264", sess.video)
+			}
+			if len(sess.videoDTS) < 40 || !sess.keys[0] {
+				t.Fatalf("%d H.264 frames in ~3.5 s, first an IDR: %v", len(sess.videoDTS), len(sess.keys) > 0 && sess.keys[0])
+			}
+			lastKey := sess.videoDTS[0]
+			for i := 1; i < len(sess.videoDTS); i++ {
+				if d := sess.videoDTS[i] - sess.videoDTS[i-1]; d != 40*time.Millisecond {
+					t.Fatalf("video step %d: %v, want 40ms", i, d)
+				}
+				if sess.keys[i] {
+					lastKey = sess.videoDTS[i]
+				} else if sess.videoDTS[i]-lastKey > 1100*time.Millisecond {
+					t.Fatalf("no IDR for %v at frame %d", sess.videoDTS[i]-lastKey, i)
+				}
+			}
+			if w, h := sess.size(); w != 320 || h != 240 {
+				t.Errorf("H.264 pictures %dx%d, want 320x240", w, h)
+			}
+			t.Logf("%d H.264 frames", len(sess.videoDTS))
+		})
+	}
+}
+
+// publishIVF offers one video track of codec mime and sends the IVF file's frames at its
+// rate once connected (a static track answers no key frame request); it returns the
+// session's Location.
+func publishIVF(t *testing.T, endpoint, mime, file string, ctx context.Context) string {
+	t.Helper()
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	connected := make(chan struct{})
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateConnected {
+			close(connected)
+		}
+	})
+	vt, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 90000}, "video", "glass")
+	if _, err := pc.AddTransceiverFromTrack(vt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	offer, _ := pc.CreateOffer(nil)
+	gathered := webrtc.GatheringCompletePromise(pc)
+	_ = pc.SetLocalDescription(offer)
+	<-gathered
+	req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(pc.LocalDescription().SDP))
+	req.Header.Set("Content-Type", "application/sdp")
+	req.Header.Set("Authorization", "Bearer sk_good")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("offer: %d %s", resp.StatusCode, body)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		select {
+		case <-connected:
+		case <-ctx.Done():
+			return
+		}
+		r, _, err := ivfreader.NewWith(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		tick := time.NewTicker(40 * time.Millisecond)
+		defer tick.Stop()
+		for ctx.Err() == nil {
+			frame, _, err := r.ParseNextFrame()
+			if err != nil {
+				return
+			}
+			_ = vt.WriteSample(media.Sample{Data: frame, Duration: 40 * time.Millisecond})
+			<-tick.C
+		}
+	}()
+	return resp.Header.Get("Location")
+}
+
+// size is the picture size of the last SPS the session got.
+func (s *fakeSession) size() (int, int) {
+	for _, nalu := range s.lastSPS {
+		var sps h264.SPS
+		if sps.Unmarshal(nalu) == nil {
+			return sps.Width(), sps.Height()
+		}
+	}
+	return 0, 0
+}
