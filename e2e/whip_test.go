@@ -1,9 +1,16 @@
 package e2e
 
 import (
+	"bufio"
 	"encoding/json"
+	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -185,4 +192,189 @@ func deref(f *float64) float64 {
 		return -1
 	}
 	return *f
+}
+
+// TestWHIPVP8: Chromium publishes its fake camera over WHIP with VP8 forced
+// (setCodecPreferences) on a BASIC channel: the channel plays H.264 + AAC (the multivariant
+// says avc1 and mp4a, gohlslib plays both, ffprobe decodes a whole segment's frames), and the
+// DELETE ends the stream at once although the reconnect grace is a minute.
+func TestWHIPVP8(t *testing.T) {
+	whipTranscoded(t, "video/VP8", types.ChannelTypeBasicChannelType)
+}
+
+// TestWHIPVP9: the same with VP9 on a STANDARD channel, whose ladder transcodes the
+// H.264 that the VP9 became: every rendition is H.264.
+func TestWHIPVP9(t *testing.T) {
+	whipTranscoded(t, "video/VP9", types.ChannelTypeStandardChannelType)
+}
+
+func whipTranscoded(t *testing.T, mime string, chType types.ChannelType) {
+	needBrowser(t)
+	start := time.Now()
+	n := startServe(t, "", "--ingest-reconnect-grace", "60s")
+	c := n.ivsClient()
+	ctx := ctxT(t, 2*time.Minute)
+	ch, key := testChannel(t, ctx, c, &ivs.CreateChannelInput{Name: aws.String("whipvpx"), Type: chType, InsecureIngest: true})
+
+	cmd := exec.Command("node", "whip_codec.mjs", n.endpoint()+"/player/go-live", n.endpoint()+"/whip", key, mime)
+	cmd.Dir = browserDir
+	cmd.Stderr = &prefixWriter{t: t, prefix: "whip_codec.mjs: "}
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	lines := make(chan map[string]json.RawMessage, 100)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var m map[string]json.RawMessage
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				lines <- m
+			}
+		}
+	}()
+	next := func(key string) json.RawMessage {
+		t.Helper()
+		timeout := time.After(30 * time.Second)
+		for {
+			select {
+			case m, ok := <-lines:
+				if !ok {
+					t.Fatalf("the browser script ended before %q\n%s", key, n.Logs())
+				}
+				if m[key] != nil {
+					return m[key]
+				}
+				if m["sample"] != nil {
+					var s struct{ Codec *string }
+					_ = json.Unmarshal(m["sample"], &s)
+					if s.Codec != nil && !strings.EqualFold(*s.Codec, mime) {
+						t.Errorf("Chromium sends %s, want %s", *s.Codec, mime)
+					}
+				}
+			case <-timeout:
+				t.Fatalf("no %q from the browser script in 30 s", key)
+			}
+		}
+	}
+	var live whipAttempt
+	_ = json.Unmarshal(next("live"), &live)
+	if live.Status != http.StatusCreated {
+		t.Fatalf("WHIP offer: %+v\n%s", live, n.Logs())
+	}
+	waitLive(t, ctx, c, ch.Arn)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, body := get(t, mediaPlaylistURL(*ch.PlaybackUrl)); strings.Count(body, "#EXTINF") >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no two whole segments in the media playlist after 20 s\n%s", n.Logs())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// Every variant is H.264 + AAC.
+	_, mv := get(t, *ch.PlaybackUrl)
+	variants := regexp.MustCompile(`CODECS="([^"]*)"`).FindAllStringSubmatch(mv, -1)
+	if len(variants) == 0 || (chType == types.ChannelTypeStandardChannelType && len(variants) < 2) {
+		t.Fatalf("multivariant playlist:\n%s", mv)
+	}
+	for _, v := range variants {
+		if !strings.Contains(v[1], "avc1.") || !strings.Contains(v[1], "mp4a.") {
+			t.Fatalf("a variant with CODECS %q, want avc1 and mp4a:\n%s", v[1], mv)
+		}
+	}
+	p := play(t, *ch.PlaybackUrl, 5*time.Second)
+	p.mu.Lock()
+	if p.videoCodec != "h264" || p.audioCodec != "aac" || len(p.videoPTS) < 30 || p.audioFrames < 50 {
+		t.Fatalf("gohlslib played video %q (%d frames), audio %q (%d frames)", p.videoCodec, len(p.videoPTS), p.audioCodec, p.audioFrames)
+	}
+	t.Logf("gohlslib: %d H.264 frames, %d AAC frames in 5 s", len(p.videoPTS), p.audioFrames)
+	p.mu.Unlock()
+	probeSegment(t, mediaPlaylistURL(*ch.PlaybackUrl))
+
+	// DELETE ends the stream at once, well within the minute of reconnect grace.
+	_, _ = io.WriteString(stdin, "stop\n")
+	var deleted struct{ Status int }
+	_ = json.Unmarshal(next("deleted"), &deleted)
+	deletedAt := time.Now()
+	if deleted.Status != http.StatusOK {
+		t.Fatalf("DELETE: %d", deleted.Status)
+	}
+	waitOffline(t, ctx, c, ch.Arn, 10*time.Second)
+	t.Logf("offline %v after the DELETE", time.Since(deletedAt).Round(10*time.Millisecond))
+	sessions, err := c.ListStreamSessions(ctx, &ivs.ListStreamSessionsInput{ChannelArn: ch.Arn})
+	if err != nil || len(sessions.StreamSessions) != 1 {
+		t.Fatalf("sessions: %v %v", sessions, err)
+	}
+	ss, err := c.GetStreamSession(ctx, &ivs.GetStreamSessionInput{ChannelArn: ch.Arn, StreamId: sessions.StreamSessions[0].StreamId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ss.StreamSession.TruncatedEvents {
+		names = append(names, aws.ToString(e.Name))
+	}
+	if !slices.Contains(names, "Stream End") || ss.StreamSession.EndTime == nil {
+		t.Fatalf("session events %v, end %v", names, ss.StreamSession.EndTime)
+	}
+	if ic := ss.StreamSession.IngestConfiguration; ic == nil || ic.Video == nil || !strings.HasPrefix(aws.ToString(ic.Video.Codec), "avc1") {
+		t.Errorf("ingest configuration %+v", ic)
+	}
+	t.Logf("whole test %v", time.Since(start).Round(time.Second))
+}
+
+// probeSegment has ffprobe decode every frame of the media playlist's first whole segment
+// (its init section and the segment, as a player appends them): H.264 and AAC, each frame
+// decoded.
+func probeSegment(t *testing.T, playlistURL string) {
+	t.Helper()
+	_, pl := get(t, playlistURL)
+	base := playlistURL[:strings.LastIndexByte(playlistURL, '/')+1]
+	m := regexp.MustCompile(`#EXT-X-MAP:URI="([^"]+)"`).FindStringSubmatch(pl)
+	seg := regexp.MustCompile(`#EXTINF:[^\n]*\n(?:#[^\n]*\n)*([^#\n][^\n]*)`).FindStringSubmatch(pl)
+	if m == nil || seg == nil {
+		t.Fatalf("no init section or whole segment in\n%s", pl)
+	}
+	var file []byte
+	for _, u := range []string{m[1], seg[1]} {
+		code, body := get(t, base+u)
+		if code != 200 {
+			t.Fatalf("%s: %d", u, code)
+		}
+		file = append(file, body...)
+	}
+	path := filepath.Join(t.TempDir(), "seg.mp4")
+	if err := os.WriteFile(path, file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-of", "json",
+		"-show_entries", "stream=codec_type,codec_name,width,height,nb_read_frames", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe: %v", err)
+	}
+	var r struct {
+		Streams []struct {
+			CodecType string `json:"codec_type"`
+			CodecName string `json:"codec_name"`
+			Width     int    `json:"width"`
+			Frames    string `json:"nb_read_frames"`
+		} `json:"streams"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, s := range r.Streams {
+		f, _ := strconv.Atoi(s.Frames)
+		got[s.CodecType+"/"+s.CodecName] = f
+	}
+	if got["video/h264"] < 15 || got["audio/aac"] < 20 {
+		t.Fatalf("ffprobe decoded %v in segment %s, want H.264 and AAC frames", got, seg[1])
+	}
+	t.Logf("ffprobe decoded %v in segment %s", got, seg[1])
 }
