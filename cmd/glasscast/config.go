@@ -254,7 +254,7 @@ func (c *Config) options() []option {
 		{"archive.spoolMaxMb", "Most megabytes of recorded media waiting on local disk (dataDir/archive/spool) for S3; past it new segments are lost\nand the recording ends with recording-failed.json.", &c.Archive.SpoolMaxMB},
 		{"ingest.transcode", "Transcode STANDARD and ADVANCED channels into IVS's adaptive ladder with ffmpeg. false passes every channel through as BASIC.", &c.Transcode.Enabled},
 		{"ingest.ffmpeg", "ffmpeg command the transcoder runs: a path, or a name found on PATH.", &c.Transcode.FFmpeg},
-		{"ingest.x264Preset", "x264 preset of transcoded renditions (medium ... ultrafast); a transcoder that falls behind real time restarts one step faster.", &c.Transcode.X264Preset},
+		{"ingest.x264Preset", "x264 preset of transcoded renditions (medium ... ultrafast); a transcoder that falls behind real time restarts one step faster. WHIP's VP8/VP9 → H.264 transcoder uses it too.", &c.Transcode.X264Preset},
 		{"archive.spoolMaxAge", "Longest a recorded segment waits in the spool for S3 before it is given up as lost.", &c.Archive.SpoolMaxAge},
 		{"archive.originUrl", "Origin (or edge) base URL a separate archive reads streams from when their live registration names no origin.", &c.Archive.OriginURL},
 		{"events.webhooks", "Webhooks that receive IVS EventBridge events: comma-separated URLs, each optionally filtered by a fragment that is not sent,\ne.g. https://hooks.example.com/ivs#types=stream-state|recording-state&channels=AbCdef1G2hij.", &c.Monitoring.Webhooks},

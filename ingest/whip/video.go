@@ -67,8 +67,10 @@ func vpxSize(mime string, key []byte) (int, int) {
 // MPEG-TS out on stdout, timestamps passed through. Browsers may send VP8 or VP9 only, and
 // Glasscast channels carry H.264, which every HLS player plays. A run starts at a key frame;
 // an ffmpeg that dies is started again (with a growing pause) at the next one, which the
-// publisher is asked for. Its output keeps the first key frame's picture size (a browser
-// that lowers its resolution under load is scaled back up) and has an IDR every keyEvery.
+// publisher is asked for. Its output has an IDR every keyEvery and the largest picture size
+// the publisher has sent: browsers start small and raise their resolution as bandwidth
+// allows (each step up starts a new run at its key frame, and a new init section), and lower
+// it under load for a while (scaled back up, so that players see no change).
 type h264Encoder struct {
 	ffmpeg, preset, mime string
 	keyEvery             time.Duration
@@ -130,7 +132,12 @@ func (e *h264Encoder) supervise() {
 			}
 		}
 		started := time.Now()
-		err := e.run(first)
+		next, err := e.run(first)
+		for next != nil && err == nil {
+			// The picture grew (a browser ramping its resolution up): a run of the new size
+			// takes over at that key frame, once the last one has written all it had.
+			next, err = e.run(*next)
+		}
 		if e.ctx.Err() != nil {
 			return
 		}
@@ -174,11 +181,12 @@ func (e *h264Encoder) args(width, height int) []string {
 		"-f", "mpegts", "pipe:1"}
 }
 
-// run runs one ffmpeg from key frame first until it fails or the encoder closes.
-func (e *h264Encoder) run(first vpxFrame) error {
+// run runs one ffmpeg from key frame first until it fails, the encoder closes or a key frame
+// of a larger picture arrives, which it returns for the next run.
+func (e *h264Encoder) run(first vpxFrame) (*vpxFrame, error) {
 	w, h := vpxSize(e.mime, first.data)
 	if w < 2 || h < 2 {
-		return errors.New("the key frame has no picture size")
+		return nil, errors.New("the key frame has no picture size")
 	}
 	cmd := exec.CommandContext(e.ctx, e.ffmpeg, e.args(w, h)...)
 	cmd.SysProcAttr = procAttr()
@@ -187,14 +195,14 @@ func (e *h264Encoder) run(first vpxFrame) error {
 	cmd.Stderr = stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", e.ffmpeg, err)
+		return nil, fmt.Errorf("start %s: %w", e.ffmpeg, err)
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -203,7 +211,8 @@ func (e *h264Encoder) run(first vpxFrame) error {
 		defer wg.Done()
 		rerr = e.readTS(stdout, first.pts)
 	}()
-	werr := e.feed(stdin, first, w, h)
+	// Closing stdin has ffmpeg flush what it holds and exit.
+	next, werr := e.feed(stdin, first, w, h)
 	_ = stdin.Close()
 	if werr != nil && e.ctx.Err() == nil {
 		_ = cmd.Process.Kill()
@@ -211,20 +220,24 @@ func (e *h264Encoder) run(first vpxFrame) error {
 	wg.Wait()
 	err = cmd.Wait()
 	if e.ctx.Err() != nil {
-		return nil
+		return nil, nil
 	}
-	return errors.Join(werr, rerr, err, errorIf(stderr.String()))
+	if err = errors.Join(werr, rerr, err, errorIf(stderr.String())); err != nil {
+		return nil, err
+	}
+	return next, nil
 }
 
-// feed writes frames to ffmpeg as IVF until the encoder closes. pion's IVF writer takes RTP
-// packets, so each frame goes in as one packet with a minimal payload descriptor, its
-// timestamp the frame's time since the run's first, in 90 kHz ticks.
-func (e *h264Encoder) feed(stdin io.Writer, first vpxFrame, width, height int) error {
+// feed writes frames to ffmpeg as IVF until the encoder closes, or returns the first key
+// frame of a picture larger than width x height. pion's IVF writer takes RTP packets, so
+// each frame goes in as one packet with a minimal payload descriptor, its timestamp the
+// frame's time since the run's first, in 90 kHz ticks.
+func (e *h264Encoder) feed(stdin io.Writer, first vpxFrame, width, height int) (*vpxFrame, error) {
 	bw := bufio.NewWriterSize(stdin, 64<<10)
 	iw, err := ivfwriter.NewWith(bw, ivfwriter.WithCodec(e.mime), ivfwriter.WithWidthAndHeight(uint16(width), uint16(height)),
 		ivfwriter.WithFrameRate(1, h264Clock), ivfwriter.WithDirectPTS())
 	if err != nil {
-		return fmt.Errorf("ivf: %w", err)
+		return nil, fmt.Errorf("ivf: %w", err)
 	}
 	vp9 := strings.EqualFold(e.mime, webrtc.MimeTypeVP9)
 	pkt := &rtp.Packet{Header: rtp.Header{Marker: true}}
@@ -240,15 +253,20 @@ func (e *h264Encoder) feed(stdin io.Writer, first vpxFrame, width, height int) e
 		pkt.Timestamp = uint32((f.pts - first.pts) * h264Clock / time.Second)
 		pkt.Payload = append(append(pkt.Payload[:0], desc), f.data...)
 		if err := iw.WriteRTP(pkt); err != nil {
-			return fmt.Errorf("write to ffmpeg: %w", err)
+			return nil, fmt.Errorf("write to ffmpeg: %w", err)
 		}
 		if err := bw.Flush(); err != nil {
-			return fmt.Errorf("write to ffmpeg: %w", err)
+			return nil, fmt.Errorf("write to ffmpeg: %w", err)
 		}
 		select {
 		case <-e.ctx.Done():
-			return nil
+			return nil, nil
 		case f = <-e.in:
+		}
+		if f.key {
+			if w, h := vpxSize(e.mime, f.data); w*h > width*height {
+				return &f, nil
+			}
 		}
 	}
 }

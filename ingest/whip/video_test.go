@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -38,20 +39,27 @@ func TestPreferH264(t *testing.T) {
 }
 
 // TestWHIPVPX: a pion WHIP client publishes VP8 (or VP9) at 25 fps; the session gets H.264
-// from ffmpeg: an IDR first, an IDR at least every key frame interval, 40 ms steps, pictures
-// of the input's size; DELETE detaches it with ErrDeleted and ends ffmpeg.
+// from ffmpeg: an IDR first, an IDR at least every key frame interval, 40 ms steps across
+// the publisher's step up in resolution, pictures of the new size after it; DELETE detaches
+// it with ErrDeleted and ends ffmpeg.
 func TestWHIPVPX(t *testing.T) {
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		t.Fatal("ffmpeg is needed")
 	}
 	for _, c := range []struct{ mime, encoder string }{{webrtc.MimeTypeVP8, "libvpx"}, {webrtc.MimeTypeVP9, "libvpx-vp9"}} {
 		t.Run(c.mime[6:], func(t *testing.T) {
-			// A key frame every 2 s: the transcoder makes its own every second.
-			ivf := filepath.Join(t.TempDir(), "v.ivf")
-			out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "4",
-				"-c:v", c.encoder, "-deadline", "realtime", "-cpu-used", "8", "-b:v", "500k", "-g", "50", "-f", "ivf", ivf).CombinedOutput()
-			if err != nil {
-				t.Fatalf("ffmpeg: %v %s", err, out)
+			// A key frame every 2 s (the transcoder makes its own every second), and the picture
+			// grows after 1.6 s, as a browser ramping up does.
+			dir := t.TempDir()
+			var files []string
+			for i, size := range []string{"320x240", "640x480"} {
+				f := filepath.Join(dir, strconv.Itoa(i)+".ivf")
+				out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size="+size+":rate=25", "-t", "2.4",
+					"-c:v", c.encoder, "-deadline", "realtime", "-cpu-used", "8", "-b:v", "500k", "-g", "50", "-f", "ivf", f).CombinedOutput()
+				if err != nil {
+					t.Fatalf("ffmpeg: %v %s", err, out)
+				}
+				files = append(files, f)
 			}
 			ing := &fakeIngest{key: "sk_good"}
 			s, err := New(Config{UDPListen: "127.0.0.1:0", Timeout: 3 * time.Second, KeyFrameInterval: time.Second},
@@ -66,7 +74,7 @@ func TestWHIPVPX(t *testing.T) {
 			hs := httptest.NewServer(s)
 			defer hs.Close()
 
-			loc := publishIVF(t, hs.URL+"/whip", c.mime, ivf, ctx)
+			loc := publishIVF(t, hs.URL+"/whip", c.mime, ctx, files[0], files[1])
 			time.Sleep(3500 * time.Millisecond)
 			req, _ := http.NewRequest(http.MethodDelete, hs.URL+loc, nil)
 			if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
@@ -102,18 +110,18 @@ func TestWHIPVPX(t *testing.T) {
 					t.Fatalf("no IDR for %v at frame %d", sess.videoDTS[i]-lastKey, i)
 				}
 			}
-			if w, h := sess.size(); w != 320 || h != 240 {
-				t.Errorf("H.264 pictures %dx%d, want 320x240", w, h)
+			if w, h := sess.size(); w != 640 || h != 480 {
+				t.Errorf("H.264 pictures %dx%d at the end, want 640x480", w, h)
 			}
 			t.Logf("%d H.264 frames", len(sess.videoDTS))
 		})
 	}
 }
 
-// publishIVF offers one video track of codec mime and sends the IVF file's frames at its
-// rate once connected (a static track answers no key frame request); it returns the
+// publishIVF offers one video track of codec mime and sends the IVF files' frames, one file
+// after the other, every 40 ms once connected (a static track answers no key frame request); it returns the
 // session's Location.
-func publishIVF(t *testing.T, endpoint, mime, file string, ctx context.Context) string {
+func publishIVF(t *testing.T, endpoint, mime string, ctx context.Context, files ...string) string {
 	t.Helper()
 	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
@@ -149,9 +157,29 @@ func publishIVF(t *testing.T, endpoint, mime, file string, ctx context.Context) 
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
+	var frames [][]byte
+	for i, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _, err := ivfreader.NewWith(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// All of the first file but its last 0.8 s: the step happens before its second key frame.
+		var fs [][]byte
+		for {
+			frame, _, err := r.ParseNextFrame()
+			if err != nil {
+				break
+			}
+			fs = append(fs, frame)
+		}
+		if i == 0 && len(files) > 1 {
+			fs = fs[:len(fs)-20]
+		}
+		frames = append(frames, fs...)
 	}
 	go func() {
 		select {
@@ -159,15 +187,10 @@ func publishIVF(t *testing.T, endpoint, mime, file string, ctx context.Context) 
 		case <-ctx.Done():
 			return
 		}
-		r, _, err := ivfreader.NewWith(bytes.NewReader(data))
-		if err != nil {
-			return
-		}
 		tick := time.NewTicker(40 * time.Millisecond)
 		defer tick.Stop()
-		for ctx.Err() == nil {
-			frame, _, err := r.ParseNextFrame()
-			if err != nil {
+		for _, frame := range frames {
+			if ctx.Err() != nil {
 				return
 			}
 			_ = vt.WriteSample(media.Sample{Data: frame, Duration: 40 * time.Millisecond})
