@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -120,7 +121,7 @@ func TestWHIPGoLiveInBrowser(t *testing.T) {
 		t.Logf("hls.js plays %.2f s behind the wall clock (latency %v), codecs %s", *last.BehindWallClock, deref(last.Latency), *last.Codecs)
 	}
 
-	// The page's stop DELETEs the session: the stream ends after the reconnect grace.
+	// The page's stop DELETEs the session: the stream ends at once.
 	waitOffline(t, ctx, c, ch.Arn, 15*time.Second)
 	sessions, err := c.ListStreamSessions(ctx, &ivs.ListStreamSessionsInput{ChannelArn: ch.Arn})
 	if err != nil || len(sessions.StreamSessions) != 1 {
@@ -216,52 +217,14 @@ func whipTranscoded(t *testing.T, mime string, chType types.ChannelType) {
 	ctx := ctxT(t, 2*time.Minute)
 	ch, key := testChannel(t, ctx, c, &ivs.CreateChannelInput{Name: aws.String("whipvpx"), Type: chType, InsecureIngest: true})
 
-	cmd := exec.Command("node", "whip_codec.mjs", n.endpoint()+"/player/go-live", n.endpoint()+"/whip", key, mime)
-	cmd.Dir = browserDir
-	cmd.Stderr = &prefixWriter{t: t, prefix: "whip_codec.mjs: "}
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	lines := make(chan map[string]json.RawMessage, 100)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var m map[string]json.RawMessage
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				lines <- m
-			}
-		}
-	}()
-	next := func(key string) json.RawMessage {
-		t.Helper()
-		timeout := time.After(30 * time.Second)
-		for {
-			select {
-			case m, ok := <-lines:
-				if !ok {
-					t.Fatalf("the browser script ended before %q\n%s", key, n.Logs())
-				}
-				if m[key] != nil {
-					return m[key]
-				}
-				if m["sample"] != nil {
-					var s struct{ Codec *string }
-					_ = json.Unmarshal(m["sample"], &s)
-					if s.Codec != nil && !strings.EqualFold(*s.Codec, mime) {
-						t.Errorf("Chromium sends %s, want %s", *s.Codec, mime)
-					}
-				}
-			case <-timeout:
-				t.Fatalf("no %q from the browser script in 30 s", key)
-			}
+	b := startWHIPBrowser(t, n, key, mime, "640x360")
+	b.onSample = func(s whipCodecSample) {
+		if s.Codec != nil && !strings.EqualFold(*s.Codec, mime) {
+			t.Errorf("Chromium sends %s, want %s", *s.Codec, mime)
 		}
 	}
 	var live whipAttempt
-	_ = json.Unmarshal(next("live"), &live)
+	_ = json.Unmarshal(b.next("live"), &live)
 	if live.Status != http.StatusCreated {
 		t.Fatalf("WHIP offer: %+v\n%s", live, n.Logs())
 	}
@@ -298,9 +261,9 @@ func whipTranscoded(t *testing.T, mime string, chType types.ChannelType) {
 	probeSegment(t, mediaPlaylistURL(*ch.PlaybackUrl))
 
 	// DELETE ends the stream at once, well within the minute of reconnect grace.
-	_, _ = io.WriteString(stdin, "stop\n")
+	b.stop()
 	var deleted struct{ Status int }
-	_ = json.Unmarshal(next("deleted"), &deleted)
+	_ = json.Unmarshal(b.next("deleted"), &deleted)
 	deletedAt := time.Now()
 	if deleted.Status != http.StatusOK {
 		t.Fatalf("DELETE: %d", deleted.Status)
@@ -327,6 +290,92 @@ func whipTranscoded(t *testing.T, mime string, chType types.ChannelType) {
 	}
 	t.Logf("whole test %v", time.Since(start).Round(time.Second))
 }
+
+// whipBrowser is Chromium publishing over WHIP with one video codec forced (whip_codec.mjs).
+type whipBrowser struct {
+	t        *testing.T
+	n        *node
+	stdin    io.Writer
+	lines    chan map[string]json.RawMessage
+	onSample func(whipCodecSample)
+}
+
+type whipCodecSample struct {
+	Codec         *string
+	Width, Height int
+	FPS           float64
+}
+
+func startWHIPBrowser(t *testing.T, n *node, key, mime, size string) *whipBrowser {
+	t.Helper()
+	cmd := exec.Command("node", "whip_codec.mjs", n.endpoint()+"/player/go-live", n.endpoint()+"/whip", key, mime, size)
+	cmd.Dir = browserDir
+	cmd.Stderr = &prefixWriter{t: t, prefix: "whip_codec.mjs: "}
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	b := &whipBrowser{t: t, n: n, stdin: stdin, lines: make(chan map[string]json.RawMessage, 100)}
+	go func() {
+		defer close(b.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var m map[string]json.RawMessage
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				b.lines <- m
+			}
+		}
+	}()
+	return b
+}
+
+// next returns the script's next line of that key, handing samples to onSample meanwhile.
+func (b *whipBrowser) next(key string) json.RawMessage {
+	b.t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case m, ok := <-b.lines:
+			if !ok {
+				b.t.Fatalf("the browser script ended before %q\n%s", key, b.n.Logs())
+			}
+			if m[key] != nil {
+				return m[key]
+			}
+			if m["sample"] != nil && b.onSample != nil {
+				var s whipCodecSample
+				_ = json.Unmarshal(m["sample"], &s)
+				b.onSample(s)
+			}
+		case <-timeout:
+			b.t.Fatalf("no %q from the browser script in 30 s", key)
+		}
+	}
+}
+
+// poll hands the samples printed so far to onSample.
+func (b *whipBrowser) poll() {
+	for {
+		select {
+		case m, ok := <-b.lines:
+			if !ok {
+				return
+			}
+			if m["sample"] != nil && b.onSample != nil {
+				var s whipCodecSample
+				_ = json.Unmarshal(m["sample"], &s)
+				b.onSample(s)
+			}
+		default:
+			return
+		}
+	}
+}
+
+// stop has the script DELETE its session.
+func (b *whipBrowser) stop() { _, _ = io.WriteString(b.stdin, "stop\n") }
 
 // probeSegment has ffprobe decode every frame of the media playlist's first whole segment
 // (its init section and the segment, as a player appends them): H.264 and AAC, each frame
@@ -377,4 +426,102 @@ func probeSegment(t *testing.T, playlistURL string) {
 		t.Fatalf("ffprobe decoded %v in segment %s, want H.264 and AAC frames", got, seg[1])
 	}
 	t.Logf("ffprobe decoded %v in segment %s", got, seg[1])
+}
+
+// TestWHIPTranscodeFigures measures the CPU of the ffmpeg that transcodes a WHIP publisher's
+// VP8 or VP9 to H.264 (from /proc, the ffmpeg child reading IVF), for Chromium's fake camera
+// at 1280x720, 30 fps requested, over 20 s, three rounds each. A measurement, run on demand:
+//
+//	GLASSCAST_FIGURES=1 go test -count=1 -run TestWHIPTranscodeFigures -v ./e2e/
+func TestWHIPTranscodeFigures(t *testing.T) {
+	if os.Getenv("GLASSCAST_FIGURES") == "" {
+		t.Skip("a measurement: set GLASSCAST_FIGURES=1 to run it")
+	}
+	needBrowser(t)
+	n := startServe(t, "", "--ingest-reconnect-grace", "1s")
+	c := n.ivsClient()
+	ctx := ctxT(t, 8*time.Minute)
+	for _, mime := range []string{"video/VP8", "video/VP9"} {
+		for round := 1; round <= 3; round++ {
+			ch, key := testChannel(t, ctx, c, &ivs.CreateChannelInput{Name: aws.String("fig"), Type: types.ChannelTypeBasicChannelType, InsecureIngest: true})
+			b := startWHIPBrowser(t, n, key, mime, "1280x720")
+			var last whipCodecSample
+			b.onSample = func(s whipCodecSample) { last = s }
+			var live whipAttempt
+			_ = json.Unmarshal(b.next("live"), &live)
+			if live.Status != http.StatusCreated {
+				t.Fatalf("WHIP offer: %+v", live)
+			}
+			waitPlayable(t, *ch.PlaybackUrl)
+			// Chromium starts small and steps its resolution up as its bandwidth estimate grows;
+			// each step up is a new transcoder run. Measure once it sends 720p.
+			for deadline := time.Now().Add(20 * time.Second); last.Width < 1280 && time.Now().Before(deadline); {
+				b.poll()
+				time.Sleep(200 * time.Millisecond)
+			}
+			time.Sleep(2 * time.Second)
+			// Every 250 ms, the CPU time of each transcoder run (a run that ends mid-way loses
+			// at most its last 250 ms).
+			first, seen, sizes := map[int]time.Duration{}, map[int]time.Duration{}, map[string]bool{}
+			wall0 := time.Now()
+			for i := 0; time.Since(wall0) < 20*time.Second; i++ {
+				for pid, ts := range transcoders(n) {
+					if _, ok := first[pid]; !ok {
+						first[pid] = ts.cpu
+						if i > 0 {
+							first[pid] = 0 // started during the measurement
+						}
+					}
+					seen[pid] = ts.cpu
+					sizes[ts.scale] = true
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+			var used time.Duration
+			for pid, cpu := range seen {
+				used += cpu - first[pid]
+			}
+			share := used.Seconds() / time.Since(wall0).Seconds()
+			scale := strings.Join(slices.Sorted(maps.Keys(sizes)), " ")
+			b.poll()
+			b.stop()
+			_ = b.next("deleted")
+			t.Logf("%s round %d: transcoding ffmpeg (%d runs, output %s) %.0f %% of a core; Chromium sent %dx%d at %.0f fps",
+				mime, round, len(seen), scale, 100*share, last.Width, last.Height, last.FPS)
+			waitOffline(t, ctx, c, ch.Arn, 10*time.Second)
+		}
+	}
+}
+
+type transcoderRun struct {
+	cpu   time.Duration // utime + stime
+	scale string        // output size
+}
+
+// transcoders are serve's ffmpeg children that read IVF (VP8/VP9 transcoder runs).
+func transcoders(n *node) map[int]transcoderRun {
+	parent := strconv.Itoa(n.cmd.Process.Pid)
+	runs := map[int]transcoderRun{}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		stat, err1 := os.ReadFile("/proc/" + d.Name() + "/stat")
+		cmdline, err2 := os.ReadFile("/proc/" + d.Name() + "/cmdline")
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+		if len(f) < 13 || f[1] != parent || !strings.Contains(string(cmdline), "ivf\x00") {
+			continue
+		}
+		_, scale, _ := strings.Cut(string(cmdline), "scale=")
+		scale, _, _ = strings.Cut(scale, "\x00")
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		runs[pid] = transcoderRun{cpu: time.Duration(u+s) * time.Second / 100, scale: scale} // USER_HZ
+	}
+	return runs
 }

@@ -2,11 +2,12 @@
 // (RTCRtpTransceiver.setCodecPreferences), keeps publishing until a line arrives on stdin, then
 // DELETEs the session. Prints JSON lines: {"live": {...}}, {"sample": {...}} every second,
 // {"deleted": {...}}.
-//   node whip_codec.mjs <page URL on the server's origin> <WHIP URL> <stream key> <video/VP8|video/VP9>
+//   node whip_codec.mjs <page URL on the server's origin> <WHIP URL> <stream key> <video/VP8|video/VP9> [WxH, default 640x360]
 import { createInterface } from 'node:readline';
 import { launch } from './chromium.mjs';
 
-const [pageURL, whipURL, key, mime] = process.argv.slice(2);
+const [pageURL, whipURL, key, mime, size = '640x360'] = process.argv.slice(2);
+const [width, height] = size.split('x').map(Number);
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 const stop = new Promise((res) => createInterface({ input: process.stdin }).once('line', res));
 const browser = await launch(['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream']);
@@ -17,8 +18,8 @@ try {
   page.on('pageerror', (e) => process.stderr.write('pageerror: ' + e.message + '\n'));
   // A page on the server's origin: a secure context (loopback) that getUserMedia accepts.
   await page.goto(pageURL);
-  const live = await page.evaluate(async ([whipURL, key, mime]) => {
-    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360, frameRate: 30 }, audio: true });
+  const live = await page.evaluate(async ([whipURL, key, mime, width, height]) => {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: { width, height, frameRate: 30 }, audio: true });
     const pc = window.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
     for (const track of stream.getTracks()) {
       const tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
@@ -47,7 +48,7 @@ try {
       check();
     });
     return { status: resp.status, location: window.location_, offeredVideo: pc.localDescription.sdp.match(/a=rtpmap:\d+ (\w+)\/90000/g) };
-  }, [whipURL, key, mime]);
+  }, [whipURL, key, mime, width, height]);
   out({ live });
   if (live.status !== 201) process.exit(0);
   let stopped = false;
@@ -55,14 +56,14 @@ try {
   while (!stopped) {
     const s = await page.evaluate(async () => {
       const stats = await window.pc.getStats();
-      let codec = null, bytes = 0, frames = 0;
+      let codec = null, bytes = 0, frames = 0, width = 0, height = 0, fps = 0;
       stats.forEach((r) => {
         if (r.type === 'outbound-rtp' && r.kind === 'video') {
-          bytes = r.bytesSent; frames = r.framesEncoded;
+          bytes = r.bytesSent; frames = r.framesEncoded; width = r.frameWidth; height = r.frameHeight; fps = r.framesPerSecond;
           if (r.codecId && stats.get(r.codecId)) codec = stats.get(r.codecId).mimeType;
         }
       });
-      return { codec, bytes, frames, state: window.pc.connectionState };
+      return { codec, bytes, frames, width, height, fps, state: window.pc.connectionState };
     });
     out({ sample: s });
     await Promise.race([stop, new Promise((res) => setTimeout(res, 1000))]);

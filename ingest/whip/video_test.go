@@ -74,7 +74,7 @@ func TestWHIPVPX(t *testing.T) {
 			hs := httptest.NewServer(s)
 			defer hs.Close()
 
-			loc := publishIVF(t, hs.URL+"/whip", c.mime, ctx, files[0], files[1])
+			loc := publishIVF(t, hs.URL+"/whip", c.mime, ctx, 40*time.Millisecond, files[0], files[1])
 			time.Sleep(3500 * time.Millisecond)
 			req, _ := http.NewRequest(http.MethodDelete, hs.URL+loc, nil)
 			if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
@@ -119,9 +119,9 @@ func TestWHIPVPX(t *testing.T) {
 }
 
 // publishIVF offers one video track of codec mime and sends the IVF files' frames, one file
-// after the other, every 40 ms once connected (a static track answers no key frame request); it returns the
+// after the other, every step once connected (a static track answers no key frame request); it returns the
 // session's Location.
-func publishIVF(t *testing.T, endpoint, mime string, ctx context.Context, files ...string) string {
+func publishIVF(t *testing.T, endpoint, mime string, ctx context.Context, step time.Duration, files ...string) string {
 	t.Helper()
 	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
@@ -187,13 +187,13 @@ func publishIVF(t *testing.T, endpoint, mime string, ctx context.Context, files 
 		case <-ctx.Done():
 			return
 		}
-		tick := time.NewTicker(40 * time.Millisecond)
+		tick := time.NewTicker(step)
 		defer tick.Stop()
 		for _, frame := range frames {
 			if ctx.Err() != nil {
 				return
 			}
-			_ = vt.WriteSample(media.Sample{Data: frame, Duration: 40 * time.Millisecond})
+			_ = vt.WriteSample(media.Sample{Data: frame, Duration: step})
 			<-tick.C
 		}
 	}()
@@ -209,4 +209,85 @@ func (s *fakeSession) size() (int, int) {
 		}
 	}
 	return 0, 0
+}
+
+// TestTranscodeFigures measures the CPU of the ffmpeg that transcodes one WHIP publisher's
+// 1280x720, 30 fps VP8 or VP9 (ffmpeg's testsrc2 at 2.5 Mb/s, sent by a pion client) to
+// H.264, from /proc, over 20 s, three rounds each. A measurement, run on demand:
+//
+//	GLASSCAST_FIGURES=1 go test -count=1 -run TestTranscodeFigures -v ./ingest/whip/
+func TestTranscodeFigures(t *testing.T) {
+	if os.Getenv("GLASSCAST_FIGURES") == "" {
+		t.Skip("a measurement: set GLASSCAST_FIGURES=1 to run it")
+	}
+	for _, c := range []struct{ mime, encoder string }{{webrtc.MimeTypeVP8, "libvpx"}, {webrtc.MimeTypeVP9, "libvpx-vp9"}} {
+		ivf := filepath.Join(t.TempDir(), "v.ivf")
+		out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-t", "26",
+			"-c:v", c.encoder, "-deadline", "realtime", "-cpu-used", "8", "-b:v", "2500k", "-g", "60", "-f", "ivf", ivf).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ffmpeg: %v %s", err, out)
+		}
+		for round := 1; round <= 3; round++ {
+			func() {
+				ing := &fakeIngest{key: "sk_good"}
+				s, err := New(Config{UDPListen: "127.0.0.1:0", Timeout: 3 * time.Second}, ing, slog.New(slog.NewTextHandler(io.Discard, nil)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				served := make(chan struct{})
+				go func() { _ = s.Serve(ctx); close(served) }()
+				defer func() { cancel(); <-served }()
+				hs := httptest.NewServer(s)
+				defer hs.Close()
+				publishIVF(t, hs.URL+"/whip", c.mime, ctx, time.Second/30, ivf)
+				time.Sleep(3 * time.Second)
+				pid := childFFmpeg(t)
+				cpu0, wall0 := procCPU(t, pid), time.Now()
+				time.Sleep(20 * time.Second)
+				share := (procCPU(t, pid) - cpu0).Seconds() / time.Since(wall0).Seconds()
+				ing.sessions[0].mu.Lock()
+				frames := len(ing.sessions[0].videoDTS)
+				ing.sessions[0].mu.Unlock()
+				t.Logf("%s round %d: ffmpeg %.0f %% of a core (%d H.264 frames so far)", c.mime, round, 100*share, frames)
+			}()
+		}
+	}
+}
+
+// childFFmpeg is this process's ffmpeg child that reads IVF.
+func childFFmpeg(t *testing.T) int {
+	t.Helper()
+	parent := strconv.Itoa(os.Getpid())
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		stat, err1 := os.ReadFile("/proc/" + d.Name() + "/stat")
+		cmdline, err2 := os.ReadFile("/proc/" + d.Name() + "/cmdline")
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
+		if len(f) > 1 && f[1] == parent && strings.Contains(string(cmdline), "ivf\x00") {
+			return pid
+		}
+	}
+	t.Fatal("no transcoding ffmpeg")
+	return 0
+}
+
+// procCPU is a process's CPU time (utime + stime).
+func procCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * time.Second / 100 // USER_HZ
 }
