@@ -41,7 +41,7 @@ func TestPreferH264(t *testing.T) {
 // TestWHIPVPX: a pion WHIP client publishes VP8 (or VP9) at 25 fps; the session gets H.264
 // from ffmpeg: an IDR first, an IDR at least every key frame interval, 40 ms steps across
 // the publisher's step up in resolution, pictures of the new size after it; DELETE detaches
-// it with ErrDeleted and ends ffmpeg.
+// it with ErrDeleted, and the transcoding ffmpeg is gone.
 func TestWHIPVPX(t *testing.T) {
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		t.Fatal("ffmpeg is needed")
@@ -87,6 +87,12 @@ func TestWHIPVPX(t *testing.T) {
 					t.Fatal("DELETE did not detach the session")
 				}
 				time.Sleep(50 * time.Millisecond)
+			}
+			// The transcoder ended with the session (the audio one has no IVF input).
+			for deadline := time.Now().Add(3 * time.Second); ivfChildren() > 0; time.Sleep(50 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the transcoding ffmpeg outlived its session")
+				}
 			}
 			sess.mu.Lock()
 			defer sess.mu.Unlock()
@@ -258,7 +264,19 @@ func TestTranscodeFigures(t *testing.T) {
 // childFFmpeg is this process's ffmpeg child that reads IVF.
 func childFFmpeg(t *testing.T) int {
 	t.Helper()
+	pids := ivfChildPIDs()
+	if len(pids) == 0 {
+		t.Fatal("no transcoding ffmpeg")
+	}
+	return pids[0]
+}
+
+func ivfChildren() int { return len(ivfChildPIDs()) }
+
+// ivfChildPIDs are this process's children that read IVF (VP8/VP9 transcoder runs).
+func ivfChildPIDs() []int {
 	parent := strconv.Itoa(os.Getpid())
+	var pids []int
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(d.Name())
@@ -272,11 +290,10 @@ func childFFmpeg(t *testing.T) int {
 		}
 		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
 		if len(f) > 1 && f[1] == parent && strings.Contains(string(cmdline), "ivf\x00") {
-			return pid
+			pids = append(pids, pid)
 		}
 	}
-	t.Fatal("no transcoding ffmpeg")
-	return 0
+	return pids
 }
 
 // procCPU is a process's CPU time (utime + stime).
