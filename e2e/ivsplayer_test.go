@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -44,8 +45,11 @@ type ivsReport struct {
 	Events []struct {
 		Event string `json:"event"`
 	} `json:"events"`
-	Errors  []ivsError `json:"errors"`
-	IVSCues []struct {
+	Errors []ivsError `json:"errors"`
+	// HLSWarnings are hls.js's non-fatal errors (details), which it recovers from itself.
+	HLSWarnings []string `json:"hlsWarnings"`
+	LoadedAt    int64    `json:"loadedAt"` // when a page started by ivsPlayerAt loaded the stream
+	IVSCues     []struct {
 		Text string `json:"text"`
 		At   int64  `json:"at"`
 	} `json:"ivsCues"`
@@ -76,6 +80,51 @@ func runIVSPlayer(t *testing.T, url string, seconds int, untilEnded bool, onSamp
 		}
 	}, "ivsplayer.mjs", args...)
 	return rep
+}
+
+// ivsPlayerAt launches the tutorial page's browser and returns once it is up: load then
+// starts both players on a playback URL at once (without Chromium's seconds of start-up in
+// between), and the report arrives on the channel after seconds of playing.
+func ivsPlayerAt(t *testing.T, seconds int, onSample func(ivsSample)) (load func(url string), report <-chan ivsReport) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "playback-url")
+	launched := make(chan struct{})
+	done := make(chan ivsReport, 1)
+	go func() {
+		var rep ivsReport
+		nodeScript(t, func(m map[string]json.RawMessage) {
+			if _, ok := m["launched"]; ok {
+				close(launched)
+			}
+			if raw, ok := m["sample"]; ok && onSample != nil {
+				var s ivsSample
+				if json.Unmarshal(raw, &s) == nil {
+					onSample(s)
+				}
+			}
+			if raw, ok := m["done"]; ok {
+				_ = json.Unmarshal(raw, &rep)
+			}
+		}, "ivsplayer.mjs", "wait:"+file, strconv.Itoa(seconds))
+		done <- rep
+	}()
+	select {
+	case <-launched:
+	case rep := <-done:
+		done <- rep
+		t.Fatal("the IVS player page ended before it was loaded")
+	case <-time.After(time.Minute):
+		t.Fatal("Chromium not up after a minute")
+	}
+	return func(url string) {
+		// Written whole, then renamed: the script must never read half a URL.
+		if err := os.WriteFile(file+".tmp", []byte(url), 0o600); err != nil {
+			t.Error(err)
+		}
+		if err := os.Rename(file+".tmp", file); err != nil {
+			t.Error(err)
+		}
+	}, done
 }
 
 func (r ivsReport) sawState(s string) bool {

@@ -78,6 +78,14 @@ func goLiveAndPlay(t *testing.T, n *node, typ types.ChannelType, play time.Durat
 	c := n.ivsClient()
 	ch, key := testChannel(t, ctx, c, &ivs.CreateChannelInput{Type: typ, InsecureIngest: true})
 	proxy := newFirstByteProxy(t, n.RTMP)
+	var loadIVS func(string)
+	var ivsDone <-chan ivsReport
+	var samples []ivsSample
+	if ivsPlayer {
+		// Amazon's IVS player (and hls.js beside it on the tutorial page) loads the moment
+		// GetStream says LIVE: a 404 then is its ErrorNotAvailable.
+		loadIVS, ivsDone = ivsPlayerAt(t, int(play/time.Second)+3, func(s ivsSample) { samples = append(samples, s) })
+	}
 
 	// The media playlist is polled from before the publish, independently of GetStream: it
 	// answers from the first part on.
@@ -111,28 +119,34 @@ func goLiveAndPlay(t *testing.T, n *node, typ types.ChannelType, play time.Durat
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	if loadIVS != nil {
+		loadIVS(*ch.PlaybackUrl)
+	}
 	// The player starts the moment the API says LIVE: its first request must succeed.
 	if code, body := get(t, *ch.PlaybackUrl); code != 200 {
 		t.Fatalf("GetStream says LIVE but the playback URL answers %d: %s", code, body)
 	}
-	var ivs chan ivsReport
-	if ivsPlayer {
-		// Amazon's IVS player (and hls.js beside it on the tutorial page) loads at the same
-		// moment: a 404 here is its ErrorNotAvailable.
-		ivs = make(chan ivsReport, 1)
-		go func() { ivs <- runIVSPlayer(t, *ch.PlaybackUrl, int(play/time.Second)+3, false, nil) }()
-	}
 	p := playNow(t, *ch.PlaybackUrl, play)
-	if ivs != nil {
-		rep := <-ivs
-		// Reaching Playing depends on how loaded the cores are; an error does not.
-		if e := rep.ivsError(); e != nil || !rep.sawState("Ready") {
-			t.Errorf("IVS player started at LIVE: error %+v, states %+v", e, rep.States)
+	if ivsDone != nil {
+		rep := <-ivsDone
+		// Reaching Playing depends on how loaded the cores are; an error does not. A fatal
+		// hls.js error on the same page is one too.
+		if e := rep.ivsError(); e != nil || !rep.sawState("Ready") || len(rep.Errors) > 0 {
+			t.Errorf("IVS player and hls.js started at LIVE: errors %+v, IVS states %+v", rep.Errors, rep.States)
 		}
-		t.Logf("IVS player started at LIVE: states %+v", rep.States)
-		if len(rep.Errors) > 0 {
-			t.Logf("errors reported on the IVS page: %+v", rep.Errors)
+		// hls.js recovers from these by itself, but a page that listens for errors sees them:
+		// a playlist without a complete segment (levelEmptyError) or a 404.
+		for _, w := range rep.HLSWarnings {
+			if w == "levelEmptyError" || w == "levelLoadError" || w == "manifestLoadError" {
+				t.Errorf("hls.js started at LIVE reported %s", w)
+			}
 		}
+		var hlsTime float64
+		if len(samples) > 0 {
+			hlsTime = samples[len(samples)-1].HLS.CurrentTime
+		}
+		t.Logf("IVS player and hls.js loaded %d ms after LIVE: IVS states %+v; hls.js at %.2f s, warnings %v",
+			rep.LoadedAt-live.UnixMilli(), rep.States, hlsTime, rep.HLSWarnings)
 	}
 	if len(p.videoPTS) == 0 {
 		t.Fatal("the player started at LIVE decoded no video")

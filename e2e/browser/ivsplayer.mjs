@@ -2,8 +2,11 @@
 // its wasm worker served by this script) beside hls.js on one playback URL in Debian's
 // Chromium, and reports what both players do as JSON lines on stdout.
 //   node ivsplayer.mjs <playback URL> <seconds> [stop-after-ended]
+// With "wait:<file>" for the URL, it opens the page with both players set up, prints
+// {"launched":true}, and the page loads the stream once <file> holds the playback URL: the
+// players start at a moment of the caller's choosing, without Chromium's start-up in between.
 import { build } from 'esbuild';
-import { readFileSync, mkdtempSync } from 'node:fs';
+import { readFileSync, mkdtempSync, existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,24 +27,23 @@ const files = {
 };
 // The tutorial's page, unchanged but for the playback URL and the worker location the npm
 // build needs; hls.js plays the same URL beside it.
+const waitFile = playbackURL.startsWith('wait:') ? playbackURL.slice(5) : null;
 const page = `<!doctype html><html><body>
 <video id="video-player" playsinline muted style="width:480px"></video>
 <video id="hls-player" playsinline muted style="width:480px"></video>
 <script src="/ivsplayer.js"></script><script src="/hls.min.js"></script>
 <script>
-const playbackUrl = ${JSON.stringify(playbackURL)};
-const r = window.report = { states: [], events: [], errors: [], ivsCues: [], hlsCues: [], lowLatency: [], hls: {} };
+const r = window.report = { states: [], events: [], errors: [], hlsWarnings: [], ivsCues: [], hlsCues: [], lowLatency: [], hls: {} };
 const now = () => Date.now();
+let player = null;
 if (IVSPlayer.isPlayerSupported) {
-  const player = window.ivs = IVSPlayer.create({ wasmWorker: '/amazon-ivs-wasmworker.min.js', wasmBinary: '/amazon-ivs-wasmworker.min.wasm' });
+  player = window.ivs = IVSPlayer.create({ wasmWorker: '/amazon-ivs-wasmworker.min.js', wasmBinary: '/amazon-ivs-wasmworker.min.wasm' });
   player.attachHTMLVideoElement(document.getElementById('video-player'));
   player.setMuted(true);
   for (const s of Object.values(IVSPlayer.PlayerState)) player.addEventListener(s, () => r.states.push({ state: s, at: now() }));
   player.addEventListener(IVSPlayer.PlayerEventType.INITIALIZED, () => r.events.push({ event: 'INITIALIZED', at: now() }));
   player.addEventListener(IVSPlayer.PlayerEventType.ERROR, (e) => r.errors.push({ type: e.type, code: e.code, source: e.source, message: e.message, at: now() }));
   player.addEventListener(IVSPlayer.PlayerEventType.TEXT_METADATA_CUE, (cue) => r.ivsCues.push({ text: cue.text, type: cue.type, at: now() }));
-  player.load(playbackUrl);
-  player.play();
 } else {
   r.errors.push({ type: 'unsupported' });
 }
@@ -50,11 +52,30 @@ const video = document.getElementById('hls-player');
 const hls = window.hlsjs = new Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 });
 const pending = [];
 hls.on(Hls.Events.FRAG_PARSING_METADATA, (e, d) => { for (const s of d.samples) pending.push(s); pending.sort((a, b) => a.pts - b.pts); });
-hls.on(Hls.Events.ERROR, (e, d) => { if (d.fatal) r.errors.push({ type: 'hls.js', details: d.details }); });
+hls.on(Hls.Events.ERROR, (e, d) => { if (d.fatal) r.errors.push({ type: 'hls.js', details: d.details }); else r.hlsWarnings.push(d.details); });
 setInterval(() => { while (pending.length && pending[0].pts <= video.currentTime) { const s = pending.shift(); r.hlsCues.push({ pts: s.pts, type: s.type, at: now(), bytes: Array.from(s.data) }); } }, 40);
-hls.loadSource(playbackUrl);
-hls.attachMedia(video);
-video.play().catch(() => {});
+function start(playbackUrl) {
+  if (player) {
+    player.load(playbackUrl);
+    player.play();
+  }
+  hls.loadSource(playbackUrl);
+  hls.attachMedia(video);
+  video.play().catch(() => {});
+}
+const fixed = ${JSON.stringify(waitFile ? null : playbackURL)};
+if (fixed) {
+  start(fixed);
+} else {
+  // Both players are set up; they load the moment the caller names the URL.
+  (async () => {
+    for (;;) {
+      const res = await fetch('/playback-url');
+      if (res.ok) { r.loadedAt = now(); start(await res.text()); return; }
+      await new Promise((ok) => setTimeout(ok, 5));
+    }
+  })();
+}
 </script></body></html>`;
 
 const browser = await launch();
@@ -63,6 +84,12 @@ try {
   // only a loopback page fetch the stream on 127.0.0.1.
   const server = createServer((req, res) => {
     const p = new URL(req.url, 'http://x').pathname;
+    if (p === '/playback-url' && waitFile) {
+      if (!existsSync(waitFile)) { res.writeHead(404); res.end(); return; }
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      res.end(readFileSync(waitFile, 'utf8').trim());
+      return;
+    }
     const f = p === '/' ? [null, 'text/html'] : files[p];
     if (!f) { res.writeHead(404); res.end(); return; }
     res.writeHead(200, { 'Content-Type': f[1] });
@@ -72,6 +99,10 @@ try {
   const tab = await browser.newPage();
   tab.on('pageerror', (e) => process.stderr.write('pageerror: ' + e.message + '\n'));
   await tab.goto('http://127.0.0.1:' + server.address().port + '/');
+  if (waitFile) {
+    process.stdout.write(JSON.stringify({ launched: true }) + '\n');
+    while (!existsSync(waitFile)) await new Promise((ok) => setTimeout(ok, 5));
+  }
   const end = Date.now() + Number(seconds) * 1000;
   while (Date.now() < end) {
     const s = await tab.evaluate(() => {

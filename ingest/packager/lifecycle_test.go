@@ -108,15 +108,24 @@ func TestParameterChange(t *testing.T) {
 	}
 }
 
-// TestCloseEarly: a publisher that leaves before the frame rate is measured still gets its
-// frames out, and one that never sent a key frame gets nothing.
+// TestCloseEarly: a publisher that leaves before its first part is complete still gets its
+// frames out, and one that never sent a key frame gets nothing. Three frames that agree with
+// the SPS's frame rate fix PART-TARGET; two do not.
 func TestCloseEarly(t *testing.T) {
 	in := synth{num: 30, den: 1, gop: 60, frames: 5, audio: true}.input()
 	rec := &recorder{}
 	p, _ := New(Config{}, in.video, in.audio, rec)
-	feed(t, p, in, in.units)
-	if len(rec.parts) != 0 || p.PartTarget() != 0 {
-		t.Fatal("parts before the frame rate is known")
+	var video int
+	for _, u := range in.units {
+		feed(t, p, in, []unit{u})
+		if u.video {
+			if video++; video == 2 && p.PartTarget() != 0 {
+				t.Fatal("frame rate fixed after two frames")
+			}
+		}
+	}
+	if len(rec.parts) != 0 || p.PartTarget() != 204*time.Millisecond {
+		t.Fatalf("after 5 frames: %d parts, PART-TARGET %v", len(rec.parts), p.PartTarget())
 	}
 	if err := p.Close(testCtx); err != nil {
 		t.Fatal(err)
@@ -218,4 +227,23 @@ func TestBadParameterSets(t *testing.T) {
 	if err2 := p.Close(testCtx); err2 != err {
 		t.Errorf("Close: %v", err2)
 	}
+}
+
+// TestFirstPartAtItsLastFrame: once three frames confirm the SPS's frame rate, the first part
+// goes out as soon as the frame after it arrives, not after twelve frames of probing.
+func TestFirstPartAtItsLastFrame(t *testing.T) {
+	in := synth{num: 30, den: 1, gop: 60, frames: 12}.input()
+	rec := &recorder{}
+	p, _ := New(Config{}, in.video, nil, rec)
+	for i, u := range in.units {
+		feed(t, p, in, []unit{u})
+		if len(rec.parts) > 0 {
+			// Six frames make a 0.2 s part; the seventh closes it.
+			if i != 6 {
+				t.Errorf("first part out after %d frames, want 7", i+1)
+			}
+			return
+		}
+	}
+	t.Fatal("no part from 12 frames")
 }

@@ -43,18 +43,29 @@ func (p *Packager) probed() bool {
 	if p.video == nil {
 		return len(p.probe) > 0 // an audio codec states its frame duration
 	}
-	var n int
-	var first, last time.Duration
-	for _, f := range p.probe {
-		if f.video {
-			if n == 0 {
-				first = f.dts
+	var dts []time.Duration
+	var first *frame
+	for i := range p.probe {
+		if f := &p.probe[i]; f.video {
+			if first == nil {
+				first = f
 			}
-			last = f.dts
-			n++
+			dts = append(dts, f.dts)
 		}
 	}
-	return n >= probeFrames || n >= 3 && last-first >= probeSpan
+	n := len(dts)
+	if n >= probeFrames || n >= 3 && dts[n-1]-dts[0] >= probeSpan {
+		return true
+	}
+	// Three frames that agree with the SPS's VUI frame rate are enough (start uses that rate
+	// then): the first part need not wait for twelve frames, 0.4 s at 30 fps.
+	if n >= 3 {
+		if info, err := p.describeVideo(first.params); err == nil && info.fps > 0 {
+			hinted := time.Duration(math.Round(float64(time.Second) / info.fps))
+			return snapFrameDuration(measureFrameDuration(dts), info.fps) == hinted
+		}
+	}
+	return false
 }
 
 // start fixes the frame duration and PART-TARGET, emits the init segment and replays the

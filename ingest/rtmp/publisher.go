@@ -27,10 +27,14 @@ type publisher struct {
 
 func (p *publisher) run(ctx context.Context) error {
 	tap := &tapConn{Conn: p.rtmp, onData: p.onData, onMedia: p.s.Arrived, meter: p.s.Meter()}
-	r := &gortmplib.Reader{Conn: tap}
+	analysis := newAnalysisConn(tap)
+	r := &gortmplib.Reader{Conn: analysis}
 	_ = p.conn.SetReadDeadline(time.Now().Add(readTimeout))
 	if err := r.Initialize(); err != nil {
 		return fmt.Errorf("read tracks: %w", err)
+	}
+	if analysis.done {
+		r.Conn = &skipConn{Conn: r.Conn, skip: analysis.synthetic}
 	}
 	var video, audio mp4codecs.Codec
 	var videoTrack, audioTrack *gortmplib.Track
