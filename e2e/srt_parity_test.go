@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/ivs"
+	"github.com/aws/aws-sdk-go-v2/service/ivs/types"
+)
+
+// srtCBR is x264's constant bit rate (HRD with filler), so that IngestVideoBitrate has a
+// right answer.
+var srtCBR = []string{"-b:v", "2500k", "-minrate", "2500k", "-maxrate", "2500k", "-bufsize", "2500k", "-x264-params", "nal-hrd=cbr"}
+
+// TestSRTRecordedReconnect: what an RTMP-fed channel gets, an SRT-fed one gets too. A
+// publisher over SRT on a channel that records to S3 (versitygw) drops and comes back within
+// the reconnect grace: the stream session continues (one session, the same stream ID, a
+// discontinuity in the live playlist and none of ENDLIST), the recording is one recording
+// that ffprobe plays end to end and that holds both PutMetadata cues as ID3, the live stream
+// carried them as emsg, the session lists its events, and CloudWatch's IngestVideoBitrate,
+// IngestFramerate and KeyframeInterval measured the SRT input.
+func TestSRTRecordedReconnect(t *testing.T) {
+	r := newRecordedChannel(t, "srt-recorded", types.ChannelTypeBasicChannelType, 5, 0, "--ingest-reconnect-grace", "4s")
+	s3, n, c, ctx, ch, key, chID := r.s3, r.n, r.c, r.ctx, r.ch, r.key, r.chID
+	started := time.Now()
+	u := srtURL(n.SRT, "#!::r="+key+",m=publish", "")
+
+	put := func(text string) {
+		t.Helper()
+		if _, err := c.PutMetadata(ctx, &ivs.PutMetadataInput{ChannelArn: ch.Arn, Metadata: aws.String(text)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub := publishSRT(t, u, pubOptions{Extra: srtCBR})
+	first := waitLive(t, ctx, c, ch.Arn)
+	time.Sleep(3 * time.Second)
+	put("srt cue 1")
+	time.Sleep(2 * time.Second)
+	pub.stop() // ffmpeg closes the SRT connection (a shutdown)
+	time.Sleep(time.Second)
+	pub = publishSRT(t, u, pubOptions{Extra: srtCBR, Duration: 14 * time.Second})
+	time.Sleep(5 * time.Second)
+	again := waitLive(t, ctx, c, ch.Arn)
+	if *again.StreamId != *first.StreamId {
+		t.Fatalf("an SRT reconnect within the grace started a new session %s (was %s)", *again.StreamId, *first.StreamId)
+	}
+	code, body := get(t, mediaPlaylistURL(*ch.PlaybackUrl))
+	if code != 200 || !strings.Contains(body, "#EXT-X-DISCONTINUITY") || strings.Contains(body, "#EXT-X-ENDLIST") {
+		t.Fatalf("playlist after the SRT reconnect: %d\n%s", code, body)
+	}
+	put("srt cue 2")
+	<-pub.exited
+	if pub.err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", pub.err, pub.output())
+	}
+	waitOffline(t, ctx, c, ch.Arn, 15*time.Second)
+
+	// The live stream carried both cues as emsg.
+	texts := endedCueTexts(t, *ch.PlaybackUrl)
+	if !texts["srt cue 1"] || !texts["srt cue 2"] {
+		t.Fatalf("cues in the live stream: %v", texts)
+	}
+
+	// One session, with its events.
+	lss, err := c.ListStreamSessions(ctx, &ivs.ListStreamSessionsInput{ChannelArn: ch.Arn})
+	if err != nil || len(lss.StreamSessions) != 1 {
+		t.Fatalf("one session expected after an SRT reconnect: %v %+v", err, lss)
+	}
+	sess, err := c.GetStreamSession(ctx, &ivs.GetStreamSessionInput{ChannelArn: ch.Arn, StreamId: first.StreamId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Session Created", "Stream Start", "Recording Start", "Stream End", "Recording End", "Session Ended"} {
+		if !hasEvent(sess.StreamSession.TruncatedEvents, want) {
+			t.Fatalf("session events %v lack %q", eventNames(sess.StreamSession.TruncatedEvents), want)
+		}
+	}
+	if v := sess.StreamSession.IngestConfiguration.Video; v == nil || v.VideoWidth != 1280 || v.TargetFramerate != 30 {
+		t.Fatalf("ingest configuration %+v", v)
+	}
+
+	// One recording, with a discontinuity at the reconnect, both cues as ID3, and playable.
+	keys := waitEventFile(t, s3, seedBucket, "ivs/v1/"+testAccount+"/"+chID+"/", 1, time.Minute)
+	prefixes := recordingPrefixes(t, keys)
+	if len(prefixes) != 1 {
+		t.Fatalf("want one recording, got %v", prefixes)
+	}
+	prefix := prefixes[0]
+	checkLayout(t, keys, prefix, []string{"720p30"}, "ended")
+	end := readEvent(t, s3, seedBucket, prefix+"events/recording-ended.json")
+	if d := durationOf(end); d < 17*time.Second || d > 24*time.Second {
+		t.Fatalf("the recording lasts %v, want the two streams of about 7 and 14 s", d)
+	}
+	pl, _ := s3.get(t, seedBucket, prefix+"media/hls/720p30/playlist.m3u8")
+	if strings.Count(string(pl), "#EXT-X-DISCONTINUITY\n") != 1 {
+		t.Fatalf("the recording should mark the reconnect once:\n%s", pl)
+	}
+	probePlaylist(t, s3.publicURL(t, seedBucket)+"/"+prefix+"media/hls/master.m3u8", durationOf(end))
+	var cues []string
+	for _, k := range keys {
+		if strings.HasPrefix(k, prefix) && strings.HasSuffix(k, ".ts") {
+			b, _ := s3.get(t, seedBucket, k)
+			cues = append(cues, id3Cues(t, b)...)
+		}
+	}
+	sort.Strings(cues)
+	if !slices.Equal(cues, []string{"srt cue 1", "srt cue 2"}) {
+		t.Fatalf("cues in the recording: %q", cues)
+	}
+
+	// CloudWatch measured the SRT input.
+	cw := cloudwatch.New(cloudwatch.Options{Region: testRegion, BaseEndpoint: aws.String(n.endpoint()), RetryMaxAttempts: 1,
+		Credentials: staticCreds(testAccessKey, testSecret)})
+	stat := func(metric, statName string, dims ...string) []float64 {
+		t.Helper()
+		q := cwtypes.MetricDataQuery{Id: aws.String("q"), MetricStat: &cwtypes.MetricStat{Period: aws.Int32(5), Stat: aws.String(statName),
+			Metric: &cwtypes.Metric{Namespace: aws.String("AWS/IVS"), MetricName: aws.String(metric)}}}
+		for i := 0; i+1 < len(dims); i += 2 {
+			q.MetricStat.Metric.Dimensions = append(q.MetricStat.Metric.Dimensions, cwtypes.Dimension{Name: aws.String(dims[i]), Value: aws.String(dims[i+1])})
+		}
+		out, err := cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{StartTime: aws.Time(started.Truncate(5 * time.Second)),
+			EndTime: aws.Time(time.Now().Add(5 * time.Second)), MetricDataQueries: []cwtypes.MetricDataQuery{q}})
+		if err != nil {
+			t.Fatalf("GetMetricData %s: %v", metric, err)
+		}
+		return out.MetricDataResults[0].Values
+	}
+	br := stat("IngestVideoBitrate", "Average", "Channel", chID, "Track", "Track0")
+	slices.Sort(br)
+	t.Logf("IngestVideoBitrate 5 s averages over SRT: %v for ffmpeg -b:v 2500k", br)
+	if len(br) < 2 || br[len(br)/2] < 0.85*2_500_000 || br[len(br)/2] > 1.15*2_500_000 {
+		t.Fatalf("IngestVideoBitrate median %v, want within 15%% of 2.5 Mb/s", br)
+	}
+	if fps := stat("IngestFramerate", "Maximum", "Channel", chID); len(fps) == 0 || slices.Max(fps) < 27 || slices.Max(fps) > 33 {
+		t.Fatalf("IngestFramerate %v, want about 30", fps)
+	}
+	if kfi := stat("KeyframeInterval", "Maximum", "Channel", chID); len(kfi) == 0 || slices.Max(kfi) < 1.9 || slices.Max(kfi) > 2.1 {
+		t.Fatalf("KeyframeInterval %v, want 2 s", kfi)
+	}
+	t.Logf("whole test %v", time.Since(started).Round(time.Second))
+}
