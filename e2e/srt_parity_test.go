@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,6 +143,92 @@ func TestSRTRecordedReconnect(t *testing.T) {
 	}
 	if kfi := stat("KeyframeInterval", "Maximum", "Channel", chID); len(kfi) == 0 || slices.Max(kfi) < 1.9 || slices.Max(kfi) > 2.1 {
 		t.Fatalf("KeyframeInterval %v, want 2 s", kfi)
+	}
+	t.Logf("whole test %v", time.Since(started).Round(time.Second))
+}
+
+// TestSRTLadderInIVSPlayer: an encrypted SRT publisher on a STANDARD channel gets IVS's
+// transcoded ladder (aligned renditions that decode), and the IVS player plays it in low
+// latency mode, fires a TEXT_METADATA_CUE for each PutMetadata call and ends with ENDED when
+// the SRT publisher hangs up.
+func TestSRTLadderInIVSPlayer(t *testing.T) {
+	needBrowser(t)
+	n := startServe(t, "", "--ingest-reconnect-grace", "1s")
+	logOnFailure(t, n)
+	c := n.ivsClient()
+	ctx := ctxT(t, 3*time.Minute)
+	started := time.Now()
+	ch, key := testChannel(t, ctx, c, &ivs.CreateChannelInput{Name: aws.String("srt-ladder"), Type: types.ChannelTypeStandardChannelType})
+	pub := publishSRT(t, srtURL(n.SRT, key, aws.ToString(ch.Srt.Passphrase)), pubOptions{})
+	waitLive(t, ctx, c, ch.Arn)
+	waitPlayable(t, *ch.PlaybackUrl)
+
+	want := []struct{ name, resolution string }{{"source", "1280x720"}, {"480p30", "854x480"}, {"360p30", "640x360"}, {"160p30", "284x160"}}
+	var rs []rendition
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if rs = ladder(t, *ch.PlaybackUrl); len(rs) == len(want) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(rs) != len(want) {
+		t.Fatalf("the multivariant playlist of an SRT-fed STANDARD channel lists %+v", rs)
+	}
+	for i, w := range want {
+		if rs[i].name != w.name || rs[i].resolution != w.resolution || !strings.HasSuffix(rs[i].codecs, ",mp4a.40.2") {
+			t.Fatalf("variant %d: %+v, want %s %s", i, rs[i], w.name, w.resolution)
+		}
+	}
+
+	t.Logf("ladder listed %v after the start", time.Since(started).Round(100*time.Millisecond))
+	payloads := []string{`{"srt":1}`, `{"srt":2}`, `{"srt":3}`}
+	var once sync.Once
+	var lowLatency bool
+	rep := runIVSPlayer(t, *ch.PlaybackUrl, 60, true, func(s ivsSample) {
+		if s.IVS == nil || s.IVS.State != "Playing" {
+			return
+		}
+		lowLatency = lowLatency || s.IVS.LowLatency
+		if s.IVS.Position > 3 {
+			once.Do(func() {
+				go func() {
+					for i, p := range payloads {
+						if _, err := c.PutMetadata(ctx, &ivs.PutMetadataInput{ChannelArn: ch.Arn, Metadata: aws.String(p)}); err != nil {
+							t.Errorf("PutMetadata %d: %v", i, err)
+						}
+						time.Sleep(500 * time.Millisecond)
+					}
+					time.Sleep(4 * time.Second) // the player's latency
+					pub.stop()
+				}()
+			})
+		}
+	})
+	for _, s := range []string{"Ready", "Playing", "Ended"} {
+		if !rep.sawState(s) {
+			t.Fatalf("the IVS player never reached %s on an SRT-fed ladder: %+v (errors %+v)", s, rep.States, rep.Errors)
+		}
+	}
+	if e := rep.ivsError(); e != nil || !lowLatency {
+		t.Fatalf("IVS player: error %+v, low latency %v", e, lowLatency)
+	}
+	var got []string
+	for _, cue := range rep.IVSCues {
+		got = append(got, cue.Text)
+	}
+	if !slices.Equal(got, payloads) {
+		t.Fatalf("the IVS player fired %q, want %q", got, payloads)
+	}
+	waitOffline(t, ctx, c, ch.Arn, 15*time.Second)
+	t.Logf("the player ended %v after the start", time.Since(started).Round(100*time.Millisecond))
+
+	// The ended ladder: aligned, and every rendition decodes.
+	checkAligned(t, rs)
+	fellBack := func() bool {
+		sess, err := c.GetStreamSession(ctx, &ivs.GetStreamSessionInput{ChannelArn: ch.Arn})
+		return err != nil || hasEvent(sess.StreamSession.TruncatedEvents, "Transcoder Failure")
+	}
+	for _, r := range rs {
+		checkDecodable(t, r, fellBack)
 	}
 	t.Logf("whole test %v", time.Since(started).Round(time.Second))
 }
