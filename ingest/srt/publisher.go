@@ -49,6 +49,7 @@ type publisher struct {
 	decodeErrors int       // in all
 	readAt       time.Time // when the tracks were read
 	src          *watchdog
+	last         *atomic.Int64 // when data last arrived (Unix nanoseconds), for a takeover
 }
 
 // watchdog closes the connection when no data arrives for a while: gosrt's read deadlines
@@ -63,12 +64,14 @@ type watchdog struct {
 	// is still unsent when ffmpeg closes), a frame cut short that players fail to decode.
 	// What comes after the end is not written.
 	ended bool
+	last  *atomic.Int64 // when data last arrived, in Unix nanoseconds
 }
 
 func (w *watchdog) Read(b []byte) (int, error) {
 	n, err := w.r.Read(b)
 	if n > 0 {
 		w.t.Reset(w.d)
+		w.last.Store(time.Now().UnixNano())
 	}
 	if err != nil {
 		w.ended = true
@@ -84,7 +87,7 @@ func (p *publisher) ts(v int64) time.Duration {
 
 func (p *publisher) run(ctx context.Context) error {
 	var timedOut atomic.Bool
-	wd := &watchdog{r: p.conn, d: p.startTimeout}
+	wd := &watchdog{r: p.conn, d: p.startTimeout, last: p.last}
 	p.src = wd
 	wd.t = time.AfterFunc(p.startTimeout, func() {
 		timedOut.Store(true)
