@@ -102,8 +102,8 @@ func TestSRTFigures(t *testing.T) {
 		if len(f.offset) == 0 {
 			t.Fatalf("%s: no encoder-to-PDT sample", f.name)
 		}
-		t.Logf("FIGURES %-4s: behind PDT per round %v s; encoder to PDT p50 %.2f s (%d segments); glass to glass about %.2f s",
-			f.name, f.behind, pct(f.offset, 50), len(f.offset), pct(f.behind, 50)+pct(f.offset, 50))
+		t.Logf("FIGURES %-4s: behind PDT per round %.2f s; encoder to PDT p50 %.2f s (p10 %.2f, p90 %.2f; %d segments); glass to glass about %.2f s",
+			f.name, f.behind, pct(f.offset, 50), pct(f.offset, 10), pct(f.offset, 90), len(f.offset), pct(f.behind, 50)+pct(f.offset, 50))
 	}
 }
 
