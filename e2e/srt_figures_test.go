@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -80,6 +81,7 @@ func TestSRTFigures(t *testing.T) {
 		}
 		for _, f := range order {
 			var behind []float64
+			var trace []string // how the page started: a second of samples each
 			nodeScript(t, func(m map[string]json.RawMessage) {
 				if raw, ok := m["sample"]; ok {
 					var s playerSample
@@ -87,8 +89,14 @@ func TestSRTFigures(t *testing.T) {
 					if s.BehindWallClock != nil && s.CurrentTime > 4 && !s.Paused {
 						behind = append(behind, *s.BehindWallClock)
 					}
+					if len(trace) < 30 && s.BehindWallClock != nil {
+						trace = append(trace, fmt.Sprintf("t=%.1f behind=%.2f", s.CurrentTime, *s.BehindWallClock))
+					}
 				}
 			}, "player.mjs", n.endpoint()+"/player/"+chIDOf(f.ch), strconv.Itoa(seconds), "")
+			if os.Getenv("GLASSCAST_TRACE") != "" {
+				t.Logf("round %d %-4s first samples: %s", r+1, f.name, strings.Join(trace, " "))
+			}
 			if len(behind) < 10 {
 				t.Fatalf("round %d %s: %d samples", r+1, f.name, len(behind))
 			}
