@@ -48,6 +48,8 @@ type publisher struct {
 
 	decodeErrors int       // in all
 	readAt       time.Time // when the tracks were read
+	src          *watchdog
+	last         *atomic.Int64 // when data last arrived (Unix nanoseconds), for a takeover
 }
 
 // watchdog closes the connection when no data arrives for a while: gosrt's read deadlines
@@ -56,12 +58,23 @@ type watchdog struct {
 	r io.Reader
 	t *time.Timer
 	d time.Duration
+	// ended is set once the connection has ended. At its end the MPEG-TS demuxer hands over
+	// the PES it still holds, and a video PES (of unbounded length) ends only where the next
+	// begins: the last one is whatever arrived before the connection went (libsrt drops what
+	// is still unsent when ffmpeg closes), a frame cut short that players fail to decode.
+	// What comes after the end is not written.
+	ended bool
+	last  *atomic.Int64 // when data last arrived, in Unix nanoseconds
 }
 
 func (w *watchdog) Read(b []byte) (int, error) {
 	n, err := w.r.Read(b)
 	if n > 0 {
 		w.t.Reset(w.d)
+		w.last.Store(time.Now().UnixNano())
+	}
+	if err != nil {
+		w.ended = true
 	}
 	return n, err
 }
@@ -74,7 +87,8 @@ func (p *publisher) ts(v int64) time.Duration {
 
 func (p *publisher) run(ctx context.Context) error {
 	var timedOut atomic.Bool
-	wd := &watchdog{r: p.conn, d: p.startTimeout}
+	wd := &watchdog{r: p.conn, d: p.startTimeout, last: p.last}
+	p.src = wd
 	wd.t = time.AfterFunc(p.startTimeout, func() {
 		timedOut.Store(true)
 		p.conn.Close()
@@ -151,6 +165,9 @@ func (p *publisher) run(ctx context.Context) error {
 	case *mp4codecs.MPEG4Audio:
 		sampleRate := p.audio.(*mp4codecs.MPEG4Audio).Config.SampleRate
 		r.OnDataMPEG4Audio(audioTrack, func(pts int64, aus [][]byte) error {
+			if p.src.ended {
+				return nil
+			}
 			t := p.ts(pts)
 			if ok, err := p.audioStarts(ctx, videoTrack == nil); !ok {
 				return err // nil while the video's first key frame has not come
@@ -167,6 +184,9 @@ func (p *publisher) run(ctx context.Context) error {
 		})
 	case *mp4codecs.Opus:
 		r.OnDataOpus(audioTrack, func(pts int64, packets [][]byte) error {
+			if p.src.ended {
+				return nil
+			}
 			t := p.ts(pts)
 			if ok, err := p.audioStarts(ctx, videoTrack == nil); !ok {
 				return err
@@ -203,6 +223,9 @@ func auSize(au [][]byte) int {
 // writeVideo starts the session at the first key frame whose parameter sets are known (so
 // that the session describes the video, and the packager starts clean), then writes.
 func (p *publisher) writeVideo(ctx context.Context, pts, dts int64, au [][]byte, key bool, write func(pts, dts time.Duration) error) error {
+	if p.src.ended {
+		return nil
+	}
 	// Both timestamps go through the one decoder, DTS first: it is the earlier.
 	d := p.ts(dts)
 	t := p.ts(pts)

@@ -12,6 +12,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gosrt "github.com/datarhei/gosrt"
@@ -67,13 +68,27 @@ type Server struct {
 	pending    chan struct{} // a slot per connection request being decided
 	mu         sync.Mutex
 	publishers int
+	live       map[string]*liveConn // accepted publishers by channel ID
 	wg         sync.WaitGroup
+}
+
+// silentFor is how long an accepted publisher must have sent nothing before a new connection
+// with its stream key takes its place. SRT runs over UDP: a publisher that crashed or lost its
+// link leaves no trace until the peer idle timeout, and coming back before that it would be
+// refused as a second publisher; RTMP's TCP connection is reset at once.
+const silentFor = time.Second
+
+// liveConn is an accepted publisher.
+type liveConn struct {
+	box  *connBox
+	last atomic.Int64  // when data last arrived, in Unix nanoseconds
+	done chan struct{} // closed once its session is detached
 }
 
 // New returns an SRT ingest that publishes through the session in.
 func New(cfg Config, in *ingest.Server, log *slog.Logger) *Server {
 	cfg.defaults()
-	return &Server{cfg: cfg, in: in, log: log, pending: make(chan struct{}, cfg.MaxPending)}
+	return &Server{cfg: cfg, in: in, log: log, pending: make(chan struct{}, cfg.MaxPending), live: map[string]*liveConn{}}
 }
 
 // Listen opens the UDP listener and returns its address. Serve then accepts on it.
@@ -228,6 +243,9 @@ func (s *Server) handle(ctx context.Context, req gosrt.ConnRequest) {
 
 	box := &connBox{}
 	sess, err := s.in.Attach(ctx, ingest.Publisher{Channel: ch, Log: log, Close: box.close})
+	if err != nil && s.takeOver(ctx, ch.ID, log) {
+		sess, err = s.in.Attach(ctx, ingest.Publisher{Channel: ch, Log: log, Close: box.close})
+	}
 	if err != nil {
 		reject(gosrt.REJX_CONFLICT, err.Error())
 		return
@@ -242,8 +260,13 @@ func (s *Server) handle(ctx context.Context, req gosrt.ConnRequest) {
 	}
 	box.set(conn)
 	defer box.close()
+	lc := &liveConn{box: box, done: make(chan struct{})}
+	lc.last.Store(time.Now().UnixNano())
+	s.mu.Lock()
+	s.live[ch.ID] = lc
+	s.mu.Unlock()
 	log.Info("publisher connected", "stream", sess.StreamID())
-	p := &publisher{s: sess, conn: conn, log: log, startTimeout: s.cfg.StartTimeout}
+	p := &publisher{s: sess, conn: conn, log: log, startTimeout: s.cfg.StartTimeout, last: &lc.last}
 	err = p.run(ctx)
 	var st gosrt.Statistics
 	conn.Stats(&st)
@@ -252,7 +275,40 @@ func (s *Server) handle(ctx context.Context, req gosrt.ConnRequest) {
 		"packets", a.PktRecv, "lost", a.PktRecvLoss, "retransmitted", a.PktRecvRetrans, "dropped", a.PktRecvDrop,
 		"undecrypted", a.PktRecvUndecrypt, "decodeErrors", p.decodeErrors)
 	sess.Detach(ctx, err)
+	s.mu.Lock()
+	if s.live[ch.ID] == lc {
+		delete(s.live, ch.ID)
+	}
+	s.mu.Unlock()
+	close(lc.done)
 }
+
+// takeOver disconnects the channel's publisher on this listener if it has sent nothing for
+// silentFor, and reports whether it is gone: its session then waits in its reconnect grace.
+func (s *Server) takeOver(ctx context.Context, channelID string, log *slog.Logger) bool {
+	s.mu.Lock()
+	lc := s.live[channelID]
+	s.mu.Unlock()
+	if lc == nil {
+		return false
+	}
+	silent := time.Since(time.Unix(0, lc.last.Load()))
+	if silent < silentFor {
+		return false
+	}
+	log.Info("the channel's SRT publisher is silent; the new connection takes its place", "silent", silent.Round(time.Millisecond))
+	lc.box.close()
+	select {
+	case <-lc.done:
+		return true
+	case <-time.After(flushWait):
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// flushWait bounds the wait for a replaced publisher's session to detach (its last part).
+const flushWait = 5 * time.Second
 
 func errString(err error) string {
 	if err == nil {
