@@ -31,3 +31,10 @@ print('round %s %-8s: behind program-date-time p50 %.2f s p90 %.2f s (%d samples
 PY
   done
 done
+# The server's share: time from a part's last sample to the origin holding it, over the whole run.
+curl -s "http://127.0.0.1:$metrics/metrics" | python3 -c '
+import sys
+b = [(float(l.split("le=\"")[1].split("\"")[0]), float(l.split()[-1])) for l in sys.stdin if l.startswith("glasscast_ingest_part_delay_seconds_bucket")]
+n = b[-1][1] if b else 0
+q = lambda f: next((le for le, c in b if c >= f * n), float("nan"))
+print("server part delay (glasscast_ingest_part_delay_seconds, %d parts): p50 <= %g s, p99 <= %g s" % (n, q(0.5), q(0.99)))'
