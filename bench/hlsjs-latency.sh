@@ -6,6 +6,8 @@
 # and p90 per run, after a warm-up, and hls.js's stall count. STALL=AT:FOR holds every stream
 # request from AT s into each run until AT+FOR s (a network stall) and reports the latency in
 # the last quarter of the run, after it. Needs ffmpeg, node and chromium (make deps).
+# MODES=tuned runs the page's settings only; SERVE_ARGS="--origin-part-hold-back 2" tries another
+# PART-HOLD-BACK.
 #   [STALL=15:2] bash bench/hlsjs-latency.sh [seconds per run] [rounds]
 set -euo pipefail
 secs=${1:-40}
@@ -13,7 +15,7 @@ rounds=${2:-2}
 source "$(dirname "$0")/live-channel.sh"
 enc=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$url")
 for r in $(seq "$rounds"); do
-  modes="tuned defaults"; [ $((r % 2)) = 0 ] && modes="defaults tuned"
+  modes=${MODES:-tuned defaults}; [ $((r % 2)) = 0 ] && modes=$(echo $modes | awk '{for (i = NF; i > 0; i--) printf "%s ", $i}')
   for m in $modes; do
     (cd "$root/e2e/browser" && node player.mjs "http://127.0.0.1:$api/player/?url=$enc&hls=$m" "$secs" "" ${STALL:+stall=$STALL} 2>/dev/null) >"$work/$m.jsonl" || true
     python3 - "$work/$m.jsonl" "$r" "$m" <<'PY'
