@@ -110,29 +110,23 @@ func TestConformanceNormal(t *testing.T) {
 }
 
 // TestConformancePartHoldBackMinimum: with PART-HOLD-BACK at the spec's minimum of two part
-// targets every live row passes but P5's recommendation (three), whose MUST half still holds.
+// targets, P5's MUST half holds and only its recommendation (three) fails; the rows that read
+// EXT-X-SERVER-CONTROL and PART-INF still pass. PART-HOLD-BACK changes nothing else the
+// checklist looks at, so the rest is left to TestConformance.
 func TestConformancePartHoldBackMinimum(t *testing.T) {
-	t.Parallel()
 	s := startStream(t, origin.Config{PartHoldBack: 2}, origintest.Config{Backfill: 14})
 	s.run()
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	target := &llhlscheck.Target{Client: s.srv.Client(), URL: s.url()}
-	t.Run("live", func(t *testing.T) {
-		for _, c := range llhlscheck.Checks() {
-			if c.Phase != llhlscheck.Live || c.ID == "D10" {
-				continue
-			}
-			t.Run(c.ID, func(t *testing.T) {
-				t.Parallel()
-				err := c.Run(ctx, target)
-				switch {
-				case c.ID == "P5" && (err == nil || !strings.Contains(err.Error(), "(SHOULD)")):
-					t.Fatalf("P5 at two part targets: %v, want only the SHOULD to fail", err)
-				case c.ID != "P5" && err != nil:
-					t.Fatalf("%s (%s): %v", c.ID, c.Title, err)
-				}
-			})
+	for _, id := range []string{"P1", "P4", "P5", "P8", "P18"} {
+		c, _ := llhlscheck.Lookup(id)
+		err := c.Run(ctx, target)
+		switch {
+		case id == "P5" && (err == nil || !strings.Contains(err.Error(), "(SHOULD)")):
+			t.Errorf("P5 at two part targets: %v, want only the SHOULD to fail", err)
+		case id != "P5" && err != nil:
+			t.Errorf("%s (%s): %v", id, c.Title, err)
 		}
-	})
+	}
 }
