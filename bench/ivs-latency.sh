@@ -4,7 +4,8 @@
 # live-channel.sh). Twice a second a PutMetadata call carries its own send time; latency is
 # when its TEXT_METADATA_CUE fires at the playhead minus that time (it includes up to one part
 # of waiting for the next part, as a frame captured at that moment would). Prints p50/p90 per
-# run after a warm-up. GOP=60 gives 2 s key frame intervals (so 2 s segments); GLASSCAST_BIN
+# run after a warm-up. GOP=60 gives 2 s key frame intervals (so 2 s segments), GOP=15 0.5 s
+# (0.5 s segments, the IVS player's lowest latency); GLASSCAST_BIN
 # runs another build. Needs ffmpeg, node, chromium (make deps), curl and the aws CLI.
 #   GOP=30 bash bench/ivs-latency.sh [seconds per run] [runs]
 set -euo pipefail
