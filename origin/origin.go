@@ -46,6 +46,10 @@ type Config struct {
 	// DateRanges mirrors timed metadata (media.Part.Cues) as EXT-X-DATERANGE tags, and with
 	// them advertises CAN-SKIP-DATERANGES. Possible because every segment carries a PDT.
 	DateRanges bool
+	// PartHoldBack is PART-HOLD-BACK in part targets: at least 2, the spec's MUST; default 3,
+	// its SHOULD. Lower makes hls.js and Safari aim closer to the live edge, at more risk of
+	// stalls.
+	PartHoldBack float64
 	// DisableDeltaUpdates stops advertising CAN-SKIP-UNTIL; _HLS_skip is then ignored.
 	DisableDeltaUpdates bool
 	// Live, when set, reports the stream registered as on air on a channel, if any. A
@@ -67,8 +71,11 @@ type Config struct {
 const (
 	defaultWindow = 12
 	minWindow     = 6
-	defaultLinger = 2 * time.Minute
-	defaultIdle   = 20 * time.Second
+	// PART-HOLD-BACK in part targets (section 4.4.3.8: MUST be at least 2, SHOULD be 3).
+	defaultPartHoldBack = 3
+	minPartHoldBack     = 2
+	defaultLinger       = 2 * time.Minute
+	defaultIdle         = 20 * time.Second
 	// sweepEvery is how often idle memory (expired removed segments, broadcasts past their
 	// linger) is released when no publishing activity does it first.
 	sweepEvery = time.Second
@@ -99,6 +106,10 @@ func New(cfg Config) *Origin {
 		cfg.Window = defaultWindow
 	}
 	cfg.Window = max(cfg.Window, minWindow)
+	if cfg.PartHoldBack == 0 {
+		cfg.PartHoldBack = defaultPartHoldBack
+	}
+	cfg.PartHoldBack = max(cfg.PartHoldBack, minPartHoldBack)
 	if cfg.Linger <= 0 {
 		cfg.Linger = defaultLinger
 	}

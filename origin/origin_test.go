@@ -3,7 +3,9 @@ package origin_test
 import (
 	"bytes"
 	"context"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -264,6 +266,33 @@ func TestRegionAndAccountMustMatch(t *testing.T) {
 	} {
 		if status, _, _ := get(t, base+p); status != http.StatusNotFound {
 			t.Errorf("%s: %d, want 404", p, status)
+		}
+	}
+}
+
+// TestPartHoldBack: PART-HOLD-BACK is the configured number of part targets in every
+// rendition, three by default, and never under two, the spec's minimum.
+func TestPartHoldBack(t *testing.T) {
+	for _, c := range []struct {
+		cfg  float64
+		want float64
+	}{{0, 3}, {2, 2}, {2.5, 2.5}, {1, 2}} {
+		s := stepped(t, origin.Config{PartHoldBack: c.cfg}, origintest.Config{Backfill: 4})
+		steps(t, s, 1)
+		for _, r := range []string{"720p", "360p"} {
+			_, _, body := get(t, s.path(r, "index.m3u8"))
+			var pt, phb float64
+			for _, line := range strings.Split(string(body), "\n") {
+				if v, ok := strings.CutPrefix(line, "#EXT-X-PART-INF:PART-TARGET="); ok {
+					pt, _ = strconv.ParseFloat(v, 64)
+				}
+				if _, v, ok := strings.Cut(line, "PART-HOLD-BACK="); ok {
+					phb, _ = strconv.ParseFloat(strings.Split(v, ",")[0], 64)
+				}
+			}
+			if pt == 0 || math.Abs(phb-c.want*pt) > 1e-4 {
+				t.Errorf("config %g, %s: PART-HOLD-BACK %g with PART-TARGET %g, want %g of them", c.cfg, r, phb, pt, c.want)
+			}
 		}
 	}
 }

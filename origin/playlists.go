@@ -330,7 +330,7 @@ func (b *broadcast) appendMedia(dst []byte, rd *rendition, skip playlist.Skip, q
 	if b.low() {
 		m.PartTarget = b.stream.PartTarget
 		// One part target for the whole stream makes PART-HOLD-BACK equal in every rendition.
-		m.PartHoldBack = 3 * b.stream.PartTarget
+		m.PartHoldBack = b.o.cfg.PartHoldBack
 	}
 	m.Segments = make([]playlist.Segment, 0, len(rd.segs))
 	for _, s := range rd.segs {

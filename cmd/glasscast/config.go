@@ -63,6 +63,8 @@ type Config struct {
 	OriginPublicURL  string
 	OriginPushToken  string
 	OriginDateRanges bool
+	// OriginPartHoldBack is PART-HOLD-BACK in part targets.
+	OriginPartHoldBack float64
 
 	IngestOriginURLs string
 
@@ -130,6 +132,7 @@ func defaultConfig() *Config {
 		ReconnectGrace:     5 * time.Second,
 		OriginWindow:       12,
 		OriginLinger:       2 * time.Minute,
+		OriginPartHoldBack: 3,
 		HTTPSListen:        ":8443",
 		EdgeCacheMB:        512,
 		Chat:               defaultChatConfig(),
@@ -209,6 +212,7 @@ func (c *Config) options() []option {
 		{"origin.linger", "How long an ended broadcast's playlists (with EXT-X-ENDLIST) stay available.", &c.OriginLinger},
 		{"origin.listen", "When set, the origin also listens here for edges and ingests in other processes (playback paths and /_push/).", &c.OriginListen},
 		{"origin.publicUrl", "Base URL other processes use to reach origin.listen (default http://<origin.listen>); published in live registrations.", &c.OriginPublicURL},
+		{"origin.partHoldBack", "PART-HOLD-BACK of LOW latency playlists, in part targets: how far behind the live edge hls.js and Safari aim.\nThe spec requires at least 2 and recommends 3; below 3 the conformance checker's P5 (a SHOULD) fails.", &c.OriginPartHoldBack},
 		{"origin.dateRanges", "Also announce timed metadata as EXT-X-DATERANGE in media playlists (for players that read only date ranges; hls.js then fires each cue twice).", &c.OriginDateRanges},
 		{"origin.pushToken", "Shared secret ingests present to origins. Empty uses one generated once and shared over NATS.", &c.OriginPushToken},
 		{"ingest.originUrls", "Comma-separated origin base URLs an ingest without an in-process origin pushes to (several for failover).", &c.IngestOriginURLs},
@@ -284,6 +288,9 @@ func (c *Config) validate() error {
 	}
 	if c.NATSURL == "" && (c.NATS.Replicas > 1 || c.NATS.PlacementTags != "") {
 		return fmt.Errorf("nats.replicas above 1 and nats.placementTags need a NATS cluster (nats.url); the embedded server is one node")
+	}
+	if c.OriginPartHoldBack < 2 {
+		return fmt.Errorf("origin.partHoldBack %g: the LL-HLS spec requires at least 2 part targets", c.OriginPartHoldBack)
 	}
 	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
 		return fmt.Errorf("api.accessKeyId and api.secretAccessKey must be set together")

@@ -21,7 +21,7 @@ import (
 func (n *node) startOrigin(ctx context.Context) error {
 	cfg := n.cfg
 	org := origin.New(origin.Config{Region: cfg.Region, Account: cfg.Account, Window: cfg.OriginWindow,
-		Linger: cfg.OriginLinger, DateRanges: cfg.OriginDateRanges, Logger: n.log.With("role", "origin"),
+		Linger: cfg.OriginLinger, DateRanges: cfg.OriginDateRanges, PartHoldBack: cfg.OriginPartHoldBack, Logger: n.log.With("role", "origin"),
 		// A broadcast whose ingest died is ended once its registration expired; the idle
 		// bound outlasts a publisher's reconnect grace, while the ingest keeps pushing.
 		Live: func(channelID string) (string, bool) {

@@ -13,9 +13,11 @@ type Media struct {
 	// PartTarget is PART-TARGET. Zero renders a playlist of segments only (NORMAL latency):
 	// no EXT-X-PART, PRELOAD-HINT or PREFETCH.
 	PartTarget time.Duration
-	// PartHoldBack is PART-HOLD-BACK. It must be the same in every rendition of a stream,
-	// so the caller derives it from the largest part target of them all.
-	PartHoldBack time.Duration
+	// PartHoldBack is PART-HOLD-BACK in PART-TARGETs, applied to PART-TARGET as written so
+	// that the ratio survives rounding. PART-HOLD-BACK must be the same in every rendition of
+	// a stream, so the caller gives every rendition the largest part target of them all.
+	// Below 2 (the spec's minimum), 2 is used; zero means 3, the spec's recommendation.
+	PartHoldBack float64
 	// CanSkipUntil is the Skip Boundary (CAN-SKIP-UNTIL); zero disables delta updates.
 	CanSkipUntil time.Duration
 	// CanSkipDateRanges advertises _HLS_skip=v2 (CAN-SKIP-DATERANGES=YES).
@@ -189,8 +191,11 @@ func (m *Media) Append(dst []byte, skip Skip) []byte {
 		}
 	}
 	if m.lowLatency() {
-		// At least three of the PART-TARGETs as written, so the ratio holds after rounding.
-		holdBack := max(ceilSeconds(m.PartHoldBack), 3*ceilSeconds(m.PartTarget))
+		factor := m.PartHoldBack
+		if factor == 0 {
+			factor = 3
+		}
+		holdBack := max(factor, 2) * ceilSeconds(m.PartTarget)
 		dst = append(dst, ",PART-HOLD-BACK="...)
 		dst = appendFloat(dst, math.Ceil(math.Round(holdBack*1e8)/1e3)/1e5)
 		dst = append(dst, "\n#EXT-X-PART-INF:PART-TARGET="...)

@@ -15,7 +15,7 @@ func window(n int) *Media {
 	m := &Media{
 		TargetDuration:    1,
 		PartTarget:        250 * time.Millisecond,
-		PartHoldBack:      750 * time.Millisecond,
+		PartHoldBack:      3,
 		CanSkipUntil:      6 * time.Second,
 		CanSkipDateRanges: true,
 		MediaSequence:     10,
@@ -154,10 +154,16 @@ func TestPartWindow(t *testing.T) {
 func TestRoundingKeepsRatios(t *testing.T) {
 	m := window(2)
 	m.PartTarget = time.Second / 3
-	m.PartHoldBack = time.Second
+	m.PartHoldBack = 3
 	got := string(m.Append(nil, SkipNone))
 	if !strings.Contains(got, "PART-HOLD-BACK=1.00002") || !strings.Contains(got, "PART-TARGET=0.33334") {
 		t.Errorf("rounding:\n%s", got)
+	}
+	// The spec's minimum is two part targets; less is raised to it.
+	m.PartHoldBack = 1.5
+	got = string(m.Append(nil, SkipNone))
+	if !strings.Contains(got, "PART-HOLD-BACK=0.66668") {
+		t.Errorf("minimum:\n%s", got)
 	}
 }
 
