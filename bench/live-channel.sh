@@ -3,7 +3,7 @@
 # 720p30 x264 2.5 Mb/s clip (1 s GOP, AAC) to it. The clip is encoded once, ahead, and looped
 # with -c copy: a live encoder that falls behind real time on busy cores would show up as delay.
 # Returns once the playback URL answers. Sets root, work, api, rtmp, serve (the serve's pid), key and url; the caller's exit kills all.
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf $work' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -227,16 +227,19 @@ type viewer struct {
 	lastDur  time.Duration // the previous part's duration
 	stall    time.Duration // longest wait for a part past its duration
 	ended    bool          // the playlist ended (EXT-X-ENDLIST)
+	buf      []byte        // every response body is read into it
 }
 
+// get returns the body of u, read into the viewer's buffer: it is valid until the next request.
 func (v *viewer) get(ctx context.Context, u string) ([]byte, error) {
-	b, _, err := v.getFinal(ctx, u)
+	b, _, err := v.getFinal(ctx, u, true)
 	return b, err
 }
 
 // getFinal is get that also returns the URL the body came from after redirects, which relative
-// URIs in it resolve against, as players do (a playback director may redirect).
-func (v *viewer) getFinal(ctx context.Context, u string) ([]byte, *url.URL, error) {
+// URIs in it resolve against, as players do (a playback director may redirect). Without keep,
+// the body (a part, which the client only counts) is read and dropped.
+func (v *viewer) getFinal(ctx context.Context, u string, keep bool) ([]byte, *url.URL, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, nil, err
@@ -258,8 +261,8 @@ func (v *viewer) getFinal(ctx context.Context, u string) ([]byte, *url.URL, erro
 		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	v.st.bytes.Add(int64(len(b)))
+	b, n, err := v.read(resp.Body, keep)
+	v.st.bytes.Add(n)
 	if err != nil {
 		if ctx.Err() == nil {
 			v.st.fail("body")
@@ -273,6 +276,39 @@ func (v *viewer) getFinal(ctx context.Context, u string) ([]byte, *url.URL, erro
 	return b, resp.Request.URL, nil
 }
 
+// read reads a body into the viewer's one buffer, reused for every request: the load client
+// runs on the cores of the server it measures, and io.ReadAll's growing copies of each 60 KB
+// part were most of its cost (allocation, clearing, GC, and reads of a few KB each). Without
+// keep, the buffer is overwritten chunk by chunk and nothing is returned.
+func (v *viewer) read(r io.Reader, keep bool) ([]byte, int64, error) {
+	if v.buf == nil {
+		v.buf = make([]byte, 64<<10)
+	}
+	var n int64
+	off := 0
+	for {
+		if off == len(v.buf) {
+			if !keep {
+				off = 0
+			} else {
+				v.buf = append(v.buf, make([]byte, len(v.buf))...)
+			}
+		}
+		m, err := r.Read(v.buf[off:])
+		off += m
+		n += int64(m)
+		if err == io.EOF {
+			if !keep {
+				return nil, n, nil
+			}
+			return v.buf[:off], n, nil
+		}
+		if err != nil {
+			return nil, n, err
+		}
+	}
+}
+
 func (v *viewer) run(ctx context.Context, mvURL string) {
 	v.fetched = map[string]bool{}
 	base, err := url.Parse(mvURL)
@@ -280,7 +316,7 @@ func (v *viewer) run(ctx context.Context, mvURL string) {
 		v.st.fail("bad-url")
 		return
 	}
-	body, final, err := v.getFinal(ctx, mvURL)
+	body, final, err := v.getFinal(ctx, mvURL, true)
 	if err != nil {
 		return
 	}
@@ -352,7 +388,7 @@ func (v *viewer) fetchNewParts(ctx context.Context, media *url.URL, pl *llhlsche
 			if first && si < len(segs)-1 {
 				continue
 			}
-			if _, err := v.get(ctx, resolve(media, p.URI).String()); err != nil {
+			if _, _, err := v.getFinal(ctx, resolve(media, p.URI).String(), false); err != nil {
 				continue
 			}
 			v.st.parts.Add(1)
