@@ -153,16 +153,9 @@ func Viewers(ctx context.Context, cfg ViewersConfig) (ViewersReport, error) {
 			}
 			vctx, vcancel := context.WithTimeout(runCtx, cfg.Duration)
 			defer vcancel()
-			v := &viewer{client: client, st: st, header: cfg.Header, lastPart: time.Now()}
-			v.run(vctx, cfg.URL)
-			if !v.ended {
-				// A viewer that gave up on errors, or still waits for a part when its time is up,
-				// is frozen until it leaves.
-				<-vctx.Done()
-				v.stall = max(v.stall, time.Since(v.lastPart)-v.lastDur)
-			}
+			stall := play(vctx, &viewer{client: client, st: st, header: cfg.Header, lastPart: time.Now()}, cfg.URL)
 			st.mu.Lock()
-			st.stalls = append(st.stalls, v.stall)
+			st.stalls = append(st.stalls, stall)
 			st.mu.Unlock()
 		}()
 	}
@@ -217,8 +210,78 @@ func progress(w io.Writer, st *stats, start time.Time, stop chan struct{}) {
 	}
 }
 
-// viewer plays one stream like hls.js in low-latency mode.
+// play is one player, like hls.js in low-latency mode: it loads the multivariant playlist and
+// follows the first variant's media playlist and, when the variant takes its audio from a
+// separate rendition (as MediaMTX serves it), that audio playlist too, at the same time, as
+// hls.js's stream controllers do. It returns the player's longest stall.
+func play(ctx context.Context, v *viewer, mvURL string) time.Duration {
+	var tracks []*viewer
+	body, final, err := v.getFinal(ctx, mvURL, true)
+	if err == nil {
+		mv, perr := llhlscheck.ParseMultivariant(body)
+		if perr != nil || len(mv.Variants) == 0 {
+			v.st.fail("bad-multivariant")
+		} else {
+			v.media = resolve(final, mv.Variants[0].URI)
+			tracks = append(tracks, v)
+			if uri := audioRendition(mv); uri != "" {
+				tracks = append(tracks, &viewer{client: v.client, st: v.st, header: v.header, lastPart: v.lastPart,
+					media: resolve(final, uri)})
+			}
+		}
+	}
+	if len(tracks) == 0 {
+		tracks = append(tracks, v)
+	}
+	var wg sync.WaitGroup
+	for _, t := range tracks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if t.media != nil {
+				t.follow(ctx)
+			}
+			if !t.ended {
+				// A player that gave up on errors, or still waits for a part when its time is
+				// up, is frozen until it leaves.
+				<-ctx.Done()
+				t.stall = max(t.stall, time.Since(t.lastPart)-t.lastDur)
+			}
+		}()
+	}
+	wg.Wait()
+	var stall time.Duration
+	for _, t := range tracks {
+		stall = max(stall, t.stall)
+	}
+	return stall
+}
+
+// audioRendition is the URI of the audio rendition the first variant plays, if it is a
+// separate playlist: the group's DEFAULT=YES entry, else its first.
+func audioRendition(mv *llhlscheck.Multivariant) string {
+	group := mv.Variants[0].Attrs["AUDIO"]
+	if group == "" {
+		return ""
+	}
+	uri := ""
+	for _, r := range mv.Renditions {
+		if r.Attrs["TYPE"] != "AUDIO" || r.Attrs["GROUP-ID"] != group {
+			continue
+		}
+		if r.Attrs["DEFAULT"] == "YES" {
+			return r.URI
+		}
+		if uri == "" {
+			uri = r.URI
+		}
+	}
+	return uri
+}
+
+// viewer follows one media playlist of a player.
 type viewer struct {
+	media    *url.URL // the media playlist
 	client   *http.Client
 	st       *stats
 	header   http.Header
@@ -309,25 +372,11 @@ func (v *viewer) read(r io.Reader, keep bool) ([]byte, int64, error) {
 	}
 }
 
-func (v *viewer) run(ctx context.Context, mvURL string) {
+// follow plays v.media: blocking reloads for the next part, each new part fetched once.
+func (v *viewer) follow(ctx context.Context) {
 	v.fetched = map[string]bool{}
-	base, err := url.Parse(mvURL)
-	if err != nil {
-		v.st.fail("bad-url")
-		return
-	}
-	body, final, err := v.getFinal(ctx, mvURL, true)
-	if err != nil {
-		return
-	}
-	base = final
-	mv, err := llhlscheck.ParseMultivariant(body)
-	if err != nil || len(mv.Variants) == 0 {
-		v.st.fail("bad-multivariant")
-		return
-	}
-	media := resolve(base, mv.Variants[0].URI)
-	body, err = v.get(ctx, media.String())
+	media := v.media
+	body, err := v.get(ctx, media.String())
 	if err != nil {
 		return
 	}
