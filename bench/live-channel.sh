@@ -2,6 +2,9 @@
 # (BASIC LOW channel, 0.2 s parts, 1 s segments) in $work, creates the channel and publishes a
 # 720p30 x264 2.5 Mb/s clip (1 s GOP, AAC) to it. The clip is encoded once, ahead, and looped
 # with -c copy: a live encoder that falls behind real time on busy cores would show up as delay.
+# A caller that defines before_publish (a shell function) has it run just before the publish, and
+# one that sets also_publish (an RTMP URL) has the same looped clip sent there too, by one
+# ffmpeg (tee muxer), so that two servers get identical input at the same moment.
 # Returns once the playback URL answers. Sets root, work, api, rtmp, serve (the serve's pid), key and url; the caller's exit kills all.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=$(mktemp -d)
@@ -23,5 +26,11 @@ url=$(echo "$ch" | python3 -c 'import json,sys; print(json.load(sys.stdin)["chan
 ffmpeg -hide_banner -loglevel error -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440 -t 20 \
   -c:v libx264 -preset veryfast -tune zerolatency -g 30 -b:v 2500k -maxrate 2500k -bufsize 1250k -pix_fmt yuv420p \
   -c:a aac -b:a 128k -f flv "$work/clip.flv"
-ffmpeg -hide_banner -loglevel error -re -stream_loop -1 -i "$work/clip.flv" -c copy -f flv rtmp://127.0.0.1:$rtmp/app/$key &
+if declare -F before_publish >/dev/null; then before_publish; fi
+if [ -n "${also_publish:-}" ]; then
+  ffmpeg -hide_banner -loglevel error -re -stream_loop -1 -i "$work/clip.flv" -map 0 -c copy \
+    -f tee "[f=flv:onfail=ignore]rtmp://127.0.0.1:$rtmp/app/$key|[f=flv:onfail=ignore]$also_publish" &
+else
+  ffmpeg -hide_banner -loglevel error -re -stream_loop -1 -i "$work/clip.flv" -c copy -f flv rtmp://127.0.0.1:$rtmp/app/$key &
+fi
 for _ in $(seq 100); do curl -sf -o /dev/null "$url" && break; sleep 0.2; done
