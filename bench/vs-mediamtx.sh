@@ -46,14 +46,20 @@ sleep 3 # both past their first segments
 ticks() { awk '{print $14+$15}' /proc/$1/stat; }
 hz=$(getconf CLK_TCK)
 res=$work/results
+runq() { cat /proc/$1/task/*/schedstat 2>/dev/null | awk '{s+=$2} END {printf "%.0f\n", s}'; } # ns runnable, not running
 viewers() { # name url pid
-  local s0 t0 s1 t1 n
-  s0=$(ticks $3); t0=$(date +%s.%N)
-  n=$("$work/glasscast" bench viewers --url "$2" --find-max --viewers 50 --max-viewers 6400 --duration ${secs}s 2>"$work/$1.steps" |
-    sed -n 's/^highest passing viewer count: //p')
-  s1=$(ticks $3); t1=$(date +%s.%N)
-  echo "  $1 viewers held: ${n:-0}   (steps: $(grep -o '^ *[0-9]* viewers: p50 [^ ]* p99 [^ ]*.*: [a-z]*$' "$work/$1.steps" |
-    awk '{printf "%s:%s/%s ", $1, $6, $NF}')) server cpu over the search $(python3 -c "print('%.0f%%' % (100*($s1-$s0)/$hz/($t1-$t0)))")"
+  local s0 q0 t0 s1 q1 t1 n b bt=0
+  s0=$(ticks $3); q0=$(runq $3); t0=$(date +%s.%N)
+  "$work/glasscast" bench viewers --url "$2" --find-max --viewers 50 --max-viewers 6400 --duration ${secs}s \
+    >"$work/$1.out" 2>"$work/$1.steps" &
+  b=$!
+  while kill -0 $b 2>/dev/null; do bt=$(ticks $b 2>/dev/null || echo $bt); sleep 0.5; done
+  wait $b || true
+  s1=$(ticks $3); q1=$(runq $3); t1=$(date +%s.%N)
+  n=$(sed -n 's/^highest passing viewer count: //p' "$work/$1.out")
+  echo "  $1 viewers held: ${n:-0}   (steps n:p99/verdict: $(grep -o '^ *[0-9]* viewers: p50 [^ ]* p99 [^ ]*.*: [a-z]*$' "$work/$1.steps" |
+    awk '{printf "%s:%s/%s ", $1, $6, $NF}'))"
+  python3 -c "w=$t1-$t0; print('    over the search: server cpu %.0f%% of a core, server run-queue wait %.0f%%, bench client cpu %.0f%%' % (100*($s1-$s0)/$hz/w, 100*($q1-$q0)/1e9/w, 100*$bt/$hz/w))"
   echo "$r viewers $1 ${n:-0}" >>"$res"
 }
 latency() { # name url mode
