@@ -12,7 +12,7 @@ trap 'kill $(jobs -p) 2>/dev/null; rm -rf $work' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 api=$(port); rtmp=$(port)
 
-go build -o "$work/glasscast" "$root/cmd/glasscast"
+(cd "$root" && go build -o "$work/glasscast" ./cmd/glasscast)
 "$work/glasscast" serve --data-dir "$work/serve" --http-listen 127.0.0.1:$api --https-listen "" \
   --ingest-rtmp-listen 127.0.0.1:$rtmp --ingest-rtmps-listen "" --ingest-segment-target 1s --ingest-part-target 200ms \
   --api-access-key-id AKGCBENCHBENCHBENCH0 --api-secret-access-key benchsecret >"$work/serve.log" 2>&1 &

@@ -4,6 +4,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"glasscast/origin/llhlscheck"
 )
@@ -124,12 +127,13 @@ func (s *stats) fail(kind string) {
 // exceeded cfg.MaxErrorRate.
 func Viewers(ctx context.Context, cfg ViewersConfig) (ViewersReport, error) {
 	st := &stats{errors: map[string]int64{}}
-	client := &http.Client{Transport: &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConns:        cfg.Viewers * 4,
-		MaxIdleConnsPerHost: cfg.Viewers * 4,
-		DisableCompression:  false,
-	}}
+	client := &fasthttp.Client{
+		Dial:                     func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, 5*time.Second) },
+		MaxConnsPerHost:          cfg.Viewers*3 + 100, // a player holds one or two at a time
+		MaxIdleConnDuration:      30 * time.Second,
+		NoDefaultUserAgentHeader: true,
+		DisablePathNormalizing:   true,
+	}
 	start := time.Now()
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration+cfg.Ramp)
 	defer cancel()
@@ -216,7 +220,7 @@ func progress(w io.Writer, st *stats, start time.Time, stop chan struct{}) {
 // hls.js's stream controllers do. It returns the player's longest stall.
 func play(ctx context.Context, v *viewer, mvURL string) time.Duration {
 	var tracks []*viewer
-	body, final, err := v.getFinal(ctx, mvURL, true)
+	body, final, err := v.getFinal(ctx, mvURL)
 	if err == nil {
 		mv, perr := llhlscheck.ParseMultivariant(body)
 		if perr != nil || len(mv.Variants) == 0 {
@@ -282,7 +286,7 @@ func audioRendition(mv *llhlscheck.Multivariant) string {
 // viewer follows one media playlist of a player.
 type viewer struct {
 	media    *url.URL // the media playlist
-	client   *http.Client
+	client   *fasthttp.Client
 	st       *stats
 	header   http.Header
 	fetched  map[string]bool
@@ -290,85 +294,77 @@ type viewer struct {
 	lastDur  time.Duration // the previous part's duration
 	stall    time.Duration // longest wait for a part past its duration
 	ended    bool          // the playlist ended (EXT-X-ENDLIST)
-	buf      []byte        // every response body is read into it
+	req      *fasthttp.Request
+	resp     *fasthttp.Response
 }
 
-// get returns the body of u, read into the viewer's buffer: it is valid until the next request.
+// get returns the body of u; it is valid until the viewer's next request.
 func (v *viewer) get(ctx context.Context, u string) ([]byte, error) {
-	b, _, err := v.getFinal(ctx, u, true)
+	b, _, err := v.getFinal(ctx, u)
 	return b, err
 }
 
 // getFinal is get that also returns the URL the body came from after redirects, which relative
-// URIs in it resolve against, as players do (a playback director may redirect). Without keep,
-// the body (a part, which the client only counts) is read and dropped.
-func (v *viewer) getFinal(ctx context.Context, u string, keep bool) ([]byte, *url.URL, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+// URIs in it resolve against, as players do (a playback director may redirect).
+//
+// The client is fasthttp's, with one request and one response per viewer reused for all its
+// requests: the load client runs on the cores of the server it measures, and when a part
+// completes every viewer is answered in the same instant, so its cost per request is added
+// to the part delay it reports. net/http's client (two goroutines and channel hand-offs per
+// connection, io.ReadAll's growing copies) cost about three times the server's own work per
+// part. Like a browser, it asks for gzip and follows redirects.
+func (v *viewer) getFinal(ctx context.Context, u string) ([]byte, *url.URL, error) {
+	if v.req == nil {
+		v.req, v.resp = &fasthttp.Request{}, &fasthttp.Response{}
+	}
+	cur, err := url.Parse(u)
 	if err != nil {
 		return nil, nil, err
 	}
-	for k, vs := range v.header {
-		req.Header[k] = vs
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(time.Minute)
 	}
-	v.st.requests.Add(1)
-	resp, err := v.client.Do(req)
-	if err != nil {
-		if ctx.Err() == nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				v.st.fail("timeout")
-			} else {
-				v.st.fail("network")
+	for redirects := 0; ; redirects++ {
+		v.req.Reset()
+		v.req.SetRequestURI(cur.String())
+		v.req.Header.Set("Accept-Encoding", "gzip")
+		for k, vs := range v.header {
+			for _, val := range vs {
+				v.req.Header.Add(k, val)
 			}
 		}
-		return nil, nil, err
-	}
-	defer resp.Body.Close()
-	b, n, err := v.read(resp.Body, keep)
-	v.st.bytes.Add(n)
-	if err != nil {
-		if ctx.Err() == nil {
-			v.st.fail("body")
-		}
-		return nil, nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		v.st.fail(strconv.Itoa(resp.StatusCode))
-		return nil, nil, fmt.Errorf("%s: %s", u, resp.Status)
-	}
-	return b, resp.Request.URL, nil
-}
-
-// read reads a body into the viewer's one buffer, reused for every request: the load client
-// runs on the cores of the server it measures, and io.ReadAll's growing copies of each 60 KB
-// part were most of its cost (allocation, clearing, GC, and reads of a few KB each). Without
-// keep, the buffer is overwritten chunk by chunk and nothing is returned.
-func (v *viewer) read(r io.Reader, keep bool) ([]byte, int64, error) {
-	if v.buf == nil {
-		v.buf = make([]byte, 64<<10)
-	}
-	var n int64
-	off := 0
-	for {
-		if off == len(v.buf) {
-			if !keep {
-				off = 0
-			} else {
-				v.buf = append(v.buf, make([]byte, len(v.buf))...)
-			}
-		}
-		m, err := r.Read(v.buf[off:])
-		off += m
-		n += int64(m)
-		if err == io.EOF {
-			if !keep {
-				return nil, n, nil
-			}
-			return v.buf[:off], n, nil
-		}
+		v.st.requests.Add(1)
+		err := v.client.DoDeadline(v.req, v.resp, deadline)
 		if err != nil {
-			return nil, n, err
+			if ctx.Err() == nil && time.Now().Before(deadline) {
+				if errors.Is(err, fasthttp.ErrTimeout) {
+					v.st.fail("timeout")
+				} else {
+					v.st.fail("network")
+				}
+			}
+			return nil, nil, err
 		}
+		code := v.resp.StatusCode()
+		v.st.bytes.Add(int64(len(v.resp.Body())))
+		if fasthttp.StatusCodeIsRedirect(code) && redirects < 10 {
+			loc := string(v.resp.Header.Peek("Location"))
+			cur = resolve(cur, loc)
+			continue
+		}
+		if code != http.StatusOK {
+			v.st.fail(strconv.Itoa(code))
+			return nil, nil, fmt.Errorf("%s: status %d", cur, code)
+		}
+		body := v.resp.Body()
+		if bytes.Equal(v.resp.Header.ContentEncoding(), []byte("gzip")) {
+			if body, err = v.resp.BodyGunzip(); err != nil {
+				v.st.fail("body")
+				return nil, nil, err
+			}
+		}
+		return body, cur, nil
 	}
 }
 
@@ -437,7 +433,7 @@ func (v *viewer) fetchNewParts(ctx context.Context, media *url.URL, pl *llhlsche
 			if first && si < len(segs)-1 {
 				continue
 			}
-			if _, _, err := v.getFinal(ctx, resolve(media, p.URI).String(), false); err != nil {
+			if _, err := v.get(ctx, resolve(media, p.URI).String()); err != nil {
 				continue
 			}
 			v.st.parts.Add(1)
