@@ -321,9 +321,12 @@ func (v *viewer) getFinal(ctx context.Context, u string) ([]byte, *url.URL, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(time.Minute)
+	// fasthttp takes a deadline, not a context: a request outlives a cancelled run by at most
+	// this cap, hls.js's own load time-out for playlists (10 s), which no blocking reload of
+	// a live server reaches.
+	deadline := time.Now().Add(10 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
 	}
 	for redirects := 0; ; redirects++ {
 		v.req.Reset()
