@@ -1,7 +1,14 @@
 package bench
 
 import (
+	"compress/gzip"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 
 	"glasscast/origin/llhlscheck"
 )
@@ -24,5 +31,33 @@ func TestAudioRendition(t *testing.T) {
 		if got := audioRendition(mv); got != c.want {
 			t.Errorf("audio rendition %q, want %q", got, c.want)
 		}
+	}
+}
+
+// TestGetFollowsRedirectAndGunzips: the client follows a redirect (a playback director's) and
+// resolves against the final URL, and reads a gzip-encoded playlist as a browser does.
+func TestGetFollowsRedirectAndGunzips(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/a/index.m3u8", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/b/index.m3u8?x=1", http.StatusFound)
+	})
+	mux.HandleFunc("/b/index.m3u8", func(w http.ResponseWriter, r *http.Request) {
+		if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			t.Error("no Accept-Encoding: gzip")
+		}
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		_, _ = zw.Write([]byte("#EXTM3U\n"))
+		_ = zw.Close()
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	v := &viewer{client: &fasthttp.Client{}, st: &stats{errors: map[string]int64{}}}
+	body, final, err := v.getFinal(context.Background(), srv.URL+"/a/index.m3u8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(body) != "#EXTM3U\n" || final.Path != "/b/index.m3u8" || v.st.requests.Load() != 2 {
+		t.Fatalf("body %q from %v after %d requests", body, final, v.st.requests.Load())
 	}
 }
