@@ -24,7 +24,7 @@ type object struct {
 	fetched      time.Time     // when the upstream answered
 	expires      time.Time     // zero: immutable, kept until evicted
 
-	mu      sync.Mutex
+	mu      sync.RWMutex // readers (the viewers streaming or waiting) share it
 	body    []byte
 	done    bool
 	err     error
@@ -73,8 +73,8 @@ func (o *object) snapshot(offset int) ([]byte, bool, error, <-chan struct{}) {
 		}
 		return chunk, true, o.err, nil
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	o.mu.RLock()
+	defer o.mu.RUnlock()
 	var chunk []byte
 	if offset < len(o.body) {
 		chunk = o.body[offset:len(o.body):len(o.body)]
@@ -87,14 +87,14 @@ func (o *object) complete() ([]byte, bool) {
 	if o.finished.Load() {
 		return o.body, o.err == nil
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	o.mu.RLock()
+	defer o.mu.RUnlock()
 	return o.body, o.done && o.err == nil
 }
 
 func (o *object) size() int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	o.mu.RLock()
+	defer o.mu.RUnlock()
 	return len(o.body) + len(o.key) + 256
 }
 
