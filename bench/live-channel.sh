@@ -5,6 +5,7 @@
 # A caller that defines before_publish (a shell function) has it run just before the publish, and
 # one that sets also_publish (an RTMP URL) has the same looped clip sent there too, by one
 # ffmpeg (tee muxer), so that two servers get identical input at the same moment.
+# Every simulated viewer comes from 127.0.0.1, so serve's per-address connection cap is off.
 # Returns once the playback URL answers. Sets root, work, api, rtmp, serve (the serve's pid), key, url and debug (serve's
 # metrics.listen port: /metrics and Go's profiles, e.g. curl 127.0.0.1:$debug/debug/pprof/trace?seconds=5); the caller's exit kills all.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,7 +17,7 @@ api=$(port); rtmp=$(port); debug=$(port)
 (cd "$root" && go build -o "$work/glasscast" ./cmd/glasscast)
 "$work/glasscast" serve --data-dir "$work/serve" --http-listen 127.0.0.1:$api --https-listen "" \
   --ingest-rtmp-listen 127.0.0.1:$rtmp --ingest-rtmps-listen "" --ingest-segment-target 1s --ingest-part-target 200ms \
-  --api-access-key-id AKGCBENCHBENCHBENCH0 --api-secret-access-key benchsecret --metrics-listen 127.0.0.1:$debug >"$work/serve.log" 2>&1 &
+  --api-access-key-id AKGCBENCHBENCHBENCH0 --api-secret-access-key benchsecret --metrics-listen 127.0.0.1:$debug --http-max-conns-per-ip 0 >"$work/serve.log" 2>&1 &
 serve=$!
 for _ in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:$api/healthz && break; sleep 0.2; done
 
