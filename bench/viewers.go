@@ -249,7 +249,7 @@ func play(ctx context.Context, v *viewer, mvURL string) time.Duration {
 				// A player that gave up on errors, or still waits for a part when its time is
 				// up, is frozen until it leaves.
 				<-ctx.Done()
-				t.stall = max(t.stall, time.Since(t.lastPart)-t.lastDur)
+				t.stall = max(t.stall, over(ctx).Sub(t.lastPart)-t.lastDur)
 			}
 		}()
 	}
@@ -259,6 +259,17 @@ func play(ctx context.Context, v *viewer, mvURL string) time.Duration {
 		stall = max(stall, t.stall)
 	}
 	return stall
+}
+
+// over is when the viewer's time is up: its context's deadline, or now if it has none or it
+// has passed. A stall still going on then is counted up to it, not to whenever the last
+// request returned.
+func over(ctx context.Context) time.Time {
+	now := time.Now()
+	if d, ok := ctx.Deadline(); ok && d.Before(now) {
+		return d
+	}
+	return now
 }
 
 // audioRendition is the URI of the audio rendition the first variant plays, if it is a
@@ -404,8 +415,8 @@ func (v *viewer) follow(ctx context.Context) {
 		next := *media
 		next.RawQuery = q.Encode()
 		if body, err = v.get(ctx, next.String()); err != nil {
-			if ctx.Err() != nil {
-				return
+			if ctx.Err() != nil || !time.Now().Before(over(ctx)) {
+				return // fasthttp's deadline can fire a moment before the context's
 			}
 			time.Sleep(200 * time.Millisecond) // back off before retrying, as players do
 			body, err = v.get(ctx, media.String())
