@@ -4,6 +4,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"glasscast/origin/llhlscheck"
 )
@@ -124,12 +127,13 @@ func (s *stats) fail(kind string) {
 // exceeded cfg.MaxErrorRate.
 func Viewers(ctx context.Context, cfg ViewersConfig) (ViewersReport, error) {
 	st := &stats{errors: map[string]int64{}}
-	client := &http.Client{Transport: &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConns:        cfg.Viewers * 4,
-		MaxIdleConnsPerHost: cfg.Viewers * 4,
-		DisableCompression:  false,
-	}}
+	client := &fasthttp.Client{
+		Dial:                     func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, 5*time.Second) },
+		MaxConnsPerHost:          cfg.Viewers*3 + 100, // a player holds one or two at a time
+		MaxIdleConnDuration:      30 * time.Second,
+		NoDefaultUserAgentHeader: true,
+		DisablePathNormalizing:   true,
+	}
 	start := time.Now()
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration+cfg.Ramp)
 	defer cancel()
@@ -153,16 +157,9 @@ func Viewers(ctx context.Context, cfg ViewersConfig) (ViewersReport, error) {
 			}
 			vctx, vcancel := context.WithTimeout(runCtx, cfg.Duration)
 			defer vcancel()
-			v := &viewer{client: client, st: st, header: cfg.Header, lastPart: time.Now()}
-			v.run(vctx, cfg.URL)
-			if !v.ended {
-				// A viewer that gave up on errors, or still waits for a part when its time is up,
-				// is frozen until it leaves.
-				<-vctx.Done()
-				v.stall = max(v.stall, time.Since(v.lastPart)-v.lastDur)
-			}
+			stall := play(vctx, &viewer{client: client, st: st, header: cfg.Header, lastPart: time.Now()}, cfg.URL)
 			st.mu.Lock()
-			st.stalls = append(st.stalls, v.stall)
+			st.stalls = append(st.stalls, stall)
 			st.mu.Unlock()
 		}()
 	}
@@ -217,9 +214,90 @@ func progress(w io.Writer, st *stats, start time.Time, stop chan struct{}) {
 	}
 }
 
-// viewer plays one stream like hls.js in low-latency mode.
+// play is one player, like hls.js in low-latency mode: it loads the multivariant playlist and
+// follows the first variant's media playlist and, when the variant takes its audio from a
+// separate rendition (as MediaMTX serves it), that audio playlist too, at the same time, as
+// hls.js's stream controllers do. It returns the player's longest stall.
+func play(ctx context.Context, v *viewer, mvURL string) time.Duration {
+	var tracks []*viewer
+	body, final, err := v.getFinal(ctx, mvURL)
+	if err == nil {
+		mv, perr := llhlscheck.ParseMultivariant(body)
+		if perr != nil || len(mv.Variants) == 0 {
+			v.st.fail("bad-multivariant")
+		} else {
+			v.media = resolve(final, mv.Variants[0].URI)
+			tracks = append(tracks, v)
+			if uri := audioRendition(mv); uri != "" {
+				tracks = append(tracks, &viewer{client: v.client, st: v.st, header: v.header, lastPart: v.lastPart,
+					media: resolve(final, uri)})
+			}
+		}
+	}
+	if len(tracks) == 0 {
+		tracks = append(tracks, v)
+	}
+	var wg sync.WaitGroup
+	for _, t := range tracks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if t.media != nil {
+				t.follow(ctx)
+			}
+			if !t.ended {
+				// A player that gave up on errors, or still waits for a part when its time is
+				// up, is frozen until it leaves.
+				<-ctx.Done()
+				t.stall = max(t.stall, over(ctx).Sub(t.lastPart)-t.lastDur)
+			}
+		}()
+	}
+	wg.Wait()
+	var stall time.Duration
+	for _, t := range tracks {
+		stall = max(stall, t.stall)
+	}
+	return stall
+}
+
+// over is when the viewer's time is up: its context's deadline, or now if it has none or it
+// has passed. A stall still going on then is counted up to it, not to whenever the last
+// request returned.
+func over(ctx context.Context) time.Time {
+	now := time.Now()
+	if d, ok := ctx.Deadline(); ok && d.Before(now) {
+		return d
+	}
+	return now
+}
+
+// audioRendition is the URI of the audio rendition the first variant plays, if it is a
+// separate playlist: the group's DEFAULT=YES entry, else its first.
+func audioRendition(mv *llhlscheck.Multivariant) string {
+	group := mv.Variants[0].Attrs["AUDIO"]
+	if group == "" {
+		return ""
+	}
+	uri := ""
+	for _, r := range mv.Renditions {
+		if r.Attrs["TYPE"] != "AUDIO" || r.Attrs["GROUP-ID"] != group {
+			continue
+		}
+		if r.Attrs["DEFAULT"] == "YES" {
+			return r.URI
+		}
+		if uri == "" {
+			uri = r.URI
+		}
+	}
+	return uri
+}
+
+// viewer follows one media playlist of a player.
 type viewer struct {
-	client   *http.Client
+	media    *url.URL // the media playlist
+	client   *fasthttp.Client
 	st       *stats
 	header   http.Header
 	fetched  map[string]bool
@@ -227,8 +305,11 @@ type viewer struct {
 	lastDur  time.Duration // the previous part's duration
 	stall    time.Duration // longest wait for a part past its duration
 	ended    bool          // the playlist ended (EXT-X-ENDLIST)
+	req      *fasthttp.Request
+	resp     *fasthttp.Response
 }
 
+// get returns the body of u; it is valid until the viewer's next request.
 func (v *viewer) get(ctx context.Context, u string) ([]byte, error) {
 	b, _, err := v.getFinal(ctx, u)
 	return b, err
@@ -236,62 +317,76 @@ func (v *viewer) get(ctx context.Context, u string) ([]byte, error) {
 
 // getFinal is get that also returns the URL the body came from after redirects, which relative
 // URIs in it resolve against, as players do (a playback director may redirect).
+//
+// The client is fasthttp's, with one request and one response per viewer reused for all its
+// requests: the load client runs on the cores of the server it measures, and when a part
+// completes every viewer is answered in the same instant, so its cost per request is added
+// to the part delay it reports. net/http's client (two goroutines and channel hand-offs per
+// connection, io.ReadAll's growing copies) cost about three times the server's own work per
+// part. Like a browser, it asks for gzip and follows redirects.
 func (v *viewer) getFinal(ctx context.Context, u string) ([]byte, *url.URL, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if v.req == nil {
+		v.req, v.resp = &fasthttp.Request{}, &fasthttp.Response{}
+	}
+	cur, err := url.Parse(u)
 	if err != nil {
 		return nil, nil, err
 	}
-	for k, vs := range v.header {
-		req.Header[k] = vs
+	// fasthttp takes a deadline, not a context: a request outlives a cancelled run by at most
+	// this cap, hls.js's own load time-out for playlists (10 s), which no blocking reload of
+	// a live server reaches.
+	deadline := time.Now().Add(10 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
 	}
-	v.st.requests.Add(1)
-	resp, err := v.client.Do(req)
-	if err != nil {
-		if ctx.Err() == nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				v.st.fail("timeout")
-			} else {
-				v.st.fail("network")
+	for redirects := 0; ; redirects++ {
+		v.req.Reset()
+		v.req.SetRequestURI(cur.String())
+		v.req.Header.Set("Accept-Encoding", "gzip")
+		for k, vs := range v.header {
+			for _, val := range vs {
+				v.req.Header.Add(k, val)
 			}
 		}
-		return nil, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	v.st.bytes.Add(int64(len(b)))
-	if err != nil {
-		if ctx.Err() == nil {
-			v.st.fail("body")
+		v.st.requests.Add(1)
+		err := v.client.DoDeadline(v.req, v.resp, deadline)
+		if err != nil {
+			if ctx.Err() == nil && time.Now().Before(deadline) {
+				if errors.Is(err, fasthttp.ErrTimeout) {
+					v.st.fail("timeout")
+				} else {
+					v.st.fail("network")
+				}
+			}
+			return nil, nil, err
 		}
-		return nil, nil, err
+		code := v.resp.StatusCode()
+		v.st.bytes.Add(int64(len(v.resp.Body())))
+		if fasthttp.StatusCodeIsRedirect(code) && redirects < 10 {
+			loc := string(v.resp.Header.Peek("Location"))
+			cur = resolve(cur, loc)
+			continue
+		}
+		if code != http.StatusOK {
+			v.st.fail(strconv.Itoa(code))
+			return nil, nil, fmt.Errorf("%s: status %d", cur, code)
+		}
+		body := v.resp.Body()
+		if bytes.Equal(v.resp.Header.ContentEncoding(), []byte("gzip")) {
+			if body, err = v.resp.BodyGunzip(); err != nil {
+				v.st.fail("body")
+				return nil, nil, err
+			}
+		}
+		return body, cur, nil
 	}
-	if resp.StatusCode != http.StatusOK {
-		v.st.fail(strconv.Itoa(resp.StatusCode))
-		return nil, nil, fmt.Errorf("%s: %s", u, resp.Status)
-	}
-	return b, resp.Request.URL, nil
 }
 
-func (v *viewer) run(ctx context.Context, mvURL string) {
+// follow plays v.media: blocking reloads for the next part, each new part fetched once.
+func (v *viewer) follow(ctx context.Context) {
 	v.fetched = map[string]bool{}
-	base, err := url.Parse(mvURL)
-	if err != nil {
-		v.st.fail("bad-url")
-		return
-	}
-	body, final, err := v.getFinal(ctx, mvURL)
-	if err != nil {
-		return
-	}
-	base = final
-	mv, err := llhlscheck.ParseMultivariant(body)
-	if err != nil || len(mv.Variants) == 0 {
-		v.st.fail("bad-multivariant")
-		return
-	}
-	media := resolve(base, mv.Variants[0].URI)
-	body, err = v.get(ctx, media.String())
+	media := v.media
+	body, err := v.get(ctx, media.String())
 	if err != nil {
 		return
 	}
@@ -320,8 +415,8 @@ func (v *viewer) run(ctx context.Context, mvURL string) {
 		next := *media
 		next.RawQuery = q.Encode()
 		if body, err = v.get(ctx, next.String()); err != nil {
-			if ctx.Err() != nil {
-				return
+			if ctx.Err() != nil || !time.Now().Before(over(ctx)) {
+				return // fasthttp's deadline can fire a moment before the context's
 			}
 			time.Sleep(200 * time.Millisecond) // back off before retrying, as players do
 			body, err = v.get(ctx, media.String())

@@ -456,5 +456,16 @@ func TestSecurityMetricsAccess(t *testing.T) {
 		if s := get(t, "http://"+private+"/metrics", ""); s != 200 {
 			t.Errorf("/metrics on metrics.listen: %d, want 200", s)
 		}
+		// Go's profiles are on the private listener only.
+		for base, want := range map[string]int{"http://" + private: 200, n.endpoint(): 404} {
+			resp, err := client.Get(base + "/debug/pprof/mutex?debug=1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := readAll(resp)
+			if resp.StatusCode != want || want == 200 && !bytes.Contains(b, []byte("sampling period=100")) {
+				t.Errorf("%s/debug/pprof/mutex: %d, want %d (%.80q)", base, resp.StatusCode, want, b)
+			}
+		}
 	})
 }

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,12 +24,15 @@ type object struct {
 	fetched      time.Time     // when the upstream answered
 	expires      time.Time     // zero: immutable, kept until evicted
 
-	mu      sync.Mutex
+	mu      sync.RWMutex // readers (the viewers streaming or waiting) share it
 	body    []byte
 	done    bool
 	err     error
 	grew    chan struct{} // closed and replaced whenever body grows or the fill ends
 	lastUse time.Time
+	// finished is done, readable without mu: body and err no longer change once it is set,
+	// and every viewer of a part or playlist asks for them in the same instant.
+	finished atomic.Bool
 
 	render renderCache // a complete playlist's shared rendering
 }
@@ -53,6 +57,7 @@ func (o *object) finish(err error) {
 	if cap(o.body) > len(o.body)+len(o.body)/4 {
 		o.body = append([]byte(nil), o.body...) // give back append's spare capacity
 	}
+	o.finished.Store(true)
 	close(o.grew)
 	o.grew = make(chan struct{})
 	o.mu.Unlock()
@@ -61,8 +66,15 @@ func (o *object) finish(err error) {
 // snapshot returns the bytes from offset on, whether the fill is over, its error, and a
 // channel that closes at the next change.
 func (o *object) snapshot(offset int) ([]byte, bool, error, <-chan struct{}) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	if o.finished.Load() {
+		var chunk []byte
+		if offset < len(o.body) {
+			chunk = o.body[offset:len(o.body):len(o.body)]
+		}
+		return chunk, true, o.err, nil
+	}
+	o.mu.RLock()
+	defer o.mu.RUnlock()
 	var chunk []byte
 	if offset < len(o.body) {
 		chunk = o.body[offset:len(o.body):len(o.body)]
@@ -72,14 +84,17 @@ func (o *object) snapshot(offset int) ([]byte, bool, error, <-chan struct{}) {
 
 // complete reports whether the object is fully fetched without error, and its body.
 func (o *object) complete() ([]byte, bool) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	if o.finished.Load() {
+		return o.body, o.err == nil
+	}
+	o.mu.RLock()
+	defer o.mu.RUnlock()
 	return o.body, o.done && o.err == nil
 }
 
 func (o *object) size() int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	o.mu.RLock()
+	defer o.mu.RUnlock()
 	return len(o.body) + len(o.key) + 256
 }
 

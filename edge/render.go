@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"sync"
+	"sync/atomic"
 )
 
 // rendered is a playlist with the query all its viewers share written in, kept on the cache
@@ -25,16 +26,22 @@ type rendered struct {
 
 // renderCache holds an object's rendered playlist for its one shared query.
 type renderCache struct {
-	mu sync.Mutex
-	r  *rendered
+	mu sync.Mutex // held while rendering, so that it is done once
+	// r is read without the lock: all the waiters of a blocking reload come for it in the
+	// same instant, and through one mutex they queued (in its starvation mode the lock is
+	// handed from goroutine to goroutine, a scheduler wake-up each, slow on busy cores).
+	r atomic.Pointer[rendered]
 }
 
 // get returns the playlist body rendered for query, building it once per object.
 func (c *renderCache) get(body []byte, query string, gz *gzipper) (*rendered, error) {
+	if r := c.r.Load(); r != nil && r.query == query {
+		return r, nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.r != nil && c.r.query == query {
-		return c.r, nil
+	if r := c.r.Load(); r != nil && r.query == query {
+		return r, nil
 	}
 	cut := len(body)
 	if i := bytes.Index(body, []byte("\n#EXT-X-RENDITION-REPORT:")); i >= 0 {
@@ -47,7 +54,7 @@ func (c *renderCache) get(body []byte, query string, gz *gzipper) (*rendered, er
 		return nil, err
 	}
 	r.headCRC = crc32.ChecksumIEEE(r.head)
-	c.r = r
+	c.r.Store(r)
 	return r, nil
 }
 

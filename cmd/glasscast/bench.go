@@ -7,13 +7,15 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
+	"runtime/pprof"
 	"time"
 
 	"glasscast/bench"
 )
 
 const benchUsage = `Usage:
-  glasscast bench viewers --url <playback URL> [--viewers N] [--duration D] [--ramp D] [--max-error-rate F] [--json]
+  glasscast bench viewers --url <playback URL> [--viewers N] [--duration D] [--ramp D] [--max-error-rate F] [--json] [--cpuprofile FILE]
   glasscast bench viewers --url <playback URL> --find-max [--viewers START] [--max-viewers N] [--duration D]
   glasscast bench chat --url ws://host:8080/chat --api http://host:8080 [--rooms R] [--clients N] [--rate M] [--duration D]
 `
@@ -36,13 +38,27 @@ func runBench(ctx context.Context, args []string) error {
 		findMax := fs.Bool("find-max", false, "search the highest viewer count that passes (p99 part delay under one part target, no stall, no error), starting at --viewers")
 		maxViewers := fs.Int("max-viewers", 20000, "upper bound of --find-max")
 		asJSON := fs.Bool("json", false, "print the report as JSON")
+		cpuProfile := fs.String("cpuprofile", "", "write the load client's own CPU profile to this file")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
+		}
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return fmt.Errorf("cpu profile: %w", err)
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return fmt.Errorf("cpu profile: %w", err)
+			}
+			defer pprof.StopCPUProfile()
 		}
 		if cfg.URL == "" {
 			return errors.New("--url is required")
 		}
 		cfg.Progress = os.Stderr
+		// The client shares the cores of the server it measures: trade memory for less GC.
+		debug.SetGCPercent(400)
 		if *findMax {
 			n, rep, err := bench.FindMax(ctx, cfg, *maxViewers)
 			fmt.Printf("highest passing viewer count: %d\n", n)

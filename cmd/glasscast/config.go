@@ -267,7 +267,7 @@ func (c *Config) options() []option {
 		{"events.maxAge", "How long the events stream keeps events: a webhook that is down longer loses the oldest.", &c.Monitoring.EventsMaxAge},
 		{"events.maxMb", "Most megabytes of events the events stream keeps.", &c.Monitoring.EventsMaxMB},
 		{"metrics.record", "Keep the AWS/IVS metric aggregates that GetMetricData answers from (JetStream streams with CloudWatch's retention).", &c.Monitoring.Record},
-		{"metrics.listen", "When set (e.g. 10.0.0.5:9464), /metrics is served on this address, for a private network, and no longer on the public listeners.", &c.Monitoring.MetricsListen},
+		{"metrics.listen", "When set (e.g. 10.0.0.5:9464), /metrics is served on this address, for a private network, and no longer on the public listeners;\nso are Go's profiles and traces (/debug/pprof/).", &c.Monitoring.MetricsListen},
 		{"metrics.token", "Bearer token Prometheus presents for /metrics (Authorization: Bearer <token>); it lists live channel ids and\ntheir bit rates. Empty on the public listeners uses one generated once, shared over NATS and printed when created;\nempty with metrics.listen asks none there.", &c.Monitoring.MetricsToken},
 		{"events.ingestBitrateLimitMbps", "Ingest bit rate (Mb/s, averaged over 5 s) past which a stream gets an IVS Limit Breach event, once (IVS: 8.5). 0 checks nothing.", &c.Monitoring.MaxIngestMbps},
 	}

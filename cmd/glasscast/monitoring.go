@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -105,6 +107,14 @@ func (n *node) startMonitoring(ctx context.Context) error {
 	return n.startWebhooks(ctx, m)
 }
 
+// bearerIf is bearer(token, h), or h when token is empty.
+func bearerIf(token string, h http.Handler) http.Handler {
+	if token == "" {
+		return h
+	}
+	return bearer(token, h)
+}
+
 // serveMetrics serves /metrics where metrics.listen and metrics.token say. It lists live
 // channel ids (private channels' too) and their ingest bit rates, which IVS shows no one but
 // the account: so it is never public. With metrics.listen it is served only on that (private)
@@ -118,6 +128,12 @@ func (n *node) serveMetrics(ctx context.Context, h http.Handler) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", h)
+		// The private address also answers Go's profiles and execution traces, to find what
+		// makes delivery wait on a loaded node; one lock contention event in 100 is sampled.
+		runtime.SetMutexProfileFraction(100)
+		mux.Handle("GET /debug/pprof/", bearerIf(cfg.MetricsToken, http.HandlerFunc(pprof.Index)))
+		mux.Handle("GET /debug/pprof/profile", bearerIf(cfg.MetricsToken, http.HandlerFunc(pprof.Profile)))
+		mux.Handle("GET /debug/pprof/trace", bearerIf(cfg.MetricsToken, http.HandlerFunc(pprof.Trace)))
 		ln, err := net.Listen("tcp", cfg.MetricsListen)
 		if err != nil {
 			return fmt.Errorf("metrics listen: %w", err)

@@ -305,6 +305,9 @@ type Multivariant struct {
 	Version             int
 	IndependentSegments bool
 	Variants            []Variant
+	// Renditions are the EXT-X-MEDIA entries; URI is unquoted (empty when the rendition is in
+	// the variant's own stream).
+	Renditions []Variant
 }
 
 // Variant is an EXT-X-STREAM-INF entry.
@@ -333,6 +336,11 @@ func ParseMultivariant(b []byte) (*Multivariant, error) {
 			m.IndependentSegments = true
 		case name == "#EXT-X-STREAM-INF":
 			pending, err = parseAttrs(value)
+		case name == "#EXT-X-MEDIA":
+			var a map[string]string
+			if a, err = parseAttrs(value); err == nil {
+				m.Renditions = append(m.Renditions, Variant{URI: strings.Trim(a["URI"], `"`), Attrs: a})
+			}
 		case strings.HasPrefix(line, "#"):
 		default:
 			if pending == nil {

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Glasscast against MediaMTX, side by side in one run: one looped 720p30 x264 clip (veryfast
+# zerolatency 2.5 Mb/s, 1 s GOP, AAC, encoded once ahead, see live-channel.sh) sent by ONE
+# ffmpeg (tee muxer) at once to `glasscast serve` (BASIC LOW channel, 0.2 s parts, 1 s segments)
+# and to MediaMTX (LL-HLS, 0.2 s parts, 1 s segments, muxing from the start). In alternating
+# rounds it measures against each:
+#   - viewers held: `glasscast bench viewers --find-max` (p99 part delay under one part target,
+#     no stall, no error; MediaMTX's separate audio playlist is followed too, as hls.js does);
+#   - hls.js latency: now minus the program-date-time of the frame on screen in headless
+#     Chromium, in Glasscast's player page with its tuned hls.js settings and with hls.js's
+#     defaults (?hls=defaults), the page pointed at either server's playlist.
+# Prints each round, the ratios Glasscast/MediaMTX per round, and the load average.
+#   MEDIAMTX=/tmp/mediamtx/mediamtx bash bench/vs-mediamtx.sh [rounds] [seconds per find-max step] [seconds per latency run]
+# MediaMTX builds from its repository with Go once internal/servers/hls/hls.min.js (hls.js's
+# dist/hls.min.js, e.g. player/web/vendor/hls.min.js) and internal/core/VERSION exist:
+#   git clone https://github.com/bluenviron/mediamtx /tmp/mediamtx && cd /tmp/mediamtx &&
+#   cp $OLDPWD/player/web/vendor/hls.min.js internal/servers/hls/ && echo -n v0.0.0 >internal/core/VERSION &&
+#   go build -o mediamtx .
+set -euo pipefail
+rounds=${1:-3}
+secs=${2:-10}
+lsecs=${3:-40}
+mediamtx=${MEDIAMTX:-/tmp/mediamtx/mediamtx}
+[ -x "$mediamtx" ] || { echo "no MediaMTX binary at $mediamtx (set MEDIAMTX)" >&2; exit 1; }
+
+before_publish() {
+  mrtmp=$(port); mhls=$(port)
+  # MediaMTX's own defaults are LL-HLS, 0.2 s parts, 1 s segments; set them anyway, mux from the
+  # start (as Glasscast does) and turn off the servers that are not compared.
+  sed -e 's/^rtsp: true/rtsp: false/' -e 's/^webrtc: true/webrtc: false/' -e 's/^srt: true/srt: false/' \
+    -e 's/^moq: true/moq: false/' -e 's/^logLevel: info/logLevel: warn/' \
+    -e "s/^rtmpAddress: .*/rtmpAddress: 127.0.0.1:$mrtmp/" -e "s/^hlsAddress: .*/hlsAddress: 127.0.0.1:$mhls/" \
+    -e 's/^hlsAlwaysRemux: .*/hlsAlwaysRemux: true/' -e 's/^hlsVariant: .*/hlsVariant: lowLatency/' \
+    -e 's/^hlsPartDuration: .*/hlsPartDuration: 200ms/' -e 's/^hlsSegmentDuration: .*/hlsSegmentDuration: 1s/' \
+    "$(dirname "$mediamtx")/mediamtx.yml" >"$work/mediamtx.yml"
+  "$mediamtx" "$work/mediamtx.yml" >"$work/mediamtx.log" 2>&1 &
+  mtx=$!
+  for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/$mrtmp) 2>/dev/null && break; sleep 0.2; done
+  also_publish=rtmp://127.0.0.1:$mrtmp/live
+}
+source "$(dirname "$0")/live-channel.sh"
+murl=http://127.0.0.1:$mhls/live/index.m3u8
+for _ in $(seq 100); do curl -sfL -o /dev/null "$murl" && break; sleep 0.2; done
+sleep 3 # both past their first segments
+
+ticks() { awk '{print $14+$15}' /proc/$1/stat; }
+hz=$(getconf CLK_TCK)
+res=$work/results
+runq() { cat /proc/$1/task/*/schedstat 2>/dev/null | awk '{s+=$2} END {printf "%.0f\n", s}'; } # ns runnable, not running
+viewers() { # name url pid
+  local s0 q0 t0 s1 q1 t1 n b bt=0
+  s0=$(ticks $3); q0=$(runq $3); t0=$(date +%s.%N)
+  "$work/glasscast" bench viewers --url "$2" --find-max --viewers 50 --max-viewers 6400 --duration ${secs}s \
+    >"$work/$1.out" 2>"$work/$1.steps" &
+  b=$!
+  while kill -0 $b 2>/dev/null; do bt=$(ticks $b 2>/dev/null || echo $bt); sleep 0.5; done
+  wait $b || true
+  s1=$(ticks $3); q1=$(runq $3); t1=$(date +%s.%N)
+  n=$(sed -n 's/^highest passing viewer count: //p' "$work/$1.out")
+  echo "  $1 viewers held: ${n:-0}   (steps n:p99/verdict: $(grep -o '^ *[0-9]* viewers: p50 [^ ]* p99 [^ ]*.*: [a-z]*$' "$work/$1.steps" |
+    awk '{printf "%s:%s/%s ", $1, $6, $NF}'))"
+  python3 -c "w=$t1-$t0; print('    over the search: server cpu %.0f%% of a core, server run-queue wait %.0f%%, bench client cpu %.0f%%' % (100*($s1-$s0)/$hz/w, 100*($q1-$q0)/1e9/w, 100*$bt/$hz/w))"
+  echo "$r viewers $1 ${n:-0}" >>"$res"
+}
+latency() { # name url mode
+  local enc
+  enc=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$2")
+  (cd "$root/e2e/browser" && node player.mjs "http://127.0.0.1:$api/player/?url=$enc&hls=$3" "$lsecs" "" 2>/dev/null) >"$work/lat.jsonl" || true
+  python3 - "$work/lat.jsonl" "$1" "$3" "$r" "$res" <<'PY'
+import json, sys
+s = [json.loads(l)['sample'] for l in open(sys.argv[1]) if l.startswith('{"sample"')]
+v = sorted(x['behindWallClock'] for x in s[len(s)//4:] if x.get('behindWallClock') is not None)
+t = [x['latency'] for x in s if x.get('latency') is not None]
+if not v:
+    print('  %-9s hls.js %-8s: no samples' % (sys.argv[2], sys.argv[3])); sys.exit()
+print('  %-9s hls.js %-8s: behind program-date-time p50 %.2f s p90 %.2f s (%d samples after warm-up), hls.js latency at end %.2f s' % (
+    sys.argv[2], sys.argv[3], v[len(v)//2], v[len(v)*9//10], len(v), t[-1] if t else float('nan')))
+open(sys.argv[5], 'a').write('%s latency-%s %s %.3f\n' % (sys.argv[4], sys.argv[3], sys.argv[2], v[len(v)//2]))
+PY
+}
+
+echo "glasscast $url (serve pid $serve); mediamtx $murl (pid $mtx); $(nproc) cores"
+for r in $(seq "$rounds"); do
+  order="glasscast mediamtx"; [ $((r % 2)) = 0 ] && order="mediamtx glasscast"
+  echo "round $r ($order), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  for s in $order; do
+    if [ $s = glasscast ]; then viewers glasscast "$url" $serve; else viewers mediamtx "$murl" $mtx; fi
+  done
+  for m in tuned defaults; do
+    for s in $order; do
+      if [ $s = glasscast ]; then latency glasscast "$url" $m; else latency mediamtx "$murl" $m; fi
+    done
+  done
+  echo "  load average after round $r: $(cut -d' ' -f1-3 /proc/loadavg)"
+done
+python3 - "$res" <<'PY'
+import sys, collections
+d = collections.defaultdict(dict)
+for line in open(sys.argv[1]):
+    r, what, who, val = line.split()
+    d[(r, what)][who] = float(val)
+print('ratios Glasscast / MediaMTX (goals: viewers >= 5, hls.js latency in the tuned page <= 0.6):')
+for (r, what), v in sorted(d.items()):
+    if 'glasscast' in v and 'mediamtx' in v and v['mediamtx'] > 0:
+        print('  round %s %-16s glasscast %8g  mediamtx %8g  ratio %.2f' % (r, what, v['glasscast'], v['mediamtx'], v['glasscast'] / v['mediamtx']))
+    else:
+        print('  round %s %-16s %s' % (r, what, v))
+PY
