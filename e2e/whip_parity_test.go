@@ -75,6 +75,9 @@ func TestWHIPLadderRecorded(t *testing.T) {
 	}
 	t.Logf("WHIP-fed ladder: %v", names)
 	waitOffline(t, ctx, c, ch.Arn, 15*time.Second)
+	if strings.Contains(n.Logs(), "flush last part") {
+		t.Fatalf("the last part was not flushed through the ladder after the page stopped:\n%s", n.Logs())
+	}
 
 	texts := endedCueTexts(t, *ch.PlaybackUrl)
 	if !texts["whip cue 1"] || !texts["whip cue 2"] {

@@ -430,7 +430,10 @@ wait:
 	if audio {
 		a = &mp4codecs.MPEG4Audio{Config: aacConfig}
 	}
-	if err := p.sess.Start(ctx, v, a); err != nil {
+	// The pipeline (a transcoder for ladders) lives on the server's context, as RTMP's and SRT's
+	// do, not the publisher's: that one is cancelled before Detach, which still has a last part
+	// to flush through it.
+	if err := p.sess.Start(p.s.ctx, v, a); err != nil {
 		return err
 	}
 	p.log.Info("whip tracks started", "video", video, "audio", audio)
