@@ -292,7 +292,8 @@ func TestSRTLossyLink(t *testing.T) {
 	t.Logf("link: %d datagrams passed, %d dropped", link.passed.Load(), link.dropped.Load())
 	pub.stop()
 	// libsrt sends its shutdown once and the link may drop it; then the peer idle timeout
-	// (ingest.srtPeerIdleTimeout, 10 s) is what ends the session.
+	// (ingest.srtPeerIdleTimeout, 10 s) ends the session and the reconnect grace (5 s) the
+	// stream, 15 s in all.
 	waitOffline(t, ctx, c, ch.Arn, 25*time.Second)
 }
 
