@@ -213,6 +213,7 @@ func whipTranscoded(t *testing.T, mime string, chType types.ChannelType) {
 	needBrowser(t)
 	start := time.Now()
 	n := startServe(t, "", "--ingest-reconnect-grace", "60s")
+	logOnFailure(t, n)
 	c := n.ivsClient()
 	ctx := ctxT(t, 2*time.Minute)
 	ch, key := testChannel(t, ctx, c, &ivs.CreateChannelInput{Name: aws.String("whipvpx"), Type: chType, InsecureIngest: true})
@@ -434,7 +435,7 @@ func probeSegment(t *testing.T, playlistURL string) {
 	for _, k := range []string{"video/h264", "audio/aac"} {
 		// A decoder holds no frame back at the end: every packet is a decoded frame.
 		if fp := got[k]; fp[0] < 5 || fp[0] != fp[1] {
-			t.Fatalf("ffprobe decoded %v (frames, packets) in segment %s, want H.264 and AAC, every packet decoded", got, segName)
+			t.Fatalf("ffprobe decoded %v (frames, packets) in segment %s, want H.264 and AAC, every packet decoded\n%s", got, segName, pl)
 		}
 	}
 	t.Logf("ffprobe decoded %v (frames, packets) in segment %s", got, segName)

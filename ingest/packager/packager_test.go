@@ -94,6 +94,9 @@ func TestMeasureFrameDuration(t *testing.T) {
 		{"25 fps, wrong hint ignored", ms(0, 40, 80, 120, 160), 50, 40 * time.Millisecond},
 		{"odd rate kept", ms(0, 37, 74, 111, 148), 0, 37 * time.Millisecond},
 		{"one frame", ms(0), 0, 0},
+		// Chromium's VP8 over WHIP, through the transcoder: two frames, then a pause.
+		{"pause after the first frames", ms(220, 270, 769), 30, 50 * time.Millisecond},
+		{"pause after three frames", ms(236, 287, 338, 838), 30, 51 * time.Millisecond},
 	} {
 		got := snapFrameDuration(measureFrameDuration(c.dts), c.hint)
 		if got != c.want {

@@ -40,6 +40,10 @@ func toDuration(ticks, ts int64) time.Duration {
 // measureFrameDuration estimates the frame duration of a constant-rate stream from the decode
 // timestamps of its first frames. The median rejects a dropped or duplicated frame; the mean of
 // the deltas near it averages out RTMP's millisecond rounding (29.97 fps arrives as 33/34 ms).
+// Of an even count the lower middle is taken: a browser's encoder often pauses for half a
+// second after its first two or three frames, and a frame duration guessed too long makes
+// every frame a part and forces segment cuts at non-key frames, where one guessed too short
+// only lets parts end on PART-TARGET.
 func measureFrameDuration(dts []time.Duration) time.Duration {
 	var deltas []time.Duration
 	for i := 1; i < len(dts); i++ {
@@ -52,7 +56,7 @@ func measureFrameDuration(dts []time.Duration) time.Duration {
 	}
 	sorted := slices.Clone(deltas)
 	slices.Sort(sorted)
-	med := sorted[len(sorted)/2]
+	med := sorted[(len(sorted)-1)/2]
 	var sum time.Duration
 	n := 0
 	for _, d := range deltas {
