@@ -137,18 +137,21 @@ func TestSRTRecordedReconnect(t *testing.T) {
 		}
 		return out.MetricDataResults[0].Values
 	}
+	// Windows that hold the start, the crash, the gap before the reconnect or the grace after
+	// the end average in seconds of no input (up to four of them), so only the steady ones are judged:
+	// the 14 s second stream covers at least two whole 5 s windows, and no window may read
+	// above the input.
+	steady := func(name string, v []float64, want float64) {
+		t.Helper()
+		slices.Sort(v)
+		if len(v) < 2 || v[len(v)-2] < 0.75*want || v[len(v)-1] > 1.25*want {
+			t.Fatalf("%s 5 s averages %v: want the two steadiest within 25%% of %g", name, v, want)
+		}
+	}
 	br := stat("IngestVideoBitrate", "Average", "Channel", chID, "Track", "Track0")
-	slices.Sort(br)
 	t.Logf("IngestVideoBitrate 5 s averages over SRT: %v for ffmpeg -b:v 1000k", br)
-	if len(br) < 2 || br[len(br)/2] < 0.75*1_000_000 || br[len(br)/2] > 1.2*1_000_000 {
-		t.Fatalf("IngestVideoBitrate median %v, want within 25%% of 1 Mb/s", br)
-	}
-	// Medians: a loaded machine makes ffmpeg late and then catch up, and the crash cuts one.
-	fps := stat("IngestFramerate", "Average", "Channel", chID)
-	slices.Sort(fps)
-	if len(fps) < 2 || fps[len(fps)/2] < 25 || fps[len(fps)/2] > 33 {
-		t.Fatalf("IngestFramerate %v, want a median of about 30", fps)
-	}
+	steady("IngestVideoBitrate", br, 1_000_000)
+	steady("IngestFramerate", stat("IngestFramerate", "Average", "Channel", chID), 30)
 	if kfi := stat("KeyframeInterval", "Maximum", "Channel", chID); len(kfi) == 0 || slices.Max(kfi) < 1.9 || slices.Max(kfi) > 2.1 {
 		t.Fatalf("KeyframeInterval %v, want 2 s", kfi)
 	}
