@@ -26,12 +26,25 @@ func TestLLHLSConformance(t *testing.T) {
 // runConformance runs the checklist on a channel of the given type; the rows in
 // notApplicable may (and only they may) report that they do not apply.
 func runConformance(t *testing.T, typ types.ChannelType, notApplicable ...string) {
-	runConformanceVia(t, typ, func(n *node, key string) *publisher { return publish(t, n.rtmpURL(key), pubOptions{}) }, 0, notApplicable...)
+	runConformanceVia(t, typ, func(n *node, key string) stallable { return publish(t, n.rtmpURL(key), pubOptions{}) }, 0, notApplicable...)
 }
 
-// runConformanceVia is runConformance with the publisher that start starts (RTMP, SRT...).
+// stallable is a publisher the checklist can pause (D8) and end (D5): ffmpeg over RTMP or
+// SRT, or a browser over WHIP.
+type stallable interface {
+	// stall stops the media while the connection stays open; resume sends again.
+	stall() error
+	resume() error
+	stop()
+}
+
+// stall freezes ffmpeg (SIGSTOP): nothing is sent, and the connection stays open.
+func (p *publisher) stall() error  { return p.cmd.Process.Signal(syscall.SIGSTOP) }
+func (p *publisher) resume() error { return p.cmd.Process.Signal(syscall.SIGCONT) }
+
+// runConformanceVia is runConformance with the publisher that start starts (RTMP, SRT, WHIP).
 // drain is how long media sent before a stall may still arrive (SRT's latency buffer).
-func runConformanceVia(t *testing.T, typ types.ChannelType, start func(n *node, key string) *publisher, drain time.Duration, notApplicable ...string) {
+func runConformanceVia(t *testing.T, typ types.ChannelType, start func(n *node, key string) stallable, drain time.Duration, notApplicable ...string) {
 	n := startServe(t, "", "--ingest-reconnect-grace", "1s")
 	c := n.ivsClient()
 	ctx := ctxT(t, 5*time.Minute)
@@ -46,11 +59,11 @@ func runConformanceVia(t *testing.T, typ types.ChannelType, start func(n *node, 
 		URL:       *ch.PlaybackUrl + "?token=opaque-viewer-token",
 		Tolerance: 250 * time.Millisecond,
 		Stall: func(ctx context.Context) (func(context.Context) error, error) {
-			if err := pub.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			if err := pub.stall(); err != nil {
 				return nil, err
 			}
 			time.Sleep(drain)
-			return func(context.Context) error { return pub.cmd.Process.Signal(syscall.SIGCONT) }, nil
+			return func(context.Context) error { return pub.resume() }, nil
 		},
 		End: func(ctx context.Context) error {
 			pub.stop()

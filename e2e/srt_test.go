@@ -300,7 +300,7 @@ func TestSRTLossyLink(t *testing.T) {
 // TestSRTConformance runs the LL-HLS checklist on a channel fed over SRT. A stall (D8) counts
 // from when SRT's latency buffer (500 ms) has delivered what ffmpeg sent before it stopped.
 func TestSRTConformance(t *testing.T) {
-	runConformanceVia(t, types.ChannelTypeBasicChannelType, func(n *node, key string) *publisher {
+	runConformanceVia(t, types.ChannelTypeBasicChannelType, func(n *node, key string) stallable {
 		return publishSRT(t, srtURL(n.SRT, key, ""), pubOptions{})
 	}, 1500*time.Millisecond, "D10", "P15")
 }

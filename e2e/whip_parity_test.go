@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/http"
 	"os/exec"
 	"slices"
 	"sort"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ivs"
 	"github.com/aws/aws-sdk-go-v2/service/ivs/types"
 )
@@ -154,4 +157,110 @@ func probeCamera(t *testing.T, url string, want time.Duration) {
 	if span := time.Duration((ts[len(ts)-1] - ts[0]) * float64(time.Second)); span-want > 1500*time.Millisecond || want-span > 1500*time.Millisecond {
 		t.Fatalf("ffprobe %s: video spans %v, want %v", url, span, want)
 	}
+}
+
+// goLiveOverWHIP has headless Chromium publish its fake camera and microphone over WHIP, with
+// H.264 (which passes through), and waits for the answer.
+func goLiveOverWHIP(t *testing.T, n *node, key string) *whipBrowser {
+	t.Helper()
+	b := startWHIPBrowser(t, n, key, "video/H264", "640x360")
+	var live whipAttempt
+	_ = json.Unmarshal(b.next("live"), &live)
+	if live.Status != http.StatusCreated {
+		t.Fatalf("WHIP offer: %+v\n%s", live, n.Logs())
+	}
+	return b
+}
+
+// TestWHIPConformance runs the LL-HLS checklist on a channel fed by Chromium over WHIP. D8
+// stalls the browser's senders while its peer connection stays up.
+func TestWHIPConformance(t *testing.T) {
+	needBrowser(t)
+	runConformanceVia(t, types.ChannelTypeBasicChannelType, func(n *node, key string) stallable {
+		return goLiveOverWHIP(t, n, key)
+	}, 500*time.Millisecond, "D10", "P15")
+}
+
+// TestWHIPInIVSPlayer: Amazon's IVS player plays a channel that Chromium publishes over WHIP
+// in low-latency mode, fires a TEXT_METADATA_CUE for each PutMetadata call and ends with
+// ENDED when the browser DELETEs its session; CloudWatch has the WHIP input's frame rate and
+// key frame interval as it has an RTMP input's.
+func TestWHIPInIVSPlayer(t *testing.T) {
+	needBrowser(t)
+	n := startServe(t, "", "--ingest-reconnect-grace", "1s")
+	logOnFailure(t, n)
+	c := n.ivsClient()
+	ctx := ctxT(t, 3*time.Minute)
+	started := time.Now()
+	ch, key := testChannel(t, ctx, c, &ivs.CreateChannelInput{Name: aws.String("whip-ivs"), Type: types.ChannelTypeBasicChannelType, InsecureIngest: true})
+	b := goLiveOverWHIP(t, n, key)
+	waitLive(t, ctx, c, ch.Arn)
+	waitPlayable(t, *ch.PlaybackUrl)
+
+	payloads := []string{`{"whip":1}`, `{"whip":2}`, `{"whip":3}`}
+	var once sync.Once
+	var lowLatency bool
+	rep := runIVSPlayer(t, *ch.PlaybackUrl, 60, true, func(s ivsSample) {
+		if s.IVS == nil || s.IVS.State != "Playing" {
+			return
+		}
+		lowLatency = lowLatency || s.IVS.LowLatency
+		if s.IVS.Position > 3 {
+			once.Do(func() {
+				go func() {
+					for i, p := range payloads {
+						if _, err := c.PutMetadata(ctx, &ivs.PutMetadataInput{ChannelArn: ch.Arn, Metadata: aws.String(p)}); err != nil {
+							t.Errorf("PutMetadata %d: %v", i, err)
+						}
+						time.Sleep(500 * time.Millisecond)
+					}
+					time.Sleep(4 * time.Second) // the player's latency
+					b.stop()
+				}()
+			})
+		}
+	})
+	for _, s := range []string{"Ready", "Playing", "Ended"} {
+		if !rep.sawState(s) {
+			t.Fatalf("the IVS player never reached %s on a WHIP-fed channel: %+v (errors %+v)", s, rep.States, rep.Errors)
+		}
+	}
+	if e := rep.ivsError(); e != nil || !lowLatency {
+		t.Fatalf("IVS player: error %+v, low latency %v", e, lowLatency)
+	}
+	var got []string
+	for _, cue := range rep.IVSCues {
+		got = append(got, cue.Text)
+	}
+	if !slices.Equal(got, payloads) {
+		t.Fatalf("the IVS player fired %q, want %q", got, payloads)
+	}
+	waitOffline(t, ctx, c, ch.Arn, 15*time.Second)
+
+	// The browser's frame rate varies with the machine's load, so the bounds are wide; a key
+	// frame is asked for every segment target (2 s), and Chromium sends one soon after.
+	chID := (*ch.Arn)[strings.LastIndexByte(*ch.Arn, '/')+1:]
+	cw := cloudwatch.New(cloudwatch.Options{Region: testRegion, BaseEndpoint: aws.String(n.endpoint()), RetryMaxAttempts: 1,
+		Credentials: staticCreds(testAccessKey, testSecret)})
+	stat := func(metric, statName string) []float64 {
+		t.Helper()
+		q := cwtypes.MetricDataQuery{Id: aws.String("q"), MetricStat: &cwtypes.MetricStat{Period: aws.Int32(5), Stat: aws.String(statName),
+			Metric: &cwtypes.Metric{Namespace: aws.String("AWS/IVS"), MetricName: aws.String(metric),
+				Dimensions: []cwtypes.Dimension{{Name: aws.String("Channel"), Value: aws.String(chID)}}}}}
+		out, err := cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{StartTime: aws.Time(started.Truncate(5 * time.Second)),
+			EndTime: aws.Time(time.Now().Add(5 * time.Second)), MetricDataQueries: []cwtypes.MetricDataQuery{q}})
+		if err != nil {
+			t.Fatalf("GetMetricData %s: %v", metric, err)
+		}
+		return out.MetricDataResults[0].Values
+	}
+	fps, kfi := stat("IngestFramerate", "Maximum"), stat("KeyframeInterval", "Maximum")
+	t.Logf("IngestFramerate %v, KeyframeInterval %v (5 s maxima)", fps, kfi)
+	if len(fps) == 0 || slices.Max(fps) < 5 || slices.Max(fps) > 31 {
+		t.Fatalf("IngestFramerate of the WHIP input %v, want 5–30 fps", fps)
+	}
+	if len(kfi) == 0 || slices.Max(kfi) <= 0 || slices.Max(kfi) > 3 {
+		t.Fatalf("KeyframeInterval of the WHIP input %v, want a key frame at least every segment target (2 s)", kfi)
+	}
+	t.Logf("whole test %v", time.Since(started).Round(time.Second))
 }

@@ -378,6 +378,19 @@ func (b *whipBrowser) poll() {
 // stop has the script DELETE its session.
 func (b *whipBrowser) stop() { _, _ = io.WriteString(b.stdin, "stop\n") }
 
+// stall has the browser stop sending media (its senders' tracks replaced by none) while the
+// peer connection stays up; resume restores the tracks.
+func (b *whipBrowser) stall() error  { return b.command("pause") }
+func (b *whipBrowser) resume() error { return b.command("resume") }
+
+func (b *whipBrowser) command(cmd string) error {
+	if _, err := io.WriteString(b.stdin, cmd+"\n"); err != nil {
+		return err
+	}
+	b.next(cmd + "d")
+	return nil
+}
+
 // probeSegment has ffprobe decode every frame of the media playlist's last whole segment
 // (its init section and the segment, as a player appends them): H.264 and AAC, every packet
 // of each decoded into a frame.

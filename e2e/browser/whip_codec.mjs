@@ -1,15 +1,24 @@
 // Publishes Chromium's fake camera and microphone over WHIP with one video codec forced
-// (RTCRtpTransceiver.setCodecPreferences), keeps publishing until a line arrives on stdin, then
-// DELETEs the session. Prints JSON lines: {"live": {...}}, {"sample": {...}} every second,
-// {"deleted": {...}}.
-//   node whip_codec.mjs <page URL on the server's origin> <WHIP URL> <stream key> <video/VP8|video/VP9> [WxH, default 640x360]
+// (RTCRtpTransceiver.setCodecPreferences) and takes commands on stdin: "pause" stops sending
+// media while the peer connection stays up (RTCRtpSender.replaceTrack(null), as a muted
+// publisher does), "resume" sends again, and "stop" (or any other line) DELETEs the session.
+// Prints JSON lines: {"live": {...}}, {"sample": {...}} every second, {"paused": {}},
+// {"resumed": {}}, {"deleted": {...}}.
+//   node whip_codec.mjs <page URL on the server's origin> <WHIP URL> <stream key> <video/H264|video/VP8|video/VP9> [WxH, default 640x360]
 import { createInterface } from 'node:readline';
 import { launch } from './chromium.mjs';
 
 const [pageURL, whipURL, key, mime, size = '640x360'] = process.argv.slice(2);
 const [width, height] = size.split('x').map(Number);
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
-const stop = new Promise((res) => createInterface({ input: process.stdin }).once('line', res));
+const commands = [];
+let wake = () => {};
+createInterface({ input: process.stdin }).on('line', (l) => { commands.push(l.trim()); wake(); });
+const nextCommand = (ms) => new Promise((res) => {
+  if (commands.length) return res(commands.shift());
+  const t = setTimeout(() => res(null), ms);
+  wake = () => { clearTimeout(t); wake = () => {}; res(commands.shift()); };
+});
 const browser = await launch(['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream']);
 try {
   const ctx = await browser.newContext({ permissions: ['camera', 'microphone'] });
@@ -51,9 +60,7 @@ try {
   }, [whipURL, key, mime, width, height]);
   out({ live });
   if (live.status !== 201) process.exit(0);
-  let stopped = false;
-  stop.then(() => { stopped = true; });
-  while (!stopped) {
+  for (;;) {
     const s = await page.evaluate(async () => {
       const stats = await window.pc.getStats();
       let codec = null, bytes = 0, frames = 0, width = 0, height = 0, fps = 0;
@@ -66,7 +73,23 @@ try {
       return { codec, bytes, frames, width, height, fps, state: window.pc.connectionState };
     });
     out({ sample: s });
-    await Promise.race([stop, new Promise((res) => setTimeout(res, 1000))]);
+    const cmd = await nextCommand(1000);
+    if (cmd === null) continue;
+    if (cmd === 'pause' || cmd === 'resume') {
+      await page.evaluate(async (pause) => {
+        for (const sender of window.pc.getSenders()) {
+          if (pause) {
+            sender.kept = sender.track;
+            await sender.replaceTrack(null);
+          } else {
+            await sender.replaceTrack(sender.kept);
+          }
+        }
+      }, cmd === 'pause');
+      out({ [cmd + 'd']: {} });
+      continue;
+    }
+    break;
   }
   const deleted = await page.evaluate(async () => {
     const r = await fetch(window.location_, { method: 'DELETE' });
