@@ -308,6 +308,9 @@ func (b *broadcast) newPipeline(ctx context.Context, video, audio mp4codecs.Code
 		o.partTarget = l.PartTarget
 		return l, nil
 	}
+	// A ladder anchors every rendition's timeline on the source's first key frame, so only a
+	// lone packager may move its anchor to an earlier arrival.
+	cfg.ArrivalClock = true
 	p, err := packager.New(cfg, video, audio, o)
 	if err != nil {
 		return nil, fmt.Errorf("packager: %w", err)

@@ -247,3 +247,46 @@ func TestFirstPartAtItsLastFrame(t *testing.T) {
 	}
 	t.Fatal("no part from 12 frames")
 }
+
+// TestArrivalClockAnchor: the first key frame reaches the packager 150 ms late (an encoder
+// warming up) and the frames after it on time. With Config.ArrivalClock the first part's
+// program-date-time is the on-time anchor, earlier than the late key frame's arrival, and no
+// frame is dated before it arrived; without it the late arrival dates the whole stream.
+func TestArrivalClockAnchor(t *testing.T) {
+	in := readTS(t, encode(t, 2, x264("320x180", "30", 30), aac()))
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	const late = 150 * time.Millisecond
+	for _, arrival := range []bool{true, false} {
+		var now time.Time
+		rec := &recorder{}
+		// As the ingest session's clock does: the frame being written is dated by the earliest
+		// (arrival - dts) seen so far, plus its dts.
+		var origin time.Time
+		p, err := New(Config{ArrivalClock: arrival, Now: func() time.Time { return now }}, in.video, in.audio, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, u := range in.units {
+			at := t0.Add(u.dts)
+			if u.dts < late {
+				at = t0.Add(late) // everything sent in the first 150 ms arrives at once
+			}
+			if o := at.Add(-u.dts); origin.IsZero() || o.Before(origin) {
+				origin = o
+			}
+			now = origin.Add(u.dts)
+			feed(t, p, in, in.units[i:i+1])
+		}
+		if len(rec.parts) == 0 {
+			t.Fatal("no part")
+		}
+		first := rec.parts[0].ProgramDateTime
+		want := t0.Add(late)
+		if arrival {
+			want = t0
+		}
+		if d := first.Sub(want); d < -time.Millisecond || d > time.Millisecond {
+			t.Errorf("ArrivalClock %v: first part dated %v after t0, want %v", arrival, first.Sub(t0), want.Sub(t0))
+		}
+	}
+}

@@ -35,6 +35,13 @@ type Config struct {
 	Start Start
 	// Now is the clock of EXT-X-PROGRAM-DATE-TIME and of cue times (default time.Now).
 	Now func() time.Time
+	// ArrivalClock says Now dates each frame as it is written by the earliest arrival seen so
+	// far (the ingest session's clock), so the program-date-time anchor may still move earlier
+	// until the first part is out. A publisher whose first frames come late (an encoder
+	// warming up, a session starting while its frames wait in the socket) would otherwise date
+	// every later frame after it arrived: latency measured from program-date-time would read
+	// short, and a part could look ready before its time.
+	ArrivalClock bool
 	// Logger receives forced cuts and dropped input (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -96,6 +103,7 @@ type Packager struct {
 	probe      []frame
 	keySeen    bool
 	firstWall  time.Time
+	firstDTS   time.Duration // input time of the frame firstWall dates
 	frameDur   time.Duration
 	partTarget atomic.Int64
 	n          int // frames per part
@@ -361,6 +369,11 @@ func (p *Packager) write(f frame) error {
 		return err
 	}
 	var err error
+	if p.ready && p.cfg.ArrivalClock && !p.seg.emitted && (f.video || p.video == nil) {
+		if w := p.cfg.Now().Add(p.seg.inBase - f.dts); w.Before(p.seg.wallBase) {
+			p.seg.wallBase = w
+		}
+	}
 	if p.ready {
 		err = p.seg.push(f)
 	} else {

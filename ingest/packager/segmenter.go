@@ -50,6 +50,7 @@ type segmenter struct {
 	outBase  time.Duration // media time where this packager starts
 	wallBase time.Time     // wall clock of outBase
 	started  bool
+	emitted  bool // a part is out, so wallBase is fixed
 
 	fdTicks, targetTicks, minSegTicks, maxSegTicks, jumpTicks int64
 
@@ -238,6 +239,7 @@ func (s *segmenter) emitPart(end int64, last bool) error {
 	ts := p.lead.timescale
 	start := toDuration(s.partStart, ts)
 	pdt := s.wallBase.Add(start - s.outBase)
+	s.emitted = true
 	part := media.Part{
 		MSN:             s.msn,
 		Index:           s.index,
