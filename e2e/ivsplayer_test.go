@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -298,5 +299,51 @@ func TestIVSPlayerErrors(t *testing.T) {
 	})
 	if !playing || rep.ivsError() != nil {
 		t.Fatalf("private channel with token: playing %v, errors %+v, states %+v", playing, rep.Errors, rep.States)
+	}
+}
+
+// playCuesInIVSPlayer plays ch in Amazon's IVS player until it ends: once the player has
+// played 3 s it sends each payload with PutMetadata, half a second apart, and 4 s later (the
+// player's latency) stops the publisher. The player must reach Ready, Playing and Ended with
+// no error, in low-latency mode, and fire the payloads as TEXT_METADATA_CUEs in order. fed
+// names the input in failures ("SRT-fed ladder").
+func playCuesInIVSPlayer(t *testing.T, ctx context.Context, c *ivs.Client, ch *types.Channel, payloads []string, stop func(), fed string) {
+	t.Helper()
+	var once sync.Once
+	var lowLatency bool
+	rep := runIVSPlayer(t, *ch.PlaybackUrl, 60, true, func(s ivsSample) {
+		if s.IVS == nil || s.IVS.State != "Playing" {
+			return
+		}
+		lowLatency = lowLatency || s.IVS.LowLatency
+		if s.IVS.Position > 3 {
+			once.Do(func() {
+				go func() {
+					for i, p := range payloads {
+						if _, err := c.PutMetadata(ctx, &ivs.PutMetadataInput{ChannelArn: ch.Arn, Metadata: aws.String(p)}); err != nil {
+							t.Errorf("PutMetadata %d: %v", i, err)
+						}
+						time.Sleep(500 * time.Millisecond)
+					}
+					time.Sleep(4 * time.Second) // the player's latency
+					stop()
+				}()
+			})
+		}
+	})
+	for _, s := range []string{"Ready", "Playing", "Ended"} {
+		if !rep.sawState(s) {
+			t.Fatalf("the IVS player never reached %s on the %s: %+v (errors %+v)", s, fed, rep.States, rep.Errors)
+		}
+	}
+	if e := rep.ivsError(); e != nil || !lowLatency {
+		t.Fatalf("IVS player: error %+v, low latency %v", e, lowLatency)
+	}
+	var got []string
+	for _, cue := range rep.IVSCues {
+		got = append(got, cue.Text)
+	}
+	if !slices.Equal(got, payloads) {
+		t.Fatalf("the IVS player fired %q, want %q", got, payloads)
 	}
 }

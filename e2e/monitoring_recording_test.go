@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ivs"
 	"github.com/aws/aws-sdk-go-v2/service/ivs/types"
 )
@@ -81,20 +79,11 @@ func TestMonitoringRecording(t *testing.T) {
 	}
 
 	// RecordedTime adds up to the recording's duration.
-	cw := cloudwatch.New(cloudwatch.Options{Region: testRegion, BaseEndpoint: aws.String(n.endpoint()), RetryMaxAttempts: 1,
-		Credentials: staticCreds(testAccessKey, testSecret)})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		res, err := cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{StartTime: aws.Time(time.Now().Add(-10 * time.Minute)),
-			EndTime: aws.Time(time.Now().Add(time.Minute)), MetricDataQueries: []cwtypes.MetricDataQuery{{Id: aws.String("rec"),
-				MetricStat: &cwtypes.MetricStat{Period: aws.Int32(600), Stat: aws.String("Sum"), Metric: &cwtypes.Metric{
-					Namespace: aws.String("AWS/IVS"), MetricName: aws.String("RecordedTime"),
-					Dimensions: []cwtypes.Dimension{{Name: aws.String("Channel"), Value: aws.String(id)}}}}}}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, vals := metricValues(t, ctx, n, "RecordedTime", 600, "Sum", time.Now().Add(-10*time.Minute), time.Now().Add(time.Minute), "Channel", id)
 		var sum float64
-		for _, v := range res.MetricDataResults[0].Values {
+		for _, v := range vals {
 			sum += v
 		}
 		want := float64(end.Duration) / 1000

@@ -227,28 +227,14 @@ func TestMonitoring(t *testing.T) {
 
 	cw := cloudwatch.New(cloudwatch.Options{Region: testRegion, BaseEndpoint: aws.String(n.endpoint()), RetryMaxAttempts: 1,
 		Credentials: staticCreds(testAccessKey, testSecret)})
-	stat := func(metric string, period int32, statName string, from, to time.Time, dims ...string) ([]time.Time, []float64) {
-		t.Helper()
-		q := cwtypes.MetricDataQuery{Id: aws.String("q"), MetricStat: &cwtypes.MetricStat{Period: aws.Int32(period), Stat: aws.String(statName),
-			Metric: &cwtypes.Metric{Namespace: aws.String("AWS/IVS"), MetricName: aws.String(metric)}}}
-		for i := 0; i+1 < len(dims); i += 2 {
-			q.MetricStat.Metric.Dimensions = append(q.MetricStat.Metric.Dimensions, cwtypes.Dimension{Name: aws.String(dims[i]), Value: aws.String(dims[i+1])})
-		}
-		out, err := cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{StartTime: aws.Time(from), EndTime: aws.Time(to),
-			MetricDataQueries: []cwtypes.MetricDataQuery{q}, ScanBy: cwtypes.ScanByTimestampAscending})
-		if err != nil {
-			t.Fatalf("GetMetricData %s: %v", metric, err)
-		}
-		return out.MetricDataResults[0].Timestamps, out.MetricDataResults[0].Values
-	}
 	t.Run("aws-sdk-go-v2 (RPC v2 CBOR)", func(t *testing.T) {
-		_, vals := stat("ConcurrentViews", 60, "Maximum", start, end, "Channel", id)
+		_, vals := metricValues(t, ctx, n, "ConcurrentViews", 60, "Maximum", start, end, "Channel", id)
 		if len(vals) == 0 || vals[len(vals)-1] != viewerCount {
 			t.Fatalf("ConcurrentViews Maximum = %v", vals)
 		}
 		// Every whole 5 s period since the count settled averages exactly the viewers.
 		from := steadyFrom.Add(5 * time.Second).Truncate(5 * time.Second)
-		ts, avg := stat("ConcurrentViews", 5, "Average", from, time.Now().Add(-3*time.Second).Truncate(5*time.Second), "Channel", *ch.Arn)
+		ts, avg := metricValues(t, ctx, n, "ConcurrentViews", 5, "Average", from, time.Now().Add(-3*time.Second).Truncate(5*time.Second), "Channel", *ch.Arn)
 		if len(avg) == 0 {
 			t.Fatal("no 5 s ConcurrentViews datapoints")
 		}
@@ -258,7 +244,7 @@ func TestMonitoring(t *testing.T) {
 			}
 		}
 		// IngestVideoBitrate over the stream's last 20 s against ffmpeg's constant bit rate.
-		_, br := stat("IngestVideoBitrate", 10, "Average", time.Now().Add(-22*time.Second).Truncate(10*time.Second),
+		_, br := metricValues(t, ctx, n, "IngestVideoBitrate", 10, "Average", time.Now().Add(-22*time.Second).Truncate(10*time.Second),
 			time.Now().Add(-2*time.Second).Truncate(10*time.Second), "Channel", id, "Track", "Track0")
 		if len(br) == 0 {
 			t.Fatal("no IngestVideoBitrate datapoints")
@@ -272,15 +258,15 @@ func TestMonitoring(t *testing.T) {
 		if mean < 0.9*videoBitrate || mean > 1.1*videoBitrate {
 			t.Errorf("IngestVideoBitrate mean %.0f is not within 10%% of %d", mean, videoBitrate)
 		}
-		_, fps := stat("IngestFramerate", 10, "Average", time.Now().Add(-22*time.Second).Truncate(10*time.Second), time.Now(), "Channel", id)
+		_, fps := metricValues(t, ctx, n, "IngestFramerate", 10, "Average", time.Now().Add(-22*time.Second).Truncate(10*time.Second), time.Now(), "Channel", id)
 		if len(fps) == 0 || fps[0] < 27 || fps[0] > 33 {
 			t.Errorf("IngestFramerate %v, want about 30", fps)
 		}
-		_, kfi := stat("KeyframeInterval", 10, "Maximum", time.Now().Add(-20*time.Second), time.Now(), "Channel", id)
+		_, kfi := metricValues(t, ctx, n, "KeyframeInterval", 10, "Maximum", time.Now().Add(-20*time.Second), time.Now(), "Channel", id)
 		if len(kfi) == 0 || kfi[len(kfi)-1] < 1.9 || kfi[len(kfi)-1] > 2.1 {
 			t.Errorf("KeyframeInterval %v, want 2 s (-g 60 at 30 fps)", kfi)
 		}
-		_, streams := stat("ConcurrentStreams", 60, "Maximum", start, end, "Health", "HEALTHY")
+		_, streams := metricValues(t, ctx, n, "ConcurrentStreams", 60, "Maximum", start, end, "Health", "HEALTHY")
 		if len(streams) == 0 || streams[len(streams)-1] != 1 {
 			t.Errorf("ConcurrentStreams{Health=HEALTHY} %v", streams)
 		}
@@ -468,4 +454,24 @@ func gaugeValue(fams map[string]*dto.MetricFamily, name, label, value string) fl
 		}
 	}
 	return -1
+}
+
+// metricValues asks the node's CloudWatch API, through the real aws-sdk-go-v2 client, for
+// statistic stat of the AWS/IVS metric over [from, to) in periods of period seconds, dims
+// being name, value pairs; the datapoints come oldest first.
+func metricValues(t *testing.T, ctx context.Context, n *node, metric string, period int32, stat string, from, to time.Time, dims ...string) ([]time.Time, []float64) {
+	t.Helper()
+	cw := cloudwatch.New(cloudwatch.Options{Region: testRegion, BaseEndpoint: aws.String(n.endpoint()), RetryMaxAttempts: 1,
+		Credentials: staticCreds(testAccessKey, testSecret)})
+	q := cwtypes.MetricDataQuery{Id: aws.String("q"), MetricStat: &cwtypes.MetricStat{Period: aws.Int32(period), Stat: aws.String(stat),
+		Metric: &cwtypes.Metric{Namespace: aws.String("AWS/IVS"), MetricName: aws.String(metric)}}}
+	for i := 0; i+1 < len(dims); i += 2 {
+		q.MetricStat.Metric.Dimensions = append(q.MetricStat.Metric.Dimensions, cwtypes.Dimension{Name: aws.String(dims[i]), Value: aws.String(dims[i+1])})
+	}
+	out, err := cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{StartTime: aws.Time(from), EndTime: aws.Time(to),
+		MetricDataQueries: []cwtypes.MetricDataQuery{q}, ScanBy: cwtypes.ScanByTimestampAscending})
+	if err != nil {
+		t.Fatalf("GetMetricData %s: %v", metric, err)
+	}
+	return out.MetricDataResults[0].Timestamps, out.MetricDataResults[0].Values
 }

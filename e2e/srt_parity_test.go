@@ -4,13 +4,10 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ivs"
 	"github.com/aws/aws-sdk-go-v2/service/ivs/types"
 )
@@ -121,21 +118,9 @@ func TestSRTRecordedReconnect(t *testing.T) {
 	}
 
 	// CloudWatch measured the SRT input.
-	cw := cloudwatch.New(cloudwatch.Options{Region: testRegion, BaseEndpoint: aws.String(n.endpoint()), RetryMaxAttempts: 1,
-		Credentials: staticCreds(testAccessKey, testSecret)})
 	stat := func(metric, statName string, dims ...string) []float64 {
-		t.Helper()
-		q := cwtypes.MetricDataQuery{Id: aws.String("q"), MetricStat: &cwtypes.MetricStat{Period: aws.Int32(5), Stat: aws.String(statName),
-			Metric: &cwtypes.Metric{Namespace: aws.String("AWS/IVS"), MetricName: aws.String(metric)}}}
-		for i := 0; i+1 < len(dims); i += 2 {
-			q.MetricStat.Metric.Dimensions = append(q.MetricStat.Metric.Dimensions, cwtypes.Dimension{Name: aws.String(dims[i]), Value: aws.String(dims[i+1])})
-		}
-		out, err := cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{StartTime: aws.Time(started.Truncate(5 * time.Second)),
-			EndTime: aws.Time(time.Now().Add(5 * time.Second)), MetricDataQueries: []cwtypes.MetricDataQuery{q}})
-		if err != nil {
-			t.Fatalf("GetMetricData %s: %v", metric, err)
-		}
-		return out.MetricDataResults[0].Values
+		_, v := metricValues(t, ctx, n, metric, 5, statName, started.Truncate(5*time.Second), time.Now().Add(5*time.Second), dims...)
+		return v
 	}
 	// Windows that hold the start, the crash, the gap before the reconnect or the grace after
 	// the end average in seconds of no input (up to four of them), so only the steady ones are judged:
@@ -191,44 +176,7 @@ func TestSRTLadderInIVSPlayer(t *testing.T) {
 	}
 
 	t.Logf("ladder listed %v after the start", time.Since(started).Round(100*time.Millisecond))
-	payloads := []string{`{"srt":1}`, `{"srt":2}`, `{"srt":3}`}
-	var once sync.Once
-	var lowLatency bool
-	rep := runIVSPlayer(t, *ch.PlaybackUrl, 60, true, func(s ivsSample) {
-		if s.IVS == nil || s.IVS.State != "Playing" {
-			return
-		}
-		lowLatency = lowLatency || s.IVS.LowLatency
-		if s.IVS.Position > 3 {
-			once.Do(func() {
-				go func() {
-					for i, p := range payloads {
-						if _, err := c.PutMetadata(ctx, &ivs.PutMetadataInput{ChannelArn: ch.Arn, Metadata: aws.String(p)}); err != nil {
-							t.Errorf("PutMetadata %d: %v", i, err)
-						}
-						time.Sleep(500 * time.Millisecond)
-					}
-					time.Sleep(4 * time.Second) // the player's latency
-					pub.stop()
-				}()
-			})
-		}
-	})
-	for _, s := range []string{"Ready", "Playing", "Ended"} {
-		if !rep.sawState(s) {
-			t.Fatalf("the IVS player never reached %s on an SRT-fed ladder: %+v (errors %+v)", s, rep.States, rep.Errors)
-		}
-	}
-	if e := rep.ivsError(); e != nil || !lowLatency {
-		t.Fatalf("IVS player: error %+v, low latency %v", e, lowLatency)
-	}
-	var got []string
-	for _, cue := range rep.IVSCues {
-		got = append(got, cue.Text)
-	}
-	if !slices.Equal(got, payloads) {
-		t.Fatalf("the IVS player fired %q, want %q", got, payloads)
-	}
+	playCuesInIVSPlayer(t, ctx, c, ch, []string{`{"srt":1}`, `{"srt":2}`, `{"srt":3}`}, pub.stop, "SRT-fed ladder")
 	waitOffline(t, ctx, c, ch.Arn, 15*time.Second)
 	t.Logf("the player ended %v after the start", time.Since(started).Round(100*time.Millisecond))
 

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ivs"
 	"github.com/aws/aws-sdk-go-v2/service/ivs/types"
 )
@@ -197,64 +195,17 @@ func TestWHIPInIVSPlayer(t *testing.T) {
 	waitLive(t, ctx, c, ch.Arn)
 	waitPlayable(t, *ch.PlaybackUrl)
 
-	payloads := []string{`{"whip":1}`, `{"whip":2}`, `{"whip":3}`}
-	var once sync.Once
-	var lowLatency bool
-	rep := runIVSPlayer(t, *ch.PlaybackUrl, 60, true, func(s ivsSample) {
-		if s.IVS == nil || s.IVS.State != "Playing" {
-			return
-		}
-		lowLatency = lowLatency || s.IVS.LowLatency
-		if s.IVS.Position > 3 {
-			once.Do(func() {
-				go func() {
-					for i, p := range payloads {
-						if _, err := c.PutMetadata(ctx, &ivs.PutMetadataInput{ChannelArn: ch.Arn, Metadata: aws.String(p)}); err != nil {
-							t.Errorf("PutMetadata %d: %v", i, err)
-						}
-						time.Sleep(500 * time.Millisecond)
-					}
-					time.Sleep(4 * time.Second) // the player's latency
-					b.stop()
-				}()
-			})
-		}
-	})
-	for _, s := range []string{"Ready", "Playing", "Ended"} {
-		if !rep.sawState(s) {
-			t.Fatalf("the IVS player never reached %s on a WHIP-fed channel: %+v (errors %+v)", s, rep.States, rep.Errors)
-		}
-	}
-	if e := rep.ivsError(); e != nil || !lowLatency {
-		t.Fatalf("IVS player: error %+v, low latency %v", e, lowLatency)
-	}
-	var got []string
-	for _, cue := range rep.IVSCues {
-		got = append(got, cue.Text)
-	}
-	if !slices.Equal(got, payloads) {
-		t.Fatalf("the IVS player fired %q, want %q", got, payloads)
-	}
+	playCuesInIVSPlayer(t, ctx, c, ch, []string{`{"whip":1}`, `{"whip":2}`, `{"whip":3}`}, b.stop, "WHIP-fed channel")
 	waitOffline(t, ctx, c, ch.Arn, 15*time.Second)
 
 	// The browser's frame rate varies with the machine's load, so the bounds are wide; a key
 	// frame is asked for every segment target (2 s), and Chromium sends one soon after.
 	chID := (*ch.Arn)[strings.LastIndexByte(*ch.Arn, '/')+1:]
-	cw := cloudwatch.New(cloudwatch.Options{Region: testRegion, BaseEndpoint: aws.String(n.endpoint()), RetryMaxAttempts: 1,
-		Credentials: staticCreds(testAccessKey, testSecret)})
-	stat := func(metric, statName string) []float64 {
-		t.Helper()
-		q := cwtypes.MetricDataQuery{Id: aws.String("q"), MetricStat: &cwtypes.MetricStat{Period: aws.Int32(5), Stat: aws.String(statName),
-			Metric: &cwtypes.Metric{Namespace: aws.String("AWS/IVS"), MetricName: aws.String(metric),
-				Dimensions: []cwtypes.Dimension{{Name: aws.String("Channel"), Value: aws.String(chID)}}}}}
-		out, err := cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{StartTime: aws.Time(started.Truncate(5 * time.Second)),
-			EndTime: aws.Time(time.Now().Add(5 * time.Second)), MetricDataQueries: []cwtypes.MetricDataQuery{q}})
-		if err != nil {
-			t.Fatalf("GetMetricData %s: %v", metric, err)
-		}
-		return out.MetricDataResults[0].Values
+	stat := func(metric string) []float64 {
+		_, v := metricValues(t, ctx, n, metric, 5, "Maximum", started.Truncate(5*time.Second), time.Now().Add(5*time.Second), "Channel", chID)
+		return v
 	}
-	fps, kfi := stat("IngestFramerate", "Maximum"), stat("KeyframeInterval", "Maximum")
+	fps, kfi := stat("IngestFramerate"), stat("KeyframeInterval")
 	t.Logf("IngestFramerate %v, KeyframeInterval %v (5 s maxima)", fps, kfi)
 	if len(fps) == 0 || slices.Max(fps) < 5 || slices.Max(fps) > 31 {
 		t.Fatalf("IngestFramerate of the WHIP input %v, want 5–30 fps", fps)

@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ivs"
 	"github.com/aws/aws-sdk-go-v2/service/ivs/types"
 	"github.com/pion/webrtc/v4"
@@ -143,16 +141,9 @@ func TestWHIPGoLiveInBrowser(t *testing.T) {
 	}
 
 	// The shared session measured the WHIP input: IngestVideoBitrate has datapoints.
-	cw := cloudwatch.New(cloudwatch.Options{Region: testRegion, BaseEndpoint: aws.String(n.endpoint()), RetryMaxAttempts: 1,
-		Credentials: staticCreds(testAccessKey, testSecret)})
-	mout, err := cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{StartTime: aws.Time(start.Add(-time.Minute).Truncate(10 * time.Second)), EndTime: aws.Time(time.Now().Add(10 * time.Second)),
-		MetricDataQueries: []cwtypes.MetricDataQuery{{Id: aws.String("q"), MetricStat: &cwtypes.MetricStat{Period: aws.Int32(10), Stat: aws.String("Maximum"),
-			Metric: &cwtypes.Metric{Namespace: aws.String("AWS/IVS"), MetricName: aws.String("IngestVideoBitrate"),
-				Dimensions: []cwtypes.Dimension{{Name: aws.String("Channel"), Value: aws.String(chID)}, {Name: aws.String("Track"), Value: aws.String("Track0")}}}}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := mout.MetricDataResults[0].Values; len(v) == 0 || slices.Max(v) < 50_000 {
+	_, v := metricValues(t, ctx, n, "IngestVideoBitrate", 10, "Maximum", start.Add(-time.Minute).Truncate(10*time.Second), time.Now().Add(10*time.Second),
+		"Channel", chID, "Track", "Track0")
+	if len(v) == 0 || slices.Max(v) < 50_000 {
 		t.Errorf("IngestVideoBitrate %v, want datapoints above 50 kb/s", v)
 	} else {
 		t.Logf("IngestVideoBitrate (10 s maxima) %v", v)
