@@ -368,12 +368,8 @@ func (p *Packager) write(f frame) error {
 	if err := p.usable(); err != nil {
 		return err
 	}
+	p.earlierArrival(f)
 	var err error
-	if p.ready && p.cfg.ArrivalClock && !p.seg.emitted && (f.video || p.video == nil) {
-		if w := p.cfg.Now().Add(p.seg.inBase - f.dts); w.Before(p.seg.wallBase) {
-			p.seg.wallBase = w
-		}
-	}
 	if p.ready {
 		err = p.seg.push(f)
 	} else {
@@ -383,6 +379,26 @@ func (p *Packager) write(f frame) error {
 	// origin cannot play, so the packager stops and its State lets a successor take over.
 	p.err = err
 	return err
+}
+
+// earlierArrival moves the program-date-time anchor to the arrival of lead frame f when that
+// is earlier (Config.ArrivalClock), until the first part fixes it: firstWall while probing,
+// the segmenter's wallBase after. Both date the same frame, the first key frame (or audio
+// frame).
+func (p *Packager) earlierArrival(f frame) {
+	if !p.cfg.ArrivalClock || p.seg.emitted || !f.video && p.video != nil {
+		return
+	}
+	wall, base := &p.firstWall, p.firstDTS
+	if p.ready {
+		wall, base = &p.seg.wallBase, p.seg.inBase
+	}
+	if wall.IsZero() {
+		return // f is the frame the anchor will date
+	}
+	if w := p.cfg.Now().Add(base - f.dts); w.Before(*wall) {
+		*wall = w
+	}
 }
 
 // Close flushes the last part, marked Last. A packager that never learnt its frame rate (a

@@ -21,15 +21,11 @@ func (p *Packager) buffer(f frame) error {
 			}
 			p.keySeen = true
 			p.firstWall, p.firstDTS = p.cfg.Now(), f.dts
-		} else {
-			p.earlierArrival(f.dts)
 		}
 		// The caller's NALUs are only borrowed; frames that wait must own their bytes.
 		f.payload, f.au = appendAVCC(nil, f.au, p.h265), nil
 	} else if p.video == nil && len(p.probe) == 0 {
 		p.firstWall, p.firstDTS = p.cfg.Now(), f.dts
-	} else if p.video == nil {
-		p.earlierArrival(f.dts)
 	}
 	p.probe = append(p.probe, f)
 	if p.video != nil && !p.keySeen && len(p.probe) > maxProbeAudio {
@@ -40,17 +36,6 @@ func (p *Packager) buffer(f frame) error {
 		return p.start()
 	}
 	return nil
-}
-
-// earlierArrival moves firstWall to the arrival of the frame at input time dts when that is
-// earlier, with Config.ArrivalClock.
-func (p *Packager) earlierArrival(dts time.Duration) {
-	if !p.cfg.ArrivalClock {
-		return
-	}
-	if w := p.cfg.Now().Add(p.firstDTS - dts); w.Before(p.firstWall) {
-		p.firstWall = w
-	}
 }
 
 // probed tells whether enough of the leading track has arrived to measure its frame duration.
