@@ -220,7 +220,11 @@ func progress(w io.Writer, st *stats, start time.Time, stop chan struct{}) {
 // hls.js's stream controllers do. It returns the player's longest stall.
 func play(ctx context.Context, v *viewer, mvURL string) time.Duration {
 	var tracks []*viewer
-	body, final, err := v.getFinal(ctx, mvURL)
+	body, loc, err := v.getFinal(ctx, mvURL)
+	var final *url.URL
+	if err == nil {
+		final, err = url.Parse(loc)
+	}
 	if err == nil {
 		mv, perr := llhlscheck.ParseMultivariant(body)
 		if perr != nil || len(mv.Variants) == 0 {
@@ -307,6 +311,10 @@ type viewer struct {
 	ended    bool          // the playlist ended (EXT-X-ENDLIST)
 	req      *fasthttp.Request
 	resp     *fasthttp.Response
+	gunzip   []byte       // the last gunzipped body, its buffer reused
+	pl       livePlaylist // the last playlist read, its slices reused
+	reload   []byte       // the blocking reload URL being built, its buffer reused
+	partURL  []byte       // a part's URL being built, its buffer reused
 }
 
 // get returns the body of u; it is valid until the viewer's next request.
@@ -324,14 +332,11 @@ func (v *viewer) get(ctx context.Context, u string) ([]byte, error) {
 // to the part delay it reports. net/http's client (two goroutines and channel hand-offs per
 // connection, io.ReadAll's growing copies) cost about three times the server's own work per
 // part. Like a browser, it asks for gzip and follows redirects.
-func (v *viewer) getFinal(ctx context.Context, u string) ([]byte, *url.URL, error) {
+func (v *viewer) getFinal(ctx context.Context, u string) ([]byte, string, error) {
 	if v.req == nil {
 		v.req, v.resp = &fasthttp.Request{}, &fasthttp.Response{}
 	}
-	cur, err := url.Parse(u)
-	if err != nil {
-		return nil, nil, err
-	}
+	cur := u
 	// fasthttp takes a deadline, not a context: a request outlives a cancelled run by at most
 	// this cap, hls.js's own load time-out for playlists (10 s), which no blocking reload of
 	// a live server reaches.
@@ -341,7 +346,7 @@ func (v *viewer) getFinal(ctx context.Context, u string) ([]byte, *url.URL, erro
 	}
 	for redirects := 0; ; redirects++ {
 		v.req.Reset()
-		v.req.SetRequestURI(cur.String())
+		v.req.SetRequestURI(cur)
 		v.req.Header.Set("Accept-Encoding", "gzip")
 		for k, vs := range v.header {
 			for _, val := range vs {
@@ -358,25 +363,29 @@ func (v *viewer) getFinal(ctx context.Context, u string) ([]byte, *url.URL, erro
 					v.st.fail("network")
 				}
 			}
-			return nil, nil, err
+			return nil, "", err
 		}
 		code := v.resp.StatusCode()
 		v.st.bytes.Add(int64(len(v.resp.Body())))
 		if fasthttp.StatusCodeIsRedirect(code) && redirects < 10 {
-			loc := string(v.resp.Header.Peek("Location"))
-			cur = resolve(cur, loc)
+			base, err := url.Parse(cur)
+			if err != nil {
+				return nil, "", err
+			}
+			cur = resolve(base, string(v.resp.Header.Peek("Location"))).String()
 			continue
 		}
 		if code != http.StatusOK {
 			v.st.fail(strconv.Itoa(code))
-			return nil, nil, fmt.Errorf("%s: status %d", cur, code)
+			return nil, "", fmt.Errorf("%s: status %d", cur, code)
 		}
 		body := v.resp.Body()
 		if bytes.Equal(v.resp.Header.ContentEncoding(), []byte("gzip")) {
-			if body, err = v.resp.BodyGunzip(); err != nil {
+			if v.gunzip, err = fasthttp.AppendGunzipBytes(v.gunzip[:0], body); err != nil {
 				v.st.fail("body")
-				return nil, nil, err
+				return nil, "", err
 			}
+			body = v.gunzip
 		}
 		return body, cur, nil
 	}
@@ -385,41 +394,43 @@ func (v *viewer) getFinal(ctx context.Context, u string) ([]byte, *url.URL, erro
 // follow plays v.media: blocking reloads for the next part, each new part fetched once.
 func (v *viewer) follow(ctx context.Context) {
 	v.fetched = map[string]bool{}
-	media := v.media
-	body, err := v.get(ctx, media.String())
+	media := v.media.String()
+	// Delivery directives are added to the playlist's own query, as hls.js does.
+	sep := byte('?')
+	if strings.Contains(media, "?") {
+		sep = '&'
+	}
+	body, err := v.get(ctx, media)
 	if err != nil {
 		return
 	}
 	for ctx.Err() == nil {
-		pl, err := llhlscheck.ParseMedia(body)
-		if err != nil {
+		pl := &v.pl
+		if err := scanMedia(body, pl); err != nil {
 			v.st.fail("bad-playlist")
 			return
 		}
-		if pl.Ended {
+		if pl.ended {
 			v.ended = true
 			return
 		}
-		if pl.HasPartInf {
-			v.st.partTarget.CompareAndSwap(0, int64(pl.PartTarget*float64(time.Second)))
+		if pl.partTarget > 0 {
+			v.st.partTarget.CompareAndSwap(0, int64(pl.partTarget*float64(time.Second)))
 		}
-		v.fetchNewParts(ctx, media, pl)
-		msn, part, ok := nextDirective(pl)
-		if !ok {
+		v.fetchNewParts(ctx, pl)
+		if !pl.hasNext {
 			v.st.fail("no-parts")
 			return
 		}
-		q := media.Query()
-		q.Set("_HLS_msn", strconv.FormatUint(msn, 10))
-		q.Set("_HLS_part", strconv.Itoa(part))
-		next := *media
-		next.RawQuery = q.Encode()
-		if body, err = v.get(ctx, next.String()); err != nil {
+		v.reload = append(append(v.reload[:0], media...), sep)
+		v.reload = append(strconv.AppendUint(append(v.reload, "_HLS_msn="...), pl.nextMSN, 10), "&_HLS_part="...)
+		v.reload = strconv.AppendInt(v.reload, int64(pl.nextPart), 10)
+		if body, err = v.get(ctx, string(v.reload)); err != nil {
 			if ctx.Err() != nil || !time.Now().Before(over(ctx)) {
 				return // fasthttp's deadline can fire a moment before the context's
 			}
 			time.Sleep(200 * time.Millisecond) // back off before retrying, as players do
-			body, err = v.get(ctx, media.String())
+			body, err = v.get(ctx, media)
 			if err != nil {
 				return
 			}
@@ -428,74 +439,63 @@ func (v *viewer) follow(ctx context.Context) {
 }
 
 // fetchNewParts downloads each part of the playlist's live edge once, the first time it is
-// listed, and records how long after its end (by program-date-time) it arrived.
-func (v *viewer) fetchNewParts(ctx context.Context, media *url.URL, pl *llhlscheck.MediaPlaylist) {
-	segs := pl.Segments
-	if pl.Pending != nil {
-		segs = append(segs[:len(segs):len(segs)], pl.Pending)
-	}
+// listed, and records how long after its end (by program-date-time) it arrived. The playlist's
+// slices point into the body of the last request, so everything needed of it is read before
+// each part's own request.
+func (v *viewer) fetchNewParts(ctx context.Context, pl *livePlaylist) {
 	first := len(v.fetched) == 0
-	for si, seg := range segs {
-		end := seg.PDT
-		for _, p := range seg.Parts {
-			end = end.Add(time.Duration(p.Duration * float64(time.Second)))
-			if v.fetched[p.URI] {
-				continue
-			}
-			v.fetched[p.URI] = true
-			// A player tuning in starts at the live edge: only the newest parts are loaded.
-			if first && si < len(segs)-1 {
-				continue
-			}
-			if _, err := v.get(ctx, resolve(media, p.URI).String()); err != nil {
-				continue
-			}
-			v.st.parts.Add(1)
-			now, dur := time.Now(), time.Duration(p.Duration*float64(time.Second))
-			if !first {
-				v.stall = max(v.stall, now.Sub(v.lastPart)-dur)
-			}
-			v.lastPart, v.lastDur = now, dur
-			if !seg.PDT.IsZero() && !first {
-				d := time.Since(end)
-				v.st.mu.Lock()
-				v.st.delays = append(v.st.delays, d)
-				v.st.mu.Unlock()
-			}
+	var fresh []livePart
+	for _, p := range pl.parts {
+		if v.fetched[string(p.uri)] {
+			continue
+		}
+		v.fetched[string(p.uri)] = true
+		// A player tuning in starts at the live edge: only the newest parts are loaded.
+		if first && p.seg < pl.lastSeg {
+			continue
+		}
+		p.uri = bytes.Clone(p.uri)
+		p.pdt = bytes.Clone(p.pdt)
+		fresh = append(fresh, p)
+	}
+	for _, p := range fresh {
+		if _, err := v.get(ctx, v.partLocation(p.uri)); err != nil {
+			continue
+		}
+		v.st.parts.Add(1)
+		now := time.Now()
+		if !first {
+			v.stall = max(v.stall, now.Sub(v.lastPart)-p.dur)
+		}
+		v.lastPart, v.lastDur = now, p.dur
+		if end := p.end(); !end.IsZero() && !first {
+			d := now.Sub(end)
+			v.st.mu.Lock()
+			v.st.delays = append(v.st.delays, d)
+			v.st.mu.Unlock()
 		}
 	}
 	// Forget parts that left the playlist so the map stays small.
 	if len(v.fetched) > 200 {
 		keep := map[string]bool{}
-		for _, seg := range segs {
-			for _, p := range seg.Parts {
-				keep[p.URI] = v.fetched[p.URI]
-			}
+		for _, p := range pl.parts {
+			keep[string(p.uri)] = v.fetched[string(p.uri)]
 		}
 		v.fetched = keep
 	}
 }
 
-// nextDirective is the part after the last one listed: what hls.js asks for next.
-func nextDirective(pl *llhlscheck.MediaPlaylist) (uint64, int, bool) {
-	for _, h := range pl.PreloadHints {
-		if h["TYPE"] == "PART" {
-			var msn uint64
-			var idx int
-			uri, _, _ := strings.Cut(strings.Trim(h["URI"], `"`), "?")
-			if _, err := fmt.Sscanf(uri, "part%d.%d.m4s", &msn, &idx); err == nil {
-				return msn, idx, true
-			}
-		}
+// partLocation is the URL of a part URI from the playlist: the playlist's directory joined
+// with it when it is a plain relative path (every server measured writes those), else resolved
+// as a URL.
+func (v *viewer) partLocation(uri []byte) string {
+	if bytes.ContainsAny(uri, ":/") || bytes.HasPrefix(uri, []byte(".")) {
+		return resolve(v.media, string(uri)).String()
 	}
-	if pl.Pending != nil && len(pl.Pending.Parts) > 0 {
-		last := pl.Pending.Parts[len(pl.Pending.Parts)-1]
-		return last.MSN, last.Index + 1, true
-	}
-	if n := len(pl.Segments); n > 0 {
-		return pl.Segments[n-1].MSN + 1, 0, true
-	}
-	return 0, 0, false
+	dir := v.media.Scheme + "://" + v.media.Host + v.media.EscapedPath()
+	dir = dir[:strings.LastIndexByte(dir, '/')+1]
+	v.partURL = append(append(v.partURL[:0], dir...), uri...)
+	return string(v.partURL)
 }
 
 func resolve(base *url.URL, ref string) *url.URL {

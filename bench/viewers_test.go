@@ -57,7 +57,7 @@ func TestGetFollowsRedirectAndGunzips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(body) != "#EXTM3U\n" || final.Path != "/b/index.m3u8" || v.st.requests.Load() != 2 {
+	if string(body) != "#EXTM3U\n" || final != srv.URL+"/b/index.m3u8?x=1" || v.st.requests.Load() != 2 {
 		t.Fatalf("body %q from %v after %d requests", body, final, v.st.requests.Load())
 	}
 }
