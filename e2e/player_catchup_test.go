@@ -29,7 +29,8 @@ type catchUpSample struct {
 	} `json:"errors"`
 }
 
-// TestPlayerCatchUp: the player page gets back to the latency it had before a network stall.
+// TestPlayerCatchUp: the player page aims under PART-HOLD-BACK where parts come on time, and
+// gets back to the latency it had before a network stall.
 // Every stream request is held for 4 s, twelve seconds into playback, which leaves hls.js
 // seconds behind, further than its own catch-up reaches; four to ten seconds after the stall
 // the page must be back within 0.3 s of its latency before it (now minus the
@@ -96,8 +97,21 @@ func TestPlayerCatchUp(t *testing.T) {
 	if during[len(during)-1] < p50(before)+stallFor/2 {
 		t.Fatalf("the stall did not happen: latency at most %.2f s around it, %.2f s before", during[len(during)-1], p50(before))
 	}
-	t.Logf("FIGURES behind program-date-time p50 %.2f s before the stall, max %.2f s around it, p50 %.2f s 4-10 s after it; target %.2f s; stalls %d",
-		p50(before), during[len(during)-1], p50(after), *last.Target, last.Stalls)
+	// The page's own target: under PART-HOLD-BACK (three part targets, 0.61 s) once it has
+	// measured how late parts come, here on the same machine as the server (0.41 s on quiet
+	// cores: its floor of two part targets).
+	var aims []float64
+	for _, s := range samples {
+		if at := float64(s.Now-start) / 1000; at >= stallAt-5 && at < stallAt && s.Target != nil {
+			aims = append(aims, *s.Target)
+		}
+	}
+	slices.Sort(aims)
+	t.Logf("FIGURES behind program-date-time p50 %.2f s before the stall (target p50 %.2f s), max %.2f s around it, p50 %.2f s 4-10 s after it; target %.2f s at the end; stalls %d",
+		p50(before), p50(aims), during[len(during)-1], p50(after), *last.Target, last.Stalls)
+	if len(aims) < 8 || p50(aims) > 0.55 {
+		t.Errorf("the page's target latency before the stall: %v; want it under PART-HOLD-BACK (0.61 s)", aims)
+	}
 	// It must get back to where it was, and mostly stay near (first quartile, not median: on
 	// busy cores unrelated stalls come later in the window), while a page that does not catch
 	// up stays seconds behind.

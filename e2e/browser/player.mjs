@@ -35,6 +35,7 @@ try {
         now: Date.now(), currentTime: v.currentTime, paused: v.paused, readyState: v.readyState,
         latency: g.hls ? g.hls.latency : null, target: g.hls ? g.hls.targetLatency : null,
         rate: v.playbackRate, stalls: g.stalls, jumps: g.jumps || 0,
+        buffered: Array.from({ length: v.buffered.length }, (_, i) => [v.buffered.start(i), v.buffered.end(i)]),
         behindWallClock: g.hls && g.hls.playingDate ? (Date.now() - g.hls.playingDate.getTime()) / 1000 : null,
         cues: g.cues.length, errors: g.errors, overlay: !document.getElementById('overlay').hidden,
         level: g.hls && g.hls.levels[g.hls.currentLevel] ? g.hls.levels[g.hls.currentLevel].height : null,

@@ -132,25 +132,63 @@
   }
   setInterval(stats, 250);
 
-  // catchUp keeps hls.js at its target latency (PART-HOLD-BACK) after start-up and after any
-  // stall: it plays up to 1.25x (cheap to decode, hardly audible) while the playhead is behind
-  // the target and enough is buffered not to stall again (two part targets), and jumps to the
-  // live sync position when more than two seconds behind, where playing fast takes too long.
+  // The page's target latency. hls.js aims at PART-HOLD-BACK (three part targets from
+  // Glasscast), room for a part that comes two part targets late. Where parts come on time the
+  // page aims lower, at what this link needs: the furthest the end of the buffer trailed the
+  // live edge over the last 5 s of playback (a part target, and the time parts take to arrive)
+  // plus half a part target to spare; never above PART-HOLD-BACK, and never under two part
+  // targets, the least PART-HOLD-BACK the specification allows. Closer than that, hls.js 1.7
+  // now and then stops loading parts for 2 s at a segment's first part (seen at 0.3 s, every
+  // 10 to 30 s; never at 0.4 s in three 60 s runs), and the video stalls. Each stall adds a
+  // part target, and 20 s without one takes a part target off again.
+  const aim = { lag: [], extra: 0, stallAt: 0, set: 0 };
+  function adaptTarget(hls, details, latency, ahead, part) {
+    const now = performance.now();
+    if (ahead > 0.05) aim.lag.push({ t: now, v: latency - ahead });
+    while (aim.lag.length && now - aim.lag[0].t > 5000) aim.lag.shift();
+    if (aim.extra > 0 && now - aim.stallAt > 20000) { aim.extra = Math.max(0, aim.extra - part); aim.stallAt = now; }
+    if (aim.lag.length < 30) return; // 3 s of playback first
+    const hold = details.partHoldBack || 3 * part;
+    let peak = 0;
+    for (const s of aim.lag) peak = Math.max(peak, s.v);
+    const want = Math.min(hold + aim.extra, Math.max(2 * part, peak + part / 2) + aim.extra);
+    if (Math.abs(want - aim.set) > 0.02) {
+      aim.set = want;
+      hls.targetLatency = want; // also clears hls.js's own raise per stall: the page keeps its own
+    }
+  }
+  // A stall is the video waiting for data once it has played, not a seek.
+  video.addEventListener('waiting', () => { if (state.tuned && !video.seeking && video.currentTime > 0) onStall(); });
+  function onStall() {
+    const hls = state.hls;
+    const details = hls && hls.levels[hls.currentLevel] && hls.levels[hls.currentLevel].details;
+    const part = details ? details.partTarget || details.targetduration : 0.2;
+    aim.extra = Math.min(aim.extra + part, details ? details.targetduration : 1);
+    aim.stallAt = performance.now();
+  }
+
+  // catchUp keeps hls.js at its target latency after start-up and after any stall: it plays up
+  // to 1.25x (cheap to decode, hardly audible) while the playhead is behind the target and more
+  // than a part target is buffered, and jumps to the live sync position when more than two
+  // seconds behind, where playing fast takes too long.
   function catchUp() {
     const hls = state.hls;
     if (!hls || !state.tuned || video.paused || video.readyState < 3) return;
     const details = hls.levels[hls.currentLevel] && hls.levels[hls.currentLevel].details;
-    const target = hls.targetLatency, latency = hls.latency;
-    if (!details || !details.live || !isFinite(target) || !isFinite(latency)) return;
-    const behind = latency - target;
+    const latency = hls.latency;
+    if (!details || !details.live || !isFinite(latency)) return;
     const b = video.buffered;
     const ahead = b.length ? b.end(b.length - 1) - video.currentTime : 0;
     const part = details.partTarget || details.targetduration;
+    adaptTarget(hls, details, latency, ahead, part);
+    const target = hls.targetLatency;
+    if (!isFinite(target)) return;
+    const behind = latency - target;
     let rate = 1;
     if (behind > 2 && isFinite(hls.liveSyncPosition) && hls.liveSyncPosition > video.currentTime) {
       video.currentTime = hls.liveSyncPosition;
       state.jumps = (state.jumps || 0) + 1;
-    } else if (behind > 0.05 && ahead > 2 * part) {
+    } else if (behind > 0.05 && ahead > part) {
       rate = Math.min(1.25, 1 + behind);
     }
     if (video.playbackRate !== rate) video.playbackRate = rate;
@@ -173,14 +211,16 @@
     // included, and never plays faster to win it back. Its own catch-up (maxLiveSyncPlaybackRate)
     // only runs with more than 1 s of forward buffer and within one target duration of the
     // target, so with a 0.6 s target it settles near 1 s and never recovers from a long stall.
-    // The page keeps the target itself instead (catchUp below). ?hls=defaults keeps hls.js's
-    // own settings, to compare the two in this page.
+    // The page sets and keeps the target itself instead (adaptTarget and catchUp above).
+    // ?hls=defaults keeps hls.js's own settings, to compare the two in this page.
     const tuned = new URLSearchParams(location.search).get('hls') !== 'defaults';
     const cfg = { lowLatencyMode: true, enableEmsgMetadataCues: true, enableID3MetadataCues: true, backBufferLength: 30 };
-    // A stall raises the target by 0.2 s (one default part target) rather than 1 s, up to one
-    // target duration in all, so a link that keeps stalling gets a little more buffer.
+    // Until the page has measured the link, a stall raises hls.js's target by 0.2 s (one
+    // default part target) rather than 1 s.
     if (tuned) Object.assign(cfg, { liveSyncOnStallIncrease: 0.2 });
     state.tuned = tuned;
+    aim.lag.length = 0;
+    aim.extra = aim.set = 0;
     const hls = state.hls = new Hls(cfg);
     hls.on(Hls.Events.FRAG_PARSING_METADATA, onMetadata);
     hls.on(Hls.Events.MANIFEST_PARSED, (e, d) => { state.levels = d.levels.map((l) => l.height); $('status').textContent = 'playing'; video.play().catch(() => {}); });
