@@ -8,7 +8,9 @@
 #     no stall, no error; MediaMTX's separate audio playlist is followed too, as hls.js does);
 #   - hls.js latency: now minus the program-date-time of the frame on screen in headless
 #     Chromium, in Glasscast's player page with its tuned hls.js settings and with hls.js's
-#     defaults (?hls=defaults), the page pointed at either server's playlist.
+#     defaults (?hls=defaults), the page pointed at either server's playlist; and in each
+#     server's own page ("own": Glasscast's tuned page, MediaMTX's /live/ page with its
+#     hls.js settings, read through e2e/browser/hlspage.mjs).
 # Prints each round, the ratios Glasscast/MediaMTX per round, and the load average.
 #   MEDIAMTX=/tmp/mediamtx/mediamtx bash bench/vs-mediamtx.sh [rounds] [seconds per find-max step] [seconds per latency run]
 # MediaMTX builds from its repository with Go once internal/servers/hls/hls.min.js (hls.js's
@@ -65,7 +67,11 @@ viewers() { # name url pid
 latency() { # name url mode
   local enc
   enc=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$2")
-  (cd "$root/e2e/browser" && node player.mjs "http://127.0.0.1:$api/player/?url=$enc&hls=$3" "$lsecs" "" 2>/dev/null) >"$work/lat.jsonl" || true
+  if [ "$3" = own ] && [ "$1" = mediamtx ]; then
+    (cd "$root/e2e/browser" && node hlspage.mjs "http://127.0.0.1:$mhls/live/" "$lsecs" 2>/dev/null) >"$work/lat.jsonl" || true
+  else
+    (cd "$root/e2e/browser" && node player.mjs "http://127.0.0.1:$api/player/?url=$enc&hls=${3/own/tuned}" "$lsecs" "" 2>/dev/null) >"$work/lat.jsonl" || true
+  fi
   python3 - "$work/lat.jsonl" "$1" "$3" "$r" "$res" <<'PY'
 import json, sys
 s = [json.loads(l)['sample'] for l in open(sys.argv[1]) if l.startswith('{"sample"')]
@@ -73,8 +79,9 @@ v = sorted(x['behindWallClock'] for x in s[len(s)//4:] if x.get('behindWallClock
 t = [x['latency'] for x in s if x.get('latency') is not None]
 if not v:
     print('  %-9s hls.js %-8s: no samples' % (sys.argv[2], sys.argv[3])); sys.exit()
-print('  %-9s hls.js %-8s: behind program-date-time p50 %.2f s p90 %.2f s (%d samples after warm-up), hls.js latency at end %.2f s' % (
-    sys.argv[2], sys.argv[3], v[len(v)//2], v[len(v)*9//10], len(v), t[-1] if t else float('nan')))
+stalls = max((x.get('stalls') or 0) for x in s)
+print('  %-9s hls.js %-8s: behind program-date-time p50 %.2f s p90 %.2f s (%d samples after warm-up), hls.js latency at end %.2f s, stalls %d' % (
+    sys.argv[2], sys.argv[3], v[len(v)//2], v[len(v)*9//10], len(v), t[-1] if t else float('nan'), stalls))
 open(sys.argv[5], 'a').write('%s latency-%s %s %.3f\n' % (sys.argv[4], sys.argv[3], sys.argv[2], v[len(v)//2]))
 PY
 }
@@ -86,7 +93,7 @@ for r in $(seq "$rounds"); do
   for s in $order; do
     if [ $s = glasscast ]; then viewers glasscast "$url" $serve; else viewers mediamtx "$murl" $mtx; fi
   done
-  for m in tuned defaults; do
+  for m in ${LATENCY_MODES:-tuned own defaults}; do
     for s in $order; do
       if [ $s = glasscast ]; then latency glasscast "$url" $m; else latency mediamtx "$murl" $m; fi
     done
@@ -99,7 +106,8 @@ d = collections.defaultdict(dict)
 for line in open(sys.argv[1]):
     r, what, who, val = line.split()
     d[(r, what)][who] = float(val)
-print('ratios Glasscast / MediaMTX (goals: viewers >= 5, hls.js latency in the tuned page <= 0.6):')
+print('ratios Glasscast / MediaMTX (goals: viewers >= 5, hls.js latency with the project\'s page <= 0.6;')
+print('  latency-tuned: both in Glasscast\'s page; latency-own: each in its own page):')
 for (r, what), v in sorted(d.items()):
     if 'glasscast' in v and 'mediamtx' in v and v['mediamtx'] > 0:
         print('  round %s %-16s glasscast %8g  mediamtx %8g  ratio %.2f' % (r, what, v['glasscast'], v['mediamtx'], v['glasscast'] / v['mediamtx']))
