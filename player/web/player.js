@@ -139,8 +139,9 @@
   // plus half a part target to spare; never above PART-HOLD-BACK, and never under two part
   // targets, the least PART-HOLD-BACK the specification allows. Closer than that, hls.js 1.7
   // now and then stops loading parts for 2 s at a segment's first part (seen at 0.3 s, every
-  // 10 to 30 s; never at 0.4 s in three 60 s runs), and the video stalls. Each stall adds a
-  // part target, and 20 s without one takes a part target off again.
+  // 10 to 30 s with a 10 s or 30 s back buffer, once in three 60 s runs without one; never at
+  // 0.4 s in six), and the video stalls. Each stall adds a part target, and 20 s without one
+  // takes a part target off again.
   const aim = { lag: [], extra: 0, stallAt: 0, set: 0 };
   function adaptTarget(hls, details, latency, ahead, part) {
     const now = performance.now();
@@ -214,7 +215,10 @@
     // The page sets and keeps the target itself instead (adaptTarget and catchUp above).
     // ?hls=defaults keeps hls.js's own settings, to compare the two in this page.
     const tuned = new URLSearchParams(location.search).get('hls') !== 'defaults';
-    const cfg = { lowLatencyMode: true, enableEmsgMetadataCues: true, enableID3MetadataCues: true, backBufferLength: 30 };
+    // No backBufferLength: trimming the back buffer while a part is between loaded and buffered
+    // makes hls.js 1.7 forget the parts of the live segment and stop loading for 2 s (see
+    // adaptTarget); the browser evicts played media itself when its quota fills.
+    const cfg = { lowLatencyMode: true, enableEmsgMetadataCues: true, enableID3MetadataCues: true };
     // Until the page has measured the link, a stall raises hls.js's target by 0.2 s (one
     // default part target) rather than 1 s.
     if (tuned) Object.assign(cfg, { liveSyncOnStallIncrease: 0.2 });
