@@ -314,7 +314,7 @@ type viewer struct {
 	gunzip   []byte       // the last gunzipped body, its buffer reused
 	pl       livePlaylist // the last playlist read, its slices reused
 	reload   []byte       // the blocking reload URL being built, its buffer reused
-	partURL  []byte       // a part's URL being built, its buffer reused
+	dir      string       // the media playlist's URL up to its last slash, once known
 }
 
 // get returns the body of u; it is valid until the viewer's next request.
@@ -492,10 +492,11 @@ func (v *viewer) partLocation(uri []byte) string {
 	if bytes.ContainsAny(uri, ":/") || bytes.HasPrefix(uri, []byte(".")) {
 		return resolve(v.media, string(uri)).String()
 	}
-	dir := v.media.Scheme + "://" + v.media.Host + v.media.EscapedPath()
-	dir = dir[:strings.LastIndexByte(dir, '/')+1]
-	v.partURL = append(append(v.partURL[:0], dir...), uri...)
-	return string(v.partURL)
+	if v.dir == "" {
+		v.dir = v.media.Scheme + "://" + v.media.Host + v.media.EscapedPath()
+		v.dir = v.dir[:strings.LastIndexByte(v.dir, '/')+1]
+	}
+	return v.dir + string(uri)
 }
 
 func resolve(base *url.URL, ref string) *url.URL {

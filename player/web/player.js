@@ -143,6 +143,9 @@
   // 0.4 s in six), and the video stalls. Each stall adds a part target, and 20 s without one
   // takes a part target off again.
   const aim = { lag: [], extra: 0, stallAt: 0, set: 0 };
+  // The playlist hls.js plays now, and its part target (its target duration without parts).
+  const levelDetails = (hls) => hls.levels[hls.currentLevel] && hls.levels[hls.currentLevel].details;
+  const partOf = (details) => details.partTarget || details.targetduration;
   function adaptTarget(hls, details, latency, ahead, part) {
     const now = performance.now();
     if (ahead > 0.05) aim.lag.push({ t: now, v: latency - ahead });
@@ -161,9 +164,8 @@
   // A stall is the video waiting for data once it has played, not a seek.
   video.addEventListener('waiting', () => { if (state.tuned && !video.seeking && video.currentTime > 0) onStall(); });
   function onStall() {
-    const hls = state.hls;
-    const details = hls && hls.levels[hls.currentLevel] && hls.levels[hls.currentLevel].details;
-    const part = details ? details.partTarget || details.targetduration : 0.2;
+    const details = state.hls && levelDetails(state.hls);
+    const part = details ? partOf(details) : 0.2;
     aim.extra = Math.min(aim.extra + part, details ? details.targetduration : 1);
     aim.stallAt = performance.now();
   }
@@ -175,12 +177,12 @@
   function catchUp() {
     const hls = state.hls;
     if (!hls || !state.tuned || video.paused || video.readyState < 3) return;
-    const details = hls.levels[hls.currentLevel] && hls.levels[hls.currentLevel].details;
+    const details = levelDetails(hls);
     const latency = hls.latency;
     if (!details || !details.live || !isFinite(latency)) return;
     const b = video.buffered;
     const ahead = b.length ? b.end(b.length - 1) - video.currentTime : 0;
-    const part = details.partTarget || details.targetduration;
+    const part = partOf(details);
     adaptTarget(hls, details, latency, ahead, part);
     const target = hls.targetLatency;
     if (!isFinite(target)) return;
