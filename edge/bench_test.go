@@ -72,6 +72,8 @@ func BenchmarkEdgeViewerRequests(b *testing.B) {
 	for _, c := range []struct{ name, uri string }{
 		{"playlist", path("test", "720p/index.m3u8") + "?_HLS_msn=100&_HLS_part=1&vs=0123456789abcdef"},
 		{"part", path("test", fmt.Sprintf("720p/part%d.%d.m4s", 100, 1)) + "?vs=0123456789abcdef"},
+		// As a public media playlist lists it: the session is in playlist URIs only.
+		{"part-listed", path("test", fmt.Sprintf("720p/part%d.%d.m4s", 100, 1))},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()

@@ -194,8 +194,8 @@ func BenchmarkRestrict(b *testing.B) {
 		name, policy string
 		req          request
 	}{
-		{"strict-wildcard", "p1", request{origin: "https://x.b.example", country: "DE", client: "127.0.0.1|test"}},
-		{"part", "p2", request{origin: "https://a.example", country: "DE", client: "127.0.0.1|test"}},
+		{"strict-wildcard", "p1", request{origin: "https://x.b.example", country: "DE", addr: "127.0.0.1", userAgent: "test"}},
+		{"part", "p2", request{origin: "https://a.example", country: "DE", addr: "127.0.0.1", userAgent: "test"}},
 	} {
 		arn := policyARN(c.policy)
 		b.Run(c.name, func(b *testing.B) {

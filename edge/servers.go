@@ -22,16 +22,19 @@ func (e *Edge) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 		rawQuery:   string(ctx.QueryArgs().QueryString()),
 		origin:     string(ctx.Request.Header.Peek("Origin")),
 		acceptGzip: ctx.Request.Header.HasAcceptEncoding("gzip"),
-		client:     e.viewerAddr(ctx.RemoteIP().String(), string(ctx.Request.Header.Peek(auth.ViewerAddrHeader))) + "|" + string(ctx.UserAgent()),
+		userAgent:  string(ctx.UserAgent()),
+		peerIP:     ctx.RemoteIP(),
+		asserted:   string(ctx.Request.Header.Peek(auth.ViewerAddrHeader)),
+		addrKey:    e.cfg.ViewerAddrKey,
 	}
 	if h := e.cfg.Countries.Header; h != "" {
 		r.country = string(ctx.Request.Header.Peek(h))
 	}
 	// fasthttp does not report a viewer hanging up while the handler waits; waits are bounded
 	// by the upstream timeouts instead.
-	wctx, cancel := context.WithTimeout(context.Background(), e.cfg.BlockingTimeout+e.cfg.UpstreamTimeout)
+	wctx := newWaitContext(time.Now().Add(e.cfg.BlockingTimeout + e.cfg.UpstreamTimeout))
 	resp := e.serve(wctx, r)
-	cancel()
+	wctx.release()
 	for _, h := range resp.headers {
 		ctx.Response.Header.Set(h[0], h[1])
 	}
@@ -68,7 +71,10 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		rawQuery:   req.URL.RawQuery,
 		origin:     req.Header.Get("Origin"),
 		acceptGzip: acceptsGzip(req.Header.Get("Accept-Encoding")),
-		client:     e.viewerAddr(host, req.Header.Get(auth.ViewerAddrHeader)) + "|" + req.UserAgent(),
+		userAgent:  req.UserAgent(),
+		peerHost:   host,
+		asserted:   req.Header.Get(auth.ViewerAddrHeader),
+		addrKey:    e.cfg.ViewerAddrKey,
 	}
 	if h := e.cfg.Countries.Header; h != "" {
 		r.country = req.Header.Get(h)
@@ -109,17 +115,4 @@ func acceptsGzip(h string) bool {
 		}
 	}
 	return false
-}
-
-// viewerAddr is the address of the viewer a request is for: the peer's, or the one a playback
-// director asserts when it fetches a multivariant playlist for a viewer (signed with the key
-// directors and edges share, so a viewer cannot claim another's address).
-func (e *Edge) viewerAddr(peer, asserted string) string {
-	if asserted == "" {
-		return peer
-	}
-	if addr, ok := auth.VerifyViewerAddr(e.cfg.ViewerAddrKey, asserted, time.Now()); ok {
-		return addr.String()
-	}
-	return peer
 }

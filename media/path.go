@@ -36,8 +36,8 @@ func ParsePlaybackPath(p string) (PlaybackTarget, bool) {
 	if stem, ok := strings.CutSuffix(rest, ".m3u8"); ok && !strings.Contains(stem, "/") {
 		name = stem
 	} else {
-		parts := strings.Split(rest, "/")
-		if len(parts) != 3 {
+		var parts [3]string
+		if !splitExactly(rest, '/', parts[:]) {
 			return PlaybackTarget{}, false
 		}
 		name, t.Rendition, t.File = parts[0], parts[1], parts[2]
@@ -46,12 +46,27 @@ func ParsePlaybackPath(p string) (PlaybackTarget, bool) {
 		}
 	}
 	// region.account.channel.id: the region holds dashes but no dots.
-	f := strings.Split(name, ".")
-	if len(f) != 4 || f[2] != "channel" || f[0] == "" || f[1] == "" || !safeElement(f[3]) {
+	var f [4]string
+	if !splitExactly(name, '.', f[:]) || f[2] != "channel" || f[0] == "" || f[1] == "" || !safeElement(f[3]) {
 		return PlaybackTarget{}, false
 	}
 	t.Region, t.Account, t.ChannelID = f[0], f[1], f[3]
 	return t, true
+}
+
+// splitExactly splits s around sep into exactly len(out) elements; it reports false when s has
+// more or fewer. Every playback request parses its path: this allocates nothing, where
+// strings.Split allocated twice.
+func splitExactly(s string, sep byte, out []string) bool {
+	for i := range out[:len(out)-1] {
+		j := strings.IndexByte(s, sep)
+		if j < 0 {
+			return false
+		}
+		out[i], s = s[:j], s[j+1:]
+	}
+	out[len(out)-1] = s
+	return strings.IndexByte(s, sep) < 0
 }
 
 func safeElement(s string) bool {
