@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -203,12 +204,12 @@ func (n *node) listen() (*servers, error) {
 	}
 	viaNetHTTP := fasthttpadaptor.NewFastHTTPHandler(root)
 	fastRoot := func(ctx *fasthttp.RequestCtx) {
-		path := string(ctx.Path())
-		if n.fastPB != nil && strings.HasPrefix(path, media.PlaybackPrefix) && !ctx.IsPost() {
+		path := ctx.Path() // not copied: every playback request passes here
+		if n.fastPB != nil && bytes.HasPrefix(path, []byte(media.PlaybackPrefix)) && !ctx.IsPost() {
 			n.fastPB(ctx)
 			return
 		}
-		if h, ok := n.fastExt[path]; ok {
+		if h, ok := n.fastExt[string(path)]; ok {
 			h(ctx)
 			return
 		}
