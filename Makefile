@@ -48,6 +48,7 @@ fuzz:
 	$(GO) test ./origin/playlist -run '^$$' -fuzz FuzzParseObjectName -fuzztime $(FUZZTIME)
 	$(GO) test ./origin -run '^$$' -fuzz FuzzParseDirectives -fuzztime $(FUZZTIME)
 	$(GO) test ./origin/llhlscheck -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./media -run '^$$' -fuzz FuzzParsePlaybackPath -fuzztime $(FUZZTIME)
 
 # Every target of `make fuzz` for a few seconds: a CI step that keeps them building and running.
 fuzz-short:

@@ -1,6 +1,7 @@
 package media_test
 
 import (
+	"strings"
 	"testing"
 
 	"glasscast/media"
@@ -44,4 +45,70 @@ func BenchmarkParsePlaybackPath(b *testing.B) {
 			b.Fatal("not parsed")
 		}
 	}
+}
+
+// FuzzParsePlaybackPath checks the parser against its definition written with strings.Split,
+// and that whatever it accepts is made of safe elements that rebuild the path.
+func FuzzParsePlaybackPath(f *testing.F) {
+	for _, s := range []string{
+		"/api/video/v1/us-west-2.123456789012.channel.AbCd1234.m3u8",
+		"/api/video/v1/us-west-2.123456789012.channel.AbCd1234/720p30/part12.3.m4s",
+		"/api/video/v1/a.b.channel.c/../x", "/api/video/v1/a.b.channel.c//x", "/api/video/v1/a..channel.c.m3u8",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		got, ok := media.ParsePlaybackPath(p)
+		want, wantOK := splitDefinition(p)
+		if ok != wantOK || got != want {
+			t.Fatalf("%q: %+v %v, by definition %+v %v", p, got, ok, want, wantOK)
+		}
+		if !ok {
+			return
+		}
+		rebuilt := media.MultivariantPath(got.Region, got.Account, got.ChannelID)
+		if got.Rendition != "" {
+			rebuilt = strings.TrimSuffix(rebuilt, ".m3u8") + "/" + got.Rendition + "/" + got.File
+		}
+		if rebuilt != p {
+			t.Fatalf("%q parsed as %+v, which names %q", p, got, rebuilt)
+		}
+	})
+}
+
+// splitDefinition is ParsePlaybackPath as first written, with strings.Split.
+func splitDefinition(p string) (media.PlaybackTarget, bool) {
+	rest, ok := strings.CutPrefix(p, media.PlaybackPrefix)
+	if !ok {
+		return media.PlaybackTarget{}, false
+	}
+	var t media.PlaybackTarget
+	name := rest
+	if stem, ok := strings.CutSuffix(rest, ".m3u8"); ok && !strings.Contains(stem, "/") {
+		name = stem
+	} else {
+		parts := strings.Split(rest, "/")
+		if len(parts) != 3 || !safe(parts[1]) || !safe(parts[2]) {
+			return media.PlaybackTarget{}, false
+		}
+		name, t.Rendition, t.File = parts[0], parts[1], parts[2]
+	}
+	f := strings.Split(name, ".")
+	if len(f) != 4 || f[2] != "channel" || f[0] == "" || f[1] == "" || !safe(f[3]) {
+		return media.PlaybackTarget{}, false
+	}
+	t.Region, t.Account, t.ChannelID = f[0], f[1], f[3]
+	return t, true
+}
+
+func safe(s string) bool {
+	if s == "" || s == "." || s == ".." {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
