@@ -437,13 +437,7 @@ func (r *request) ip() string {
 }
 
 // clientKey identifies a viewer that gives no session: its address and User-Agent.
-func (r *request) clientKey() uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(r.ip()))
-	h.Write([]byte{'|'})
-	h.Write([]byte(r.userAgent))
-	return h.Sum64()
-}
+func (r *request) clientKey() uint64 { return hash64(r.ip() + "|" + r.userAgent) }
 
 // answer builds the viewer's response from a ready object.
 // shared says the child query is the same for every viewer of o (no per-viewer tokens), so
