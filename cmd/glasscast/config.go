@@ -92,6 +92,10 @@ type Config struct {
 	Transcode transcodeConfig
 
 	Monitoring monitoringConfig
+
+	// GCPercent and MemoryLimit tune Go's collector (see runtime.go).
+	GCPercent   int
+	MemoryLimit float64
 }
 
 // natsConfig is the NATS replication, login and TLS settings (nats.*) beyond the URL.
@@ -135,6 +139,8 @@ func defaultConfig() *Config {
 		OriginPartHoldBack: 3,
 		HTTPSListen:        ":8443",
 		EdgeCacheMB:        512,
+		GCPercent:          100,
+		MemoryLimit:        0.7,
 		Chat:               defaultChatConfig(),
 		Archive:            defaultArchiveConfig(),
 		Transcode:          defaultTranscodeConfig(),
@@ -160,6 +166,8 @@ func (c *Config) options() []option {
 	return []option{
 		{"dataDir", "Folder for persistent state (NATS JetStream files, generated credentials and certificates).", &c.DataDir},
 		{"logLevel", "Log level: debug, info, warn or error.", &c.LogLevel},
+		{"runtime.gcPercent", "Go's GOGC: how far, in percent of live memory, the heap may grow between collections. Higher trades memory\n(bounded by runtime.memoryLimit) for fewer collections. The GOGC environment variable overrides it.", &c.GCPercent},
+		{"runtime.memoryLimit", "Share of the machine's memory, or of its cgroup's limit when lower, that Go's heap stays under: collections come\nsooner as the heap nears it, whatever runtime.gcPercent says. 0 sets no limit. The GOMEMLIMIT environment variable overrides it.", &c.MemoryLimit},
 		{"region", "AWS region this deployment answers as; it appears in ARNs and playback URLs.", &c.Region},
 		{"account", "12-digit AWS account id this deployment answers as; it appears in ARNs and playback URLs.", &c.Account},
 		{"nodeName", "Name of this process in the cluster. Empty uses the host name.", &c.NodeName},
@@ -291,6 +299,12 @@ func (c *Config) validate() error {
 	}
 	if c.OriginPartHoldBack < 2 {
 		return fmt.Errorf("origin.partHoldBack %g: the LL-HLS spec requires at least 2 part targets", c.OriginPartHoldBack)
+	}
+	if c.GCPercent < 1 {
+		return fmt.Errorf("runtime.gcPercent %d must be at least 1 (GOGC=off turns the collector off)", c.GCPercent)
+	}
+	if c.MemoryLimit < 0 || c.MemoryLimit > 1 {
+		return fmt.Errorf("runtime.memoryLimit %g must be a share between 0 and 1", c.MemoryLimit)
 	}
 	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
 		return fmt.Errorf("api.accessKeyId and api.secretAccessKey must be set together")

@@ -92,6 +92,11 @@ func runNode(ctx context.Context, name string, args []string, roles role) error 
 	if err != nil {
 		return err
 	}
+	gogc, memLimit, err := tuneRuntime(cfg.GCPercent, cfg.MemoryLimit)
+	if err != nil {
+		return err
+	}
+	log.Debug("go runtime", "gogc", gogc, "memoryLimitMB", memLimit>>20)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
