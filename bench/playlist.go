@@ -23,6 +23,10 @@ type livePlaylist struct {
 	nextMSN  uint64
 	nextPart int
 	hasNext  bool
+	// skip is the _HLS_skip directive hls.js adds to its blocking reloads when the server
+	// offers delta updates (CAN-SKIP-UNTIL): YES, or v2 with CAN-SKIP-DATERANGES; nil when
+	// it offers none.
+	skip []byte
 }
 
 // livePart is one EXT-X-PART. Its byte slices point into the body, valid until the viewer's
@@ -47,6 +51,11 @@ func (p livePart) end() time.Time {
 	}
 	return t.Add(p.start + p.dur)
 }
+
+var (
+	skipYes = []byte("YES")
+	skipV2  = []byte("v2")
+)
 
 var errNotPlaylist = errors.New("playlist does not start with #EXTM3U")
 
@@ -100,6 +109,13 @@ func scanMedia(b []byte, pl *livePlaylist) error {
 		case "#EXT-X-SKIP":
 			n, _ := strconv.Atoi(string(attr(value, "SKIPPED-SEGMENTS")))
 			seg += n
+		case "#EXT-X-SERVER-CONTROL":
+			if until, _ := strconv.ParseFloat(string(attr(value, "CAN-SKIP-UNTIL")), 64); until > 0 {
+				pl.skip = skipYes
+				if string(attr(value, "CAN-SKIP-DATERANGES")) == "YES" {
+					pl.skip = skipV2
+				}
+			}
 		case "#EXT-X-PART-INF":
 			pl.partTarget, _ = strconv.ParseFloat(string(attr(value, "PART-TARGET")), 64)
 		case "#EXT-X-ENDLIST":

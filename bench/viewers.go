@@ -391,7 +391,8 @@ func (v *viewer) getFinal(ctx context.Context, u string) ([]byte, string, error)
 	}
 }
 
-// follow plays v.media: blocking reloads for the next part, each new part fetched once.
+// follow plays v.media as hls.js does in low-latency mode: blocking reloads for the next part,
+// delta updates when the server offers them, each new part fetched once.
 func (v *viewer) follow(ctx context.Context) {
 	v.fetched = map[string]bool{}
 	media := v.media.String()
@@ -425,6 +426,12 @@ func (v *viewer) follow(ctx context.Context) {
 		v.reload = append(append(v.reload[:0], media...), sep)
 		v.reload = append(strconv.AppendUint(append(v.reload, "_HLS_msn="...), pl.nextMSN, 10), "&_HLS_part="...)
 		v.reload = strconv.AppendInt(v.reload, int64(pl.nextPart), 10)
+		if pl.skip != nil {
+			// hls.js asks for a delta update whenever the server offers one (its playlist is
+			// always fresh enough, being a blocking reload's); both the bytes sent and the
+			// playlist the client reads shrink to the last Skip Boundary's worth.
+			v.reload = append(append(v.reload, "&_HLS_skip="...), pl.skip...)
+		}
 		if body, err = v.get(ctx, string(v.reload)); err != nil {
 			if ctx.Err() != nil || !time.Now().Before(over(ctx)) {
 				return // fasthttp's deadline can fire a moment before the context's

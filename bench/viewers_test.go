@@ -5,8 +5,11 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -59,5 +62,72 @@ func TestGetFollowsRedirectAndGunzips(t *testing.T) {
 	}
 	if string(body) != "#EXTM3U\n" || final != srv.URL+"/b/index.m3u8?x=1" || v.st.requests.Load() != 2 {
 		t.Fatalf("body %q from %v after %d requests", body, final, v.st.requests.Load())
+	}
+}
+
+// TestFollowAsksForDeltaUpdates: like hls.js in low-latency mode, a viewer's blocking reloads
+// ask for a delta update (_HLS_skip=YES, or v2 when the server can also skip date ranges)
+// whenever the playlist offers one, read the delta playlist's parts, and ask for no delta
+// from a server that offers none.
+func TestFollowAsksForDeltaUpdates(t *testing.T) {
+	for _, c := range []struct {
+		name, control, want string
+	}{
+		{"delta", ",CAN-SKIP-UNTIL=6", "YES"},
+		{"delta with date ranges", ",CAN-SKIP-UNTIL=6,CAN-SKIP-DATERANGES=YES", "v2"},
+		{"no delta", "", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			head := "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.6" +
+				c.control + "\n#EXT-X-PART-INF:PART-TARGET=0.2\n#EXT-X-MEDIA-SEQUENCE:9\n#EXT-X-MAP:URI=\"init.mp4\"\n"
+			whole := head + "#EXTINF:1,\nseg9.m4s\n#EXT-X-PART:DURATION=0.2,URI=\"part10.0.m4s\",INDEPENDENT=YES\n" +
+				"#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part10.1.m4s\"\n"
+			next := head + "#EXTINF:1,\nseg9.m4s\n"
+			if c.want != "" {
+				next = head + "#EXT-X-SKIP:SKIPPED-SEGMENTS=1\n"
+			}
+			next += "#EXT-X-PART:DURATION=0.2,URI=\"part10.0.m4s\",INDEPENDENT=YES\n" +
+				"#EXT-X-PART:DURATION=0.2,URI=\"part10.1.m4s\"\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part10.2.m4s\"\n"
+			var reloads, parts []string
+			mux := http.NewServeMux()
+			mux.HandleFunc("/live/index.m3u8", func(w http.ResponseWriter, r *http.Request) {
+				q := r.URL.Query()
+				switch {
+				case r.URL.RawQuery == "":
+					_, _ = w.Write([]byte(whole))
+					return
+				case q.Get("_HLS_msn") == "10" && q.Get("_HLS_part") == "1":
+					_, _ = w.Write([]byte(next))
+				default:
+					_, _ = w.Write([]byte("#EXTM3U\n#EXT-X-ENDLIST\n"))
+				}
+				reloads = append(reloads, r.URL.RawQuery)
+			})
+			mux.HandleFunc("/live/", func(w http.ResponseWriter, r *http.Request) {
+				parts = append(parts, r.URL.Path)
+				_, _ = w.Write([]byte("media"))
+			})
+			srv := httptest.NewServer(mux)
+			defer srv.Close()
+			media, _ := url.Parse(srv.URL + "/live/index.m3u8")
+			v := &viewer{media: media, client: &fasthttp.Client{}, st: &stats{errors: map[string]int64{}}}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			v.follow(ctx)
+
+			skip := ""
+			if c.want != "" {
+				skip = "&_HLS_skip=" + c.want
+			}
+			if want := []string{"_HLS_msn=10&_HLS_part=1" + skip, "_HLS_msn=10&_HLS_part=2" + skip}; !slices.Equal(reloads, want) {
+				t.Errorf("reloads %q, want %q", reloads, want)
+			}
+			if want := []string{"/live/part10.0.m4s", "/live/part10.1.m4s"}; !slices.Equal(parts, want) {
+				t.Errorf("parts fetched %q, want %q", parts, want)
+			}
+			if !v.ended || len(v.st.errors) != 0 {
+				t.Errorf("ended %v, errors %v", v.ended, v.st.errors)
+			}
+		})
 	}
 }
