@@ -97,6 +97,11 @@ func runNode(ctx context.Context, name string, args []string, roles role) error 
 		return err
 	}
 	log.Debug("go runtime", "gogc", gogc, "memoryLimitMB", memLimit>>20)
+	if roles&roleEdge != 0 && int64(cfg.EdgeCacheMB)<<20 > memLimit/2 {
+		// A heap that is mostly cache, near the limit, is collected over and over.
+		log.Warn("edge.cacheMb is more than half of the Go memory limit: lower it, or raise runtime.memoryLimit",
+			"cacheMb", cfg.EdgeCacheMB, "memoryLimitMb", memLimit>>20)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
