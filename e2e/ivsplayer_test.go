@@ -161,7 +161,7 @@ func TestIVSPlayer(t *testing.T) {
 	c := n.ivsClient()
 	ctx := ctxT(t, 4*time.Minute)
 	ch, key := testChannel(t, ctx, c, &ivs.CreateChannelInput{Type: types.ChannelTypeBasicChannelType, InsecureIngest: true})
-	pub := publish(t, n.rtmpURL(key), pubOptions{GOP: gop})
+	pub := publish(t, n.rtmpURL(key), pubOptions{GOP: gop, Size: playerSize})
 	waitLive(t, ctx, c, ch.Arn)
 	waitPlayable(t, *ch.PlaybackUrl)
 

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/bluenviron/gohlslib/v2"
 
 	"glasscast/metadata"
+	"glasscast/origin/llhlscheck"
 )
 
 type playerSample struct {
@@ -48,7 +50,7 @@ func TestTimedMetadataInBrowser(t *testing.T) {
 	ctx := ctxT(t, 3*time.Minute)
 	ch, key := testChannel(t, ctx, c, &ivs.CreateChannelInput{Name: aws.String("meta"), Type: types.ChannelTypeBasicChannelType, InsecureIngest: true})
 	chID := (*ch.Arn)[strings.LastIndexByte(*ch.Arn, '/')+1:]
-	publish(t, n.rtmpURL(key), pubOptions{})
+	publish(t, n.rtmpURL(key), pubOptions{Size: playerSize})
 	waitLive(t, ctx, c, ch.Arn)
 	waitPlayable(t, *ch.PlaybackUrl)
 
@@ -73,8 +75,15 @@ func TestTimedMetadataInBrowser(t *testing.T) {
 			payloads[i] = fmt.Sprintf(`{"type":"score","id":%d,"home":"Reds","away":"Blues","homeScore":%d,"awayScore":1}`, i, i)
 		}
 	}
-	type call struct{ before, after time.Time }
+	// Each call is bracketed by the live edge (the end of the newest part the playlist lists)
+	// read just before and just after it: the cue belongs in the part being built then. On
+	// loaded cores the encoder runs behind the wall clock, and so does the whole stream.
+	type call struct {
+		before, after         time.Time
+		edgeBefore, edgeAfter time.Time
+	}
 	calls := make([]call, len(payloads))
+	mediaURL := mediaPlaylistURL(*ch.PlaybackUrl)
 	playing := make(chan struct{})
 	var once sync.Once
 	var samples []playerSample
@@ -86,9 +95,15 @@ func TestTimedMetadataInBrowser(t *testing.T) {
 			return
 		}
 		for i, p := range payloads {
+			edgeBefore, errBefore := liveEdge(mediaURL)
 			calls[i].before = time.Now()
 			_, err := c.PutMetadata(ctx, &ivs.PutMetadataInput{ChannelArn: ch.Arn, Metadata: aws.String(p)})
 			calls[i].after = time.Now()
+			edgeAfter, errAfter := liveEdge(mediaURL)
+			calls[i].edgeBefore, calls[i].edgeAfter = edgeBefore, edgeAfter
+			if errBefore != nil || errAfter != nil {
+				t.Errorf("live edge around PutMetadata %d: %v %v", i, errBefore, errAfter)
+			}
 			if err != nil {
 				t.Errorf("PutMetadata %d: %v", i, err)
 			}
@@ -125,7 +140,7 @@ func TestTimedMetadataInBrowser(t *testing.T) {
 		t.Fatalf("the page saw %d cues, want %d: %+v", len(cues), len(payloads), cues)
 	}
 	partTarget := partTargetOf(t, *ch.PlaybackUrl)
-	var delays []time.Duration
+	var delays, edgeLag, afterEdge []time.Duration
 	for i, cue := range cues {
 		if cue.Text != payloads[i] {
 			t.Fatalf("cue %d text %q, want %q", i, cue.Text, payloads[i])
@@ -133,12 +148,26 @@ func TestTimedMetadataInBrowser(t *testing.T) {
 		if cue.MediaDate == nil {
 			t.Fatalf("cue %d: no program-date-time mapping", i)
 		}
+		// The server dates a cue by when it arrived, clamped into the part being built then: the
+		// cue is no earlier than the live edge read before the call, and no later than its
+		// arrival (up to a part after the call answered: it reaches the ingest through NATS) or
+		// the end of the part after the one being built when the call answered, whichever is
+		// first. On loaded cores the stream runs behind the wall clock and the clamp decides.
+		// The slack covers the playlist's and hls.js's millisecond rounding.
+		const slack = 10 * time.Millisecond
 		at := time.UnixMilli(int64(*cue.MediaDate))
-		lo, hi := calls[i].before.Add(-partTarget), calls[i].after.Add(partTarget)
-		if at.Before(lo) || at.After(hi) {
-			t.Fatalf("cue %d is at %s on the stream's clock; the call ran %s..%s, part target %v",
-				i, at.Format("15:04:05.000"), calls[i].before.Format("15:04:05.000"), calls[i].after.Format("15:04:05.000"), partTarget)
+		lo := calls[i].edgeBefore.Add(-slack)
+		hi := calls[i].after.Add(partTarget)
+		if e := calls[i].edgeAfter.Add(2 * partTarget); e.Before(hi) {
+			hi = e
 		}
+		if at.Before(lo) || at.After(hi.Add(slack)) {
+			t.Fatalf("cue %d is at %s on the stream's clock; the live edge was %s before the call and %s after it, the call ran %s..%s, part target %v",
+				i, at.Format("15:04:05.000"), calls[i].edgeBefore.Format("15:04:05.000"), calls[i].edgeAfter.Format("15:04:05.000"),
+				calls[i].before.Format("15:04:05.000"), calls[i].after.Format("15:04:05.000"), partTarget)
+		}
+		edgeLag = append(edgeLag, calls[i].before.Sub(calls[i].edgeBefore))
+		afterEdge = append(afterEdge, at.Sub(calls[i].edgeBefore))
 		delays = append(delays, time.UnixMilli(cue.FiredAt).Sub(calls[i].after))
 	}
 	slices.Sort(delays)
@@ -154,8 +183,11 @@ func TestTimedMetadataInBrowser(t *testing.T) {
 	if len(lat) == 0 || samples[len(samples)-1].PartsUsed == nil || !*samples[len(samples)-1].PartsUsed {
 		t.Fatal("hls.js never played in low-latency mode with parts")
 	}
-	t.Logf("FIGURES metadata delivery (PutMetadata answered -> cue fired): p50 %v p95 %v; hls.js latency median %.2fs, behind wall clock median %.2fs",
-		delays[len(delays)/2].Round(time.Millisecond), delays[len(delays)*95/100].Round(time.Millisecond), lat[len(lat)/2], wall[len(wall)/2])
+	slices.Sort(edgeLag)
+	t.Logf("cues after the live edge read before their call: %v", afterEdge)
+	t.Logf("FIGURES metadata delivery (PutMetadata answered -> cue fired): p50 %v p95 %v; hls.js latency median %.2fs, behind wall clock median %.2fs; live edge behind the wall clock at the calls p50 %v max %v",
+		delays[len(delays)/2].Round(time.Millisecond), delays[len(delays)*95/100].Round(time.Millisecond), lat[len(lat)/2], wall[len(wall)/2],
+		edgeLag[len(edgeLag)/2].Round(time.Millisecond), edgeLag[len(edgeLag)-1].Round(time.Millisecond))
 
 	// gohlslib downloaded the parts that carry the cues: the emsg boxes are in them.
 	partsMu.Lock()
@@ -202,6 +234,38 @@ func TestTimedMetadataInBrowser(t *testing.T) {
 	offline, _ := testChannel(t, ctx, c, &ivs.CreateChannelInput{})
 	_, err = c.PutMetadata(ctx, &ivs.PutMetadataInput{ChannelArn: offline.Arn, Metadata: aws.String("x")})
 	wantCode(t, err, "ChannelNotBroadcasting")
+}
+
+// liveEdge is the program-date-time at which the newest part a media playlist lists ends. It
+// returns an error rather than failing the test, for callers off the test's goroutine.
+func liveEdge(mediaURL string) (time.Time, error) {
+	resp, err := http.Get(mediaURL)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return time.Time{}, fmt.Errorf("%s: %d %v", mediaURL, resp.StatusCode, err)
+	}
+	pl, err := llhlscheck.ParseMedia(body)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: %w", mediaURL, err)
+	}
+	var end time.Time
+	if n := len(pl.Segments); n > 0 {
+		s := pl.Segments[n-1]
+		end = s.PDT.Add(time.Duration(s.Duration * float64(time.Second)))
+	}
+	if pl.Pending != nil {
+		for _, p := range pl.Pending.Parts {
+			end = end.Add(time.Duration(p.Duration * float64(time.Second)))
+		}
+	}
+	if end.Year() < 2000 {
+		return time.Time{}, fmt.Errorf("%s lists no segment with a program-date-time", mediaURL)
+	}
+	return end, nil
 }
 
 func partTargetOf(t *testing.T, playbackURL string) time.Duration {

@@ -42,7 +42,7 @@ func TestPlayerCatchUp(t *testing.T) {
 	ctx := ctxT(t, 2*time.Minute)
 	ch, key := testChannel(t, ctx, c, &ivs.CreateChannelInput{Name: aws.String("catchup"), Type: types.ChannelTypeBasicChannelType, InsecureIngest: true})
 	chID := (*ch.Arn)[strings.LastIndexByte(*ch.Arn, '/')+1:]
-	publish(t, n.rtmpURL(key), pubOptions{GOP: 30})
+	publish(t, n.rtmpURL(key), pubOptions{GOP: 30, Size: playerSize})
 	waitLive(t, ctx, c, ch.Arn)
 	waitPlayable(t, *ch.PlaybackUrl)
 
