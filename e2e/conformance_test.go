@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"syscall"
 	"testing"
@@ -63,6 +64,12 @@ func runConformanceVia(t *testing.T, typ types.ChannelType, start func(n *node, 
 				return nil, err
 			}
 			time.Sleep(drain)
+			// Media already sent may still be on its way (an encoder running behind on loaded
+			// cores leaves frames in the socket): the stall starts once the live edge rests.
+			if err := waitEdgeRests(ctx, mediaPlaylistURL(*ch.PlaybackUrl), time.Second); err != nil {
+				_ = pub.resume()
+				return nil, err
+			}
 			return func(context.Context) error { return pub.resume() }, nil
 		},
 		End: func(ctx context.Context) error {
@@ -95,4 +102,28 @@ func runConformanceVia(t *testing.T, typ types.ChannelType, start func(n *node, 
 			}
 		})
 	}
+}
+
+// waitEdgeRests returns once the live edge of a media playlist has not moved for quiet (at
+// most 15 s).
+func waitEdgeRests(ctx context.Context, mediaURL string, quiet time.Duration) error {
+	var last time.Time
+	since := time.Now()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
+		edge, err := liveEdge(mediaURL)
+		if err != nil {
+			return err
+		}
+		if !edge.Equal(last) {
+			last, since = edge, time.Now()
+		} else if time.Since(since) >= quiet {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s: the live edge still moves 15 s after the publisher stalled", mediaURL)
 }
