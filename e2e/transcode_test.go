@@ -227,7 +227,7 @@ func checkAligned(t *testing.T, rs []rendition) {
 			if d := o.Duration - s.Duration; d > 1.0/30 || d < -1.0/30 {
 				// A transcoder that fails (on loaded cores: falls seconds behind) ends its
 				// rendition's segment where its output stopped, and the source copy that follows
-				// starts the next one with a discontinuity, on time. Once per failover at most.
+				// starts the next one with a discontinuity, on time. Two failovers at most.
 				if next := pls[i].Segment(s.MSN + 1); d < 0 && next != nil && next.Discontinuity && cuts[i] < 2 {
 					cuts[i]++
 					t.Logf("%s segment %d lasts %.3f s, the source's %.3f s: cut short where its transcoder failed; the next starts a discontinuity",
