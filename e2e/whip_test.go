@@ -136,7 +136,8 @@ func TestWHIPGoLiveInBrowser(t *testing.T) {
 	if !slices.Contains(names, "Stream End") || ss.StreamSession.EndTime == nil {
 		t.Fatalf("session events %v, end %v", names, ss.StreamSession.EndTime)
 	}
-	if ic := ss.StreamSession.IngestConfiguration; ic == nil || ic.Video == nil || !strings.HasPrefix(aws.ToString(ic.Video.Codec), "avc1") || ic.Audio == nil || !strings.HasPrefix(aws.ToString(ic.Audio.Codec), "mp4a") {
+	// What the browser sent: H.264, packaged as it came, and Opus (transcoded to AAC).
+	if ic := ss.StreamSession.IngestConfiguration; ic == nil || ic.Video == nil || !strings.HasPrefix(aws.ToString(ic.Video.Codec), "avc1") || ic.Audio == nil || aws.ToString(ic.Audio.Codec) != "opus" {
 		t.Errorf("ingest configuration %+v", ic)
 	}
 
@@ -277,7 +278,8 @@ func whipTranscoded(t *testing.T, mime string, chType types.ChannelType) {
 	if !slices.Contains(names, "Stream End") || ss.StreamSession.EndTime == nil {
 		t.Fatalf("session events %v, end %v", names, ss.StreamSession.EndTime)
 	}
-	if ic := ss.StreamSession.IngestConfiguration; ic == nil || ic.Video == nil || !strings.HasPrefix(aws.ToString(ic.Video.Codec), "avc1") {
+	// The publisher's codec, not the H.264 the ingest made of it.
+	if ic := ss.StreamSession.IngestConfiguration; ic == nil || ic.Video == nil || aws.ToString(ic.Video.Codec) != strings.ToLower(strings.TrimPrefix(mime, "video/")) {
 		t.Errorf("ingest configuration %+v", ic)
 	}
 	t.Logf("whole test %v", time.Since(start).Round(time.Second))

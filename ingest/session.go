@@ -57,6 +57,10 @@ type Encoder struct {
 	Name                       string
 	VideoBitrate, AudioBitrate int64 // bits per second
 	Width, Height, FrameRate   int64
+	// SentVideo and SentAudio name the codecs the publisher sends where the ingest converts
+	// them before packaging (WHIP's VP8, VP9 and Opus): GetStreamSession reports what came in.
+	// Empty when the tracks pass through.
+	SentVideo, SentAudio string
 }
 
 // Session is one publisher's connection to its channel's broadcast, from Server.Attach to
@@ -320,6 +324,10 @@ func ingestConfig(video, audio mp4codecs.Codec, enc Encoder) *store.IngestConfig
 		v := &store.VideoConfig{TargetBitrate: enc.VideoBitrate, TargetFramerate: enc.FrameRate,
 			Width: enc.Width, Height: enc.Height, Encoder: enc.Name}
 		describeVideo(video, v)
+		if enc.SentVideo != "" {
+			// Profile and level would describe the ingest's own H.264, not the publisher's.
+			v.Codec, v.Profile, v.Level = enc.SentVideo, "", ""
+		}
 		ic.Video = v
 	}
 	if audio != nil {
@@ -331,6 +339,9 @@ func ingestConfig(video, audio mp4codecs.Codec, enc Encoder) *store.IngestConfig
 			a.Channels = int64(c.Config.ChannelCount)
 		case *mp4codecs.Opus:
 			a.Codec, a.SampleRate, a.Channels = "opus", 48000, int64(c.ChannelCount)
+		}
+		if enc.SentAudio != "" {
+			a.Codec = enc.SentAudio
 		}
 		ic.Audio = a
 	}

@@ -54,6 +54,7 @@ func (s ingestSession) Detach(ctx context.Context, err error) {
 	s.Session.Detach(ctx, err)
 }
 
-func (s ingestSession) Start(ctx context.Context, video, audio mp4codecs.Codec) error {
-	return s.Session.Start(ctx, ingest.Tracks{Video: video, Audio: audio, Encoder: ingest.Encoder{Name: "WHIP"}})
+func (s ingestSession) Start(ctx context.Context, video, audio mp4codecs.Codec, sentVideo, sentAudio string) error {
+	return s.Session.Start(ctx, ingest.Tracks{Video: video, Audio: audio,
+		Encoder: ingest.Encoder{Name: "WHIP", SentVideo: sentVideo, SentAudio: sentAudio}})
 }

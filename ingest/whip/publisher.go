@@ -58,7 +58,10 @@ type publisher struct {
 	frames                   chan frame
 	lastMedia                atomic.Int64 // unix nanoseconds of the last RTP packet
 	videoTaken, audioTaken   atomic.Bool
-	readers                  sync.WaitGroup
+	// sentVideo is the video track's codec when it is transcoded ("vp8", "vp9"); written by
+	// onTrack before the track's reader starts, read by pump after that reader's first frame.
+	sentVideo string
+	readers   sync.WaitGroup
 }
 
 func newPublisher(s *Server, id string, log *slog.Logger) *publisher {
@@ -167,6 +170,9 @@ func (p *publisher) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	video := strings.EqualFold(mime, webrtc.MimeTypeH264) || strings.EqualFold(mime, webrtc.MimeTypeVP8) || strings.EqualFold(mime, webrtc.MimeTypeVP9)
 	switch {
 	case video && p.videoTaken.CompareAndSwap(false, true):
+		if !strings.EqualFold(mime, webrtc.MimeTypeH264) {
+			p.sentVideo = strings.ToLower(strings.TrimPrefix(mime, "video/"))
+		}
 		p.readers.Add(1)
 		go func() {
 			defer p.readers.Done()
@@ -424,16 +430,17 @@ wait:
 		}
 	}
 	var v, a mp4codecs.Codec
+	var sentVideo, sentAudio string
 	if video {
-		v = &mp4codecs.H264{}
+		v, sentVideo = &mp4codecs.H264{}, p.sentVideo
 	}
 	if audio {
-		a = &mp4codecs.MPEG4Audio{Config: aacConfig}
+		a, sentAudio = &mp4codecs.MPEG4Audio{Config: aacConfig}, "opus" // WHIP audio is Opus
 	}
 	// The pipeline (a transcoder for ladders) lives on the server's context, as RTMP's and SRT's
 	// do, not the publisher's: that one is cancelled before Detach, which still has a last part
 	// to flush through it.
-	if err := p.sess.Start(p.s.ctx, v, a); err != nil {
+	if err := p.sess.Start(p.s.ctx, v, a, sentVideo, sentAudio); err != nil {
 		return err
 	}
 	p.log.Info("whip tracks started", "video", video, "audio", audio)

@@ -102,6 +102,9 @@ func TestWHIPVPX(t *testing.T) {
 			if _, ok := sess.video.(*mp4codecs.H264); !ok {
 				t.Fatalf("video codec %T, want H.264", sess.video)
 			}
+			if want := strings.ToLower(c.mime[6:]); sess.sentVideo != want {
+				t.Errorf("Start was told the publisher sends %q, want %q", sess.sentVideo, want)
+			}
 			if len(sess.videoDTS) < 40 || !sess.keys[0] {
 				t.Fatalf("%d H.264 frames in ~3.5 s, first an IDR: %v", len(sess.videoDTS), len(sess.keys) > 0 && sess.keys[0])
 			}

@@ -54,7 +54,9 @@ type Ingest interface {
 type Session interface {
 	StreamID() string
 	ChannelID() string
-	Start(ctx context.Context, video, audio mp4codecs.Codec) error
+	// Start begins the broadcast with the codecs packaged; sentVideo and sentAudio name what
+	// the publisher sends where it is transcoded first ("vp8", "vp9", "opus"), else "".
+	Start(ctx context.Context, video, audio mp4codecs.Codec, sentVideo, sentAudio string) error
 	WriteH264(ctx context.Context, pts, dts time.Duration, au [][]byte) error
 	WriteMPEG4Audio(ctx context.Context, pts time.Duration, au []byte) error
 	Meter() metrics.IngestMeter

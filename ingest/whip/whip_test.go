@@ -59,6 +59,8 @@ func (f *fakeIngest) Attach(ctx context.Context, key string, secure bool, close 
 type fakeSession struct {
 	mu           sync.Mutex
 	video, audio mp4codecs.Codec
+	sentVideo    string // what Start was told the publisher sends
+	sentAudio    string
 	videoDTS     []time.Duration
 	keys         []bool
 	audioPTS     []time.Duration
@@ -69,9 +71,9 @@ type fakeSession struct {
 
 func (s *fakeSession) StreamID() string  { return "st-test" }
 func (s *fakeSession) ChannelID() string { return "ch-test" }
-func (s *fakeSession) Start(ctx context.Context, v, a mp4codecs.Codec) error {
+func (s *fakeSession) Start(ctx context.Context, v, a mp4codecs.Codec, sentVideo, sentAudio string) error {
 	s.mu.Lock()
-	s.video, s.audio = v, a
+	s.video, s.audio, s.sentVideo, s.sentAudio = v, a, sentVideo, sentAudio
 	s.mu.Unlock()
 	return nil
 }
@@ -272,6 +274,9 @@ func TestWHIPPublish(t *testing.T) {
 	}
 	if _, ok := sess.audio.(*mp4codecs.MPEG4Audio); !ok {
 		t.Fatalf("audio codec %T", sess.audio)
+	}
+	if sess.sentVideo != "" || sess.sentAudio != "opus" {
+		t.Fatalf("Start was told the publisher sends video %q audio %q, want H.264 passed through and opus", sess.sentVideo, sess.sentAudio)
 	}
 	if len(sess.videoDTS) < 40 || !sess.keys[0] {
 		t.Fatalf("%d video frames, first key %v", len(sess.videoDTS), len(sess.keys) > 0 && sess.keys[0])
