@@ -136,9 +136,14 @@ func TestWHIPGoLiveInBrowser(t *testing.T) {
 	if !slices.Contains(names, "Stream End") || ss.StreamSession.EndTime == nil {
 		t.Fatalf("session events %v, end %v", names, ss.StreamSession.EndTime)
 	}
-	// What the browser sent: H.264, packaged as it came, and Opus (transcoded to AAC).
-	if ic := ss.StreamSession.IngestConfiguration; ic == nil || ic.Video == nil || !strings.HasPrefix(aws.ToString(ic.Video.Codec), "avc1") || ic.Audio == nil || aws.ToString(ic.Audio.Codec) != "opus" {
+	// What the browser sent: H.264, packaged as it came and described from its first SPS
+	// (codec string, profile, size), and Opus (transcoded to AAC).
+	if ic := ss.StreamSession.IngestConfiguration; ic == nil || ic.Video == nil || ic.Audio == nil {
 		t.Errorf("ingest configuration %+v", ic)
+	} else if v := ic.Video; len(aws.ToString(v.Codec)) != len("avc1.42C01F") || !strings.HasPrefix(aws.ToString(v.Codec), "avc1.") ||
+		aws.ToString(v.Profile) == "" || v.VideoWidth == 0 || v.VideoHeight == 0 || aws.ToString(ic.Audio.Codec) != "opus" {
+		t.Errorf("ingest configuration: video codec %q profile %q %dx%d, audio %q",
+			aws.ToString(v.Codec), aws.ToString(v.Profile), v.VideoWidth, v.VideoHeight, aws.ToString(ic.Audio.Codec))
 	}
 
 	// The shared session measured the WHIP input: IngestVideoBitrate has datapoints.
@@ -278,8 +283,9 @@ func whipTranscoded(t *testing.T, mime string, chType types.ChannelType) {
 	if !slices.Contains(names, "Stream End") || ss.StreamSession.EndTime == nil {
 		t.Fatalf("session events %v, end %v", names, ss.StreamSession.EndTime)
 	}
-	// The publisher's codec, not the H.264 the ingest made of it.
-	if ic := ss.StreamSession.IngestConfiguration; ic == nil || ic.Video == nil || aws.ToString(ic.Video.Codec) != strings.ToLower(strings.TrimPrefix(mime, "video/")) {
+	// The publisher's codec, not the H.264 the ingest made of it, and its picture size.
+	if ic := ss.StreamSession.IngestConfiguration; ic == nil || ic.Video == nil || aws.ToString(ic.Video.Codec) != strings.ToLower(strings.TrimPrefix(mime, "video/")) ||
+		ic.Video.VideoWidth == 0 || ic.Video.VideoHeight == 0 {
 		t.Errorf("ingest configuration %+v", ic)
 	}
 	t.Logf("whole test %v", time.Since(start).Round(time.Second))

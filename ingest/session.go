@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	mp4codecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 
 	"glasscast/ingest/transcode"
@@ -86,6 +87,11 @@ type Session struct {
 	clockOrigin time.Time
 	curDTS      time.Duration // timestamp of the frame being packaged (reader goroutine only)
 	hasVideo    bool
+
+	// undescribed holds the tracks of a Start whose H.264 came without parameter sets (WHIP
+	// learns them from the first key frame): the ingest configuration is written again, with
+	// profile, level and size, at the first SPS. Reader goroutine only.
+	undescribed *Tracks
 }
 
 // pipeline packages a publisher's stream: a packager for BASIC channels, a transcoding ladder
@@ -130,6 +136,9 @@ func (s *Session) Start(ctx context.Context, t Tracks) error {
 		return errRefused{"no supported track (H.264, H.265, AAC or Opus)"}
 	}
 	s.b.describeIngest(ingestConfig(t.Video, t.Audio, t.Encoder))
+	if c, ok := t.Video.(*mp4codecs.H264); ok && len(c.SPS) == 0 {
+		s.undescribed = &t
+	}
 	pkg, err := s.b.newPipeline(ctx, t.Video, t.Audio, s.mediaClock)
 	if err != nil {
 		return err
@@ -195,7 +204,34 @@ func (s *Session) WriteH264(ctx context.Context, pts, dts time.Duration, au [][]
 		return err
 	}
 	s.observe(dts, true)
+	if s.undescribed != nil {
+		s.describeFrom(au)
+	}
 	return wrapPackage(p.WriteH264(ctx, pts, dts, au))
+}
+
+// describeFrom writes the ingest configuration again once an access unit carries the SPS
+// (and PPS) that Start lacked. It runs once per session: one store update.
+func (s *Session) describeFrom(au [][]byte) {
+	var sps, pps []byte
+	for _, nalu := range au {
+		if len(nalu) == 0 {
+			continue
+		}
+		switch h264.NALUType(nalu[0] & 0x1f) {
+		case h264.NALUTypeSPS:
+			sps = nalu
+		case h264.NALUTypePPS:
+			pps = nalu
+		}
+	}
+	if sps == nil {
+		return
+	}
+	t := *s.undescribed
+	s.undescribed = nil
+	t.Video = &mp4codecs.H264{SPS: sps, PPS: pps}
+	s.b.describeIngest(ingestConfig(t.Video, t.Audio, t.Encoder))
 }
 
 // WriteH265 packages an H.265 access unit, like WriteH264.
