@@ -258,9 +258,7 @@ func liveEdge(mediaURL string) (time.Time, error) {
 		end = s.PDT.Add(time.Duration(s.Duration * float64(time.Second)))
 	}
 	if pl.Pending != nil {
-		for _, p := range pl.Pending.Parts {
-			end = end.Add(time.Duration(p.Duration * float64(time.Second)))
-		}
+		end = end.Add(time.Duration(pl.Pending.Duration * float64(time.Second))) // its parts, summed by the parser
 	}
 	if end.Year() < 2000 {
 		return time.Time{}, fmt.Errorf("%s lists no segment with a program-date-time", mediaURL)
