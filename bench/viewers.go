@@ -115,6 +115,7 @@ type stats struct {
 	errors                 map[string]int64
 	delays                 []time.Duration
 	stalls                 []time.Duration // each viewer's longest
+	gunzip                 gunzipper
 }
 
 func (s *stats) fail(kind string) {
@@ -304,7 +305,8 @@ type viewer struct {
 	client   *fasthttp.Client
 	st       *stats
 	header   http.Header
-	fetched  map[string]bool
+	last     []byte        // the URI of the newest part taken (fetched, or skipped when tuning in)
+	fresh    []livePart    // the parts being fetched, its slice reused
 	lastPart time.Time     // when the previous part arrived (or the viewer started)
 	lastDur  time.Duration // the previous part's duration
 	stall    time.Duration // longest wait for a part past its duration
@@ -381,7 +383,7 @@ func (v *viewer) getFinal(ctx context.Context, u string) ([]byte, string, error)
 		}
 		body := v.resp.Body()
 		if bytes.Equal(v.resp.Header.ContentEncoding(), []byte("gzip")) {
-			if v.gunzip, err = fasthttp.AppendGunzipBytes(v.gunzip[:0], body); err != nil {
+			if v.gunzip, err = v.st.gunzip.appendGunzip(v.gunzip[:0], body); err != nil {
 				v.st.fail("body")
 				return nil, "", err
 			}
@@ -394,7 +396,6 @@ func (v *viewer) getFinal(ctx context.Context, u string) ([]byte, string, error)
 // follow plays v.media as hls.js does in low-latency mode: blocking reloads for the next part,
 // delta updates when the server offers them, each new part fetched once.
 func (v *viewer) follow(ctx context.Context) {
-	v.fetched = map[string]bool{}
 	media := v.media.String()
 	// Delivery directives are added to the playlist's own query, as hls.js does.
 	sep := byte('?')
@@ -446,25 +447,38 @@ func (v *viewer) follow(ctx context.Context) {
 }
 
 // fetchNewParts downloads each part of the playlist's live edge once, the first time it is
-// listed, and records how long after its end (by program-date-time) it arrived. The playlist's
-// slices point into the body of the last request, so everything needed of it is read before
-// each part's own request.
+// listed, and records how long after its end (by program-date-time) it arrived. Parts are
+// listed in order, so the new ones are those after the newest already taken (all of them if
+// that one has left the playlist). The playlist's slices point into the body of the last
+// request, so everything needed of it is read before each part's own request.
 func (v *viewer) fetchNewParts(ctx context.Context, pl *livePlaylist) {
-	first := len(v.fetched) == 0
-	var fresh []livePart
-	for _, p := range pl.parts {
-		if v.fetched[string(p.uri)] {
-			continue
-		}
-		v.fetched[string(p.uri)] = true
+	if len(pl.parts) == 0 {
+		return
+	}
+	first := v.last == nil
+	from := 0
+	switch {
+	case first:
 		// A player tuning in starts at the live edge: only the newest parts are loaded.
-		if first && p.seg < pl.lastSeg {
-			continue
+		for from < len(pl.parts) && pl.parts[from].seg < pl.lastSeg {
+			from++
 		}
+	default:
+		for i := len(pl.parts) - 1; i >= 0; i-- {
+			if bytes.Equal(pl.parts[i].uri, v.last) {
+				from = i + 1
+				break
+			}
+		}
+	}
+	v.last = append(v.last[:0], pl.parts[len(pl.parts)-1].uri...)
+	fresh := v.fresh[:0]
+	for _, p := range pl.parts[from:] {
 		p.uri = bytes.Clone(p.uri)
 		p.pdt = bytes.Clone(p.pdt)
 		fresh = append(fresh, p)
 	}
+	v.fresh = fresh
 	for _, p := range fresh {
 		if _, err := v.get(ctx, v.partLocation(p.uri)); err != nil {
 			continue
@@ -481,14 +495,6 @@ func (v *viewer) fetchNewParts(ctx context.Context, pl *livePlaylist) {
 			v.st.delays = append(v.st.delays, d)
 			v.st.mu.Unlock()
 		}
-	}
-	// Forget parts that left the playlist so the map stays small.
-	if len(v.fetched) > 200 {
-		keep := map[string]bool{}
-		for _, p := range pl.parts {
-			keep[string(p.uri)] = v.fetched[string(p.uri)]
-		}
-		v.fetched = keep
 	}
 }
 
