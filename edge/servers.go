@@ -35,6 +35,8 @@ func (e *Edge) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 	wctx := newWaitContext(time.Now().Add(e.cfg.BlockingTimeout + e.cfg.UpstreamTimeout))
 	resp := e.serve(wctx, r)
 	wctx.release()
+	// The handler's header names are canonical already: fasthttp need not normalize each.
+	ctx.Response.Header.DisableNormalizing()
 	for _, h := range resp.headers {
 		ctx.Response.Header.Set(h[0], h[1])
 	}
