@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -129,5 +130,53 @@ func TestFollowAsksForDeltaUpdates(t *testing.T) {
 				t.Errorf("ended %v, errors %v", v.ended, v.st.errors)
 			}
 		})
+	}
+}
+
+// TestFetchNewParts: a viewer tuning in takes the newest segment's parts only, then each part
+// once, in order, after the newest it took; and all the listed parts when that one has left
+// the playlist (a viewer that fell behind the window).
+func TestFetchNewParts(t *testing.T) {
+	var parts []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		parts = append(parts, strings.TrimPrefix(r.URL.Path, "/live/"))
+		_, _ = w.Write([]byte("media"))
+	}))
+	defer srv.Close()
+	media, _ := url.Parse(srv.URL + "/live/index.m3u8")
+	v := &viewer{media: media, client: &fasthttp.Client{}, st: &stats{errors: map[string]int64{}}}
+	playlist := func(seq int, lines ...string) *livePlaylist {
+		b := "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-PART-INF:PART-TARGET=0.2\n#EXT-X-MEDIA-SEQUENCE:" + strconv.Itoa(seq) + "\n"
+		for _, l := range lines {
+			if strings.HasPrefix(l, "seg") {
+				b += "#EXTINF:1,\n" + l + "\n"
+			} else {
+				b += "#EXT-X-PART:DURATION=0.2,URI=\"" + l + "\"\n"
+			}
+		}
+		var pl livePlaylist
+		if err := scanMedia([]byte(b), &pl); err != nil {
+			t.Fatal(err)
+		}
+		return &pl
+	}
+	ctx := context.Background()
+	for _, step := range []struct {
+		pl   *livePlaylist
+		want []string
+	}{
+		{playlist(1, "p1.0", "p1.1", "seg1", "p2.0", "p2.1"), []string{"p2.0", "p2.1"}},
+		{playlist(1, "p1.0", "p1.1", "seg1", "p2.0", "p2.1", "p2.2"), []string{"p2.2"}},
+		{playlist(1, "p1.0", "p1.1", "seg1", "p2.0", "p2.1", "p2.2"), nil},
+		{playlist(5, "p5.0", "p5.1", "seg5", "p6.0"), []string{"p5.0", "p5.1", "p6.0"}},
+	} {
+		parts = nil
+		v.fetchNewParts(ctx, step.pl)
+		if !slices.Equal(parts, step.want) {
+			t.Errorf("fetched %q, want %q", parts, step.want)
+		}
+	}
+	if v.st.parts.Load() != 6 || len(v.st.errors) != 0 {
+		t.Errorf("parts %d, errors %v", v.st.parts.Load(), v.st.errors)
 	}
 }
