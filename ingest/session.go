@@ -211,7 +211,7 @@ func (s *Session) WriteH264(ctx context.Context, pts, dts time.Duration, au [][]
 }
 
 // describeFrom writes the ingest configuration again once an access unit carries the SPS
-// (and PPS) that Start lacked. It runs once per session: one store update.
+// (and PPS) that Start lacked. It runs once per session: one store update, in the background.
 func (s *Session) describeFrom(au [][]byte) {
 	var sps, pps []byte
 	for _, nalu := range au {
@@ -231,7 +231,9 @@ func (s *Session) describeFrom(au [][]byte) {
 	t := *s.undescribed
 	s.undescribed = nil
 	t.Video = &mp4codecs.H264{SPS: sps, PPS: pps}
-	s.b.describeIngest(ingestConfig(t.Video, t.Audio, t.Encoder))
+	// The store update runs off the reader goroutine, as Stream Start's does: a slow store
+	// must not hold the first key frame back.
+	go s.b.describeIngest(ingestConfig(t.Video, t.Audio, t.Encoder))
 }
 
 // WriteH265 packages an H.265 access unit, like WriteH264.
