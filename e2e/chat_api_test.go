@@ -264,7 +264,7 @@ func TestChatAPI(t *testing.T) {
 	wantCode(t, err, "ValidationException")
 
 	// --- signatures: a wrong secret is refused as AWS does ---
-	bad := ivschat.New(ivschat.Options{Region: testRegion, BaseEndpoint: aws.String(n.endpoint()), Credentials: staticCreds(testAccessKey, "wrong"), RetryMaxAttempts: 1})
+	bad := ivschat.New(ivschat.Options{Region: testRegion, BaseEndpoint: aws.String(n.endpoint()), Credentials: staticCreds(testAccessKey, "wrong"), RetryMaxAttempts: 1, HTTPClient: sdkHTTP})
 	_, err = bad.ListRooms(ctx, &ivschat.ListRoomsInput{})
 	wantCode(t, err, "InvalidSignatureException")
 

@@ -22,6 +22,7 @@ func (n *node) chatClient() *ivschat.Client {
 		BaseEndpoint:     aws.String(n.endpoint()),
 		Credentials:      staticCreds(testAccessKey, testSecret),
 		RetryMaxAttempts: 1,
+		HTTPClient:       sdkHTTP,
 	})
 }
 

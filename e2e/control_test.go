@@ -326,7 +326,7 @@ func TestControlAPI(t *testing.T) {
 	// --- signatures ---
 	_, err = n.ivsClient("wrong-secret").ListChannels(ctx, &ivs.ListChannelsInput{})
 	wantCode(t, err, "InvalidSignatureException")
-	other := ivs.New(ivs.Options{Region: testRegion, BaseEndpoint: aws.String(n.endpoint()), RetryMaxAttempts: 1,
+	other := ivs.New(ivs.Options{Region: testRegion, BaseEndpoint: aws.String(n.endpoint()), RetryMaxAttempts: 1, HTTPClient: sdkHTTP,
 		Credentials: staticCreds("AKGCUNKNOWNUNKNOWN00", testSecret)})
 	_, err = other.ListChannels(ctx, &ivs.ListChannelsInput{})
 	wantCode(t, err, "UnrecognizedClientException")
@@ -416,7 +416,7 @@ func TestGeneratedCredentials(t *testing.T) {
 	if m == nil {
 		t.Fatalf("credentials not shown:\n%s", n.Logs())
 	}
-	c := ivs.New(ivs.Options{Region: testRegion, BaseEndpoint: aws.String(n.endpoint()), Credentials: staticCreds(m[1], m[2]), RetryMaxAttempts: 1})
+	c := ivs.New(ivs.Options{Region: testRegion, BaseEndpoint: aws.String(n.endpoint()), Credentials: staticCreds(m[1], m[2]), RetryMaxAttempts: 1, HTTPClient: sdkHTTP})
 	ctx := ctxT(t, time.Minute)
 	if _, err := c.ListChannels(ctx, &ivs.ListChannelsInput{}); err != nil {
 		t.Fatalf("generated key refused: %v", err)

@@ -225,7 +225,7 @@ func TestMonitoring(t *testing.T) {
 		}
 	})
 
-	cw := cloudwatch.New(cloudwatch.Options{Region: testRegion, BaseEndpoint: aws.String(n.endpoint()), RetryMaxAttempts: 1,
+	cw := cloudwatch.New(cloudwatch.Options{Region: testRegion, BaseEndpoint: aws.String(n.endpoint()), RetryMaxAttempts: 1, HTTPClient: sdkHTTP,
 		Credentials: staticCreds(testAccessKey, testSecret)})
 	t.Run("aws-sdk-go-v2 (RPC v2 CBOR)", func(t *testing.T) {
 		_, vals := metricValues(t, ctx, n, "ConcurrentViews", 60, "Maximum", start, end, "Channel", id)
@@ -461,7 +461,7 @@ func gaugeValue(fams map[string]*dto.MetricFamily, name, label, value string) fl
 // being name, value pairs; the datapoints come oldest first.
 func metricValues(t *testing.T, ctx context.Context, n *node, metric string, period int32, stat string, from, to time.Time, dims ...string) ([]time.Time, []float64) {
 	t.Helper()
-	cw := cloudwatch.New(cloudwatch.Options{Region: testRegion, BaseEndpoint: aws.String(n.endpoint()), RetryMaxAttempts: 1,
+	cw := cloudwatch.New(cloudwatch.Options{Region: testRegion, BaseEndpoint: aws.String(n.endpoint()), RetryMaxAttempts: 1, HTTPClient: sdkHTTP,
 		Credentials: staticCreds(testAccessKey, testSecret)})
 	q := cwtypes.MetricDataQuery{Id: aws.String("q"), MetricStat: &cwtypes.MetricStat{Period: aws.Int32(period), Stat: aws.String(stat),
 		Metric: &cwtypes.Metric{Namespace: aws.String("AWS/IVS"), MetricName: aws.String(metric)}}}

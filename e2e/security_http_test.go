@@ -374,7 +374,7 @@ func TestSecuritySigV4Scope(t *testing.T) {
 	now := time.Now()
 	t.Run("the SDK signing for another region", func(t *testing.T) {
 		c := ivs.New(ivs.Options{Region: "eu-west-1", BaseEndpoint: aws.String(n.endpoint()),
-			Credentials: credentials.NewStaticCredentialsProvider(testAccessKey, testSecret, ""), RetryMaxAttempts: 1})
+			Credentials: credentials.NewStaticCredentialsProvider(testAccessKey, testSecret, ""), RetryMaxAttempts: 1, HTTPClient: sdkHTTP})
 		_, err := c.ListChannels(ctxT(t, 20*time.Second), &ivs.ListChannelsInput{})
 		wantCode(t, err, "InvalidSignatureException")
 		var re *awshttp.ResponseError
