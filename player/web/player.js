@@ -140,9 +140,12 @@
   // targets, the least PART-HOLD-BACK the specification allows. Closer than that, hls.js 1.7
   // now and then stops loading parts for 2 s at a segment's first part (seen at 0.3 s, every
   // 10 to 30 s with a 10 s or 30 s back buffer, once in three 60 s runs without one; never at
-  // 0.4 s in six), and the video stalls. Each stall adds a part target, and 20 s without one
-  // takes a part target off again.
-  const aim = { lag: [], extra: 0, stallAt: 0, set: 0 };
+  // 0.4 s in six), and the video stalls. Each stall once the page aims itself adds a part
+  // target, and 20 s without one takes a part target off again. A stall before that (tuning
+  // in, or a busy machine in the first seconds) happened at hls.js's own target, and one just
+  // after the page's own jump to the live edge is that jump filling its buffer: neither says
+  // anything about the page's target, and the lag they leave is in what the page measures next.
+  const aim = state.aim = { lag: [], extra: 0, stallAt: 0, set: 0, jumpAt: -Infinity, peak: 0 };
   // The playlist hls.js plays now, and its part target (its target duration without parts).
   const levelDetails = (hls) => hls.levels[hls.currentLevel] && hls.levels[hls.currentLevel].details;
   const partOf = (details) => details.partTarget || details.targetduration;
@@ -155,15 +158,17 @@
     const hold = details.partHoldBack || 3 * part;
     let peak = 0;
     for (const s of aim.lag) peak = Math.max(peak, s.v);
+    aim.peak = peak;
     const want = Math.min(hold + aim.extra, Math.max(2 * part, peak + part / 2) + aim.extra);
-    if (Math.abs(want - aim.set) > 0.02) {
-      aim.set = want;
-      hls.targetLatency = want; // also clears hls.js's own raise per stall: the page keeps its own
-    }
+    // Compared with hls.js's target, not with what the page set last: hls.js raises its own at
+    // every stall, and the page keeps its own instead (setting it clears hls.js's raise).
+    aim.set = want;
+    if (Math.abs(want - hls.targetLatency) > 0.02) hls.targetLatency = want;
   }
   // A stall is the video waiting for data once it has played, not a seek.
   video.addEventListener('waiting', () => { if (state.tuned && !video.seeking && video.currentTime > 0) onStall(); });
   function onStall() {
+    if (!aim.set || performance.now() - aim.jumpAt < 2000) return;
     const details = state.hls && levelDetails(state.hls);
     const part = details ? partOf(details) : 0.2;
     aim.extra = Math.min(aim.extra + part, details ? details.targetduration : 1);
@@ -190,6 +195,7 @@
     let rate = 1;
     if (behind > 2 && isFinite(hls.liveSyncPosition) && hls.liveSyncPosition > video.currentTime) {
       video.currentTime = hls.liveSyncPosition;
+      aim.jumpAt = performance.now();
       state.jumps = (state.jumps || 0) + 1;
     } else if (behind > 0.05 && ahead > part) {
       rate = Math.min(1.25, 1 + behind);
@@ -226,7 +232,8 @@
     if (tuned) Object.assign(cfg, { liveSyncOnStallIncrease: 0.2 });
     state.tuned = tuned;
     aim.lag.length = 0;
-    aim.extra = aim.set = 0;
+    aim.extra = aim.set = aim.peak = 0;
+    aim.jumpAt = -Infinity;
     const hls = state.hls = new Hls(cfg);
     hls.on(Hls.Events.FRAG_PARSING_METADATA, onMetadata);
     hls.on(Hls.Events.MANIFEST_PARSED, (e, d) => { state.levels = d.levels.map((l) => l.height); $('status').textContent = 'playing'; video.play().catch(() => {}); });
