@@ -67,7 +67,6 @@ const (
 	maxFailures    = 5                // consecutive failed runs before giving up for the stream
 	healthyReset   = time.Minute      // a run this long forgives earlier failures
 	maxBackoff     = 30 * time.Second
-	drainTimeout   = 3 * time.Second
 )
 
 // Ladder packages one publisher's stream as a ladder: the source packager (a rendition itself
@@ -387,7 +386,7 @@ func (l *Ladder) Close(ctx context.Context) error {
 	l.drainCues()
 	if r := l.run; r != nil {
 		l.run = nil
-		r.proc.stop(drainTimeout)
+		r.proc.stop(l.drainFor(ctx))
 		l.log.Debug("transcoder stopped", "run", r.id, "exit", r.proc.exitReason())
 		for _, s := range l.slots {
 			s.stop(ctx, r.id, true)
@@ -399,6 +398,19 @@ func (l *Ladder) Close(ctx context.Context) error {
 		err = l.gate.publishErr()
 	}
 	return err
+}
+
+// drainFor is how long ffmpeg gets to encode what it was given once its input ends: as long
+// as the gate waits for a lagging rendition, since a run may be up to MaxLag behind while live
+// and its renditions' last frames come out only after that (on loaded cores a fixed 3 s cut
+// the last segment of every rung short by up to 9 frames). A deadline on ctx keeps half of
+// what is left for the flush that follows.
+func (l *Ladder) drainFor(ctx context.Context) time.Duration {
+	d := l.cfg.MaxLag + holdMargin
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(dl)/2)
+	}
+	return max(d, 0)
 }
 
 // State returns where the source and every transcoded rendition stopped, for the ladder of a

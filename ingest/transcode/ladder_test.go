@@ -289,6 +289,50 @@ func TestLadderSlowFFmpeg(t *testing.T) {
 	}
 }
 
+// TestLadderDrainsLag ends a stream while ffmpeg is seconds behind it, as on loaded cores (a
+// wrapper adds -readrate 0.6, as TestLadderSlowFFmpeg does): within MaxLag, so the run is
+// kept, and at the end each rendition's tail must come out, every segment as long as the
+// source's, the last one too.
+func TestLadderDrainsLag(t *testing.T) {
+	needFFmpeg(t)
+	real, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := filepath.Join(t.TempDir(), "lagging-ffmpeg")
+	if err := os.WriteFile(slow, []byte("#!/bin/sh\nexec "+real+" -readrate 0.6 \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in := readTS(t, encode(t, 6.5, "640x360", 30, 30))
+	sink := newRecSink()
+	l, err := New(testCtx, Config{ChannelType: TypeStandard, FFmpeg: slow, MaxLag: 5 * time.Second, Event: sink.event,
+		Logger: testLogger(t)}, in.video, in.audio, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	play(t, l, in.units, 1, nil)
+	closed := time.Now()
+	if err := l.Close(testCtx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("FIGURES Close took %v", time.Since(closed).Round(10*time.Millisecond))
+	if len(sink.events) != 0 {
+		t.Fatalf("events %v: the run was not kept to the end", sink.events)
+	}
+	src := sink.segments(t, "source")
+	for _, name := range []string{"160p30"} {
+		segs := sink.segments(t, name)
+		if len(segs) != len(src) {
+			t.Errorf("%s: %d segments, source %d", name, len(segs), len(src))
+		}
+		for msn, ref := range src {
+			if d := segDuration(segs[msn]) - segDuration(ref); d.Abs() > frame30 {
+				t.Errorf("%s: segment %d lasts %v, the source's %v", name, msn, segDuration(segs[msn]), segDuration(ref))
+			}
+		}
+	}
+}
+
 // TestLadderInputs runs other inputs through their ladders: H.265 (decoded by ffmpeg, the
 // source passed through as H.265), 60 fps (30 fps rungs keep every other frame and every key
 // frame) and an ADVANCED_SD channel (no source rendition; every rung transcoded, the top one at
