@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ type catchUpSample struct {
 	Jumps           int      `json:"jumps"`
 	LagPeak         float64  `json:"lagPeak"` // the page's measure of how late parts come (5 s peak)
 	Extra           float64  `json:"extra"`   // what the page added for its own stalls
+	Aim             float64  `json:"aim"`     // the target the page wants; 0 until it has measured
 	Errors          []struct {
 		Fatal bool `json:"fatal"`
 	} `json:"errors"`
@@ -99,17 +101,22 @@ func TestPlayerCatchUp(t *testing.T) {
 	if during[len(during)-1] < p50(before)+stallFor/2 {
 		t.Fatalf("the stall did not happen: latency at most %.2f s around it, %.2f s before", during[len(during)-1], p50(before))
 	}
-	// The page's own target: under PART-HOLD-BACK (three part targets, 0.61 s) where parts come
-	// on time, here on the same machine as the server (0.41 s on quiet cores: its floor of two
-	// part targets). Where the page measured parts coming late (a busy machine: the peak it
-	// measured plus half a part target reaches PART-HOLD-BACK) or stalled on its own, its aim
-	// is PART-HOLD-BACK or more, as it should be, and is not judged.
+	// The page's own target, hls.js's: under PART-HOLD-BACK (three part targets, 0.61 s) where
+	// parts come on time, here on the same machine as the server (0.41 s on quiet cores: its
+	// floor of two part targets). Judged once the page aims itself, and where it measured parts
+	// on time (the peak it measured plus half a part target, its aim, under 0.55 s) with no
+	// stall of its own: on a busy machine parts come late and an aim at PART-HOLD-BACK is right.
+	// Where judged, hls.js must play at the page's aim, not at a raise of its own after a stall.
 	var aims, all []float64
+	off := 0
 	for _, s := range samples {
 		if at := float64(s.Now-start) / 1000; at >= stallAt-5 && at < stallAt && s.Target != nil {
 			all = append(all, *s.Target)
-			if s.LagPeak+0.1 < 0.6 && s.Extra == 0 {
+			if s.Aim > 0 && s.LagPeak+0.1017 < 0.55 && s.Extra == 0 {
 				aims = append(aims, *s.Target)
+				if math.Abs(*s.Target-s.Aim) > 0.03 {
+					off++
+				}
 			}
 		}
 	}
@@ -119,8 +126,8 @@ func TestPlayerCatchUp(t *testing.T) {
 	switch {
 	case len(aims) >= 8:
 		t.Logf("FIGURES the page's target before the stall, with parts on time: p50 %.2f s", p50(aims))
-		if p50(aims) >= 0.6 {
-			t.Errorf("the page's target latency before the stall, with parts on time: %v; want it under PART-HOLD-BACK (0.61 s)", aims)
+		if p50(aims) >= 0.55 || off > len(aims)/10 {
+			t.Errorf("hls.js's target latency before the stall, with parts on time: %v (%d apart from the page's aim); want the page's aim, under PART-HOLD-BACK (0.61 s)", aims, off)
 		}
 	case len(all) < 8:
 		t.Errorf("the page reported its target %d times before the stall", len(all))

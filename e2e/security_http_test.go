@@ -277,7 +277,7 @@ func TestSecurityOversizeBody(t *testing.T) {
 		client    *http.Client
 	}{{"http", n.endpoint(), http.DefaultClient}, {"https", "https://" + n.HTTPS, tlsClient}} {
 		t.Run(ep.name, func(t *testing.T) {
-			c := ivs.New(ivs.Options{Region: testRegion, BaseEndpoint: aws.String(ep.url), HTTPClient: ep.client,
+			c := ivs.New(ivs.Options{Region: testRegion, BaseEndpoint: aws.String(ep.url), HTTPClient: hideBodyWriteTo{ep.client},
 				Credentials: credentials.NewStaticCredentialsProvider(testAccessKey, testSecret, ""), RetryMaxAttempts: 1})
 			_, err := c.PutMetadata(ctx, &ivs.PutMetadataInput{ChannelArn: aws.String("arn:aws:ivs:us-east-1:000000000000:channel/abcdEFGH1234"),
 				Metadata: aws.String(strings.Repeat("a", 2<<20))})

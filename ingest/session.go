@@ -23,8 +23,10 @@ import (
 // yet (its tracks are still being read); past it the oldest cue is dropped.
 const maxPendingCues = 16
 
-// flushTimeout bounds the flush of a publisher's last part once its connection is gone.
-const flushTimeout = 10 * time.Second
+// flushTimeout bounds the flush of a publisher's last part once its connection is gone. A
+// ladder's ffmpeg gets up to half of it to drain (see transcode.Ladder.Close): 6 s, its MaxLag
+// plus the gate's margin by default, and the rest is left for the flush.
+const flushTimeout = 15 * time.Second
 
 // ErrPublisherEnded is what a protocol passes to Session.Detach when its publisher ended the
 // broadcast explicitly (WHIP's DELETE): the stream ends at once instead of waiting the

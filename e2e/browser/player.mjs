@@ -34,7 +34,7 @@ try {
       return {
         now: Date.now(), currentTime: v.currentTime, paused: v.paused, readyState: v.readyState,
         latency: g.hls ? g.hls.latency : null, target: g.hls ? g.hls.targetLatency : null,
-        rate: v.playbackRate, stalls: g.stalls, jumps: g.jumps || 0, lagPeak: g.aim.peak, extra: g.aim.extra,
+        rate: v.playbackRate, stalls: g.stalls, jumps: g.jumps || 0, lagPeak: g.aim.peak, extra: g.aim.extra, aim: g.aim.set,
         buffered: Array.from({ length: v.buffered.length }, (_, i) => [v.buffered.start(i), v.buffered.end(i)]),
         behindWallClock: g.hls && g.hls.playingDate ? (Date.now() - g.hls.playingDate.getTime()) / 1000 : null,
         cues: g.cues.length, errors: g.errors, overlay: !document.getElementById('overlay').hidden,

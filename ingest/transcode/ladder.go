@@ -401,10 +401,10 @@ func (l *Ladder) Close(ctx context.Context) error {
 }
 
 // drainFor is how long ffmpeg gets to encode what it was given once its input ends: as long
-// as the gate waits for a lagging rendition, since a run may be up to MaxLag behind while live
-// and its renditions' last frames come out only after that (on loaded cores a fixed 3 s cut
-// the last segment of every rung short by up to 9 frames). A deadline on ctx keeps half of
-// what is left for the flush that follows.
+// as the gate waits for a lagging rendition (6 s by default), since a run may be up to MaxLag
+// behind while live and its renditions' last frames come out only after that (on loaded cores
+// a fixed 3 s cut the last segment of every rung short by up to 9 frames). A deadline on ctx
+// keeps half of what is left for the wait on ffmpeg's outputs and the flush that follow.
 func (l *Ladder) drainFor(ctx context.Context) time.Duration {
 	d := l.cfg.MaxLag + holdMargin
 	if dl, ok := ctx.Deadline(); ok {

@@ -1,6 +1,7 @@
 package transcode
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -312,7 +313,9 @@ func TestLadderDrainsLag(t *testing.T) {
 	}
 	play(t, l, in.units, 1, nil)
 	closed := time.Now()
-	if err := l.Close(testCtx); err != nil {
+	ctx, cancel := context.WithTimeout(testCtx, 15*time.Second) // as ingest's Detach flushes
+	defer cancel()
+	if err := l.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("FIGURES Close took %v", time.Since(closed).Round(10*time.Millisecond))

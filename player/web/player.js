@@ -142,10 +142,12 @@
   // 10 to 30 s with a 10 s or 30 s back buffer, once in three 60 s runs without one; never at
   // 0.4 s in six), and the video stalls. Each stall once the page aims itself adds a part
   // target, and 20 s without one takes a part target off again. A stall before that (tuning
-  // in, or a busy machine in the first seconds) happened at hls.js's own target, and one just
-  // after the page's own jump to the live edge is that jump filling its buffer: neither says
-  // anything about the page's target, and the lag they leave is in what the page measures next.
-  const aim = state.aim = { lag: [], extra: 0, stallAt: 0, set: 0, jumpAt: -Infinity, peak: 0 };
+  // in, or a busy machine in the first seconds) happened at hls.js's own target, and the first
+  // one just after the page's own jump to the live edge is that jump filling its buffer:
+  // neither says anything about the page's target, and the lag they leave is in what the page
+  // measures next. Only a jump 10 s after the one before is forgiven so: a link that stalls
+  // after every jump raises the target as any other stall does.
+  const aim = state.aim = { lag: [], extra: 0, stallAt: 0, set: 0, jumpAt: -Infinity, forgive: false, peak: 0 };
   // The playlist hls.js plays now, and its part target (its target duration without parts).
   const levelDetails = (hls) => hls.levels[hls.currentLevel] && hls.levels[hls.currentLevel].details;
   const partOf = (details) => details.partTarget || details.targetduration;
@@ -168,7 +170,8 @@
   // A stall is the video waiting for data once it has played, not a seek.
   video.addEventListener('waiting', () => { if (state.tuned && !video.seeking && video.currentTime > 0) onStall(); });
   function onStall() {
-    if (!aim.set || performance.now() - aim.jumpAt < 2000) return;
+    if (!aim.set) return;
+    if (aim.forgive && performance.now() - aim.jumpAt < 2000) { aim.forgive = false; return; }
     const details = state.hls && levelDetails(state.hls);
     const part = details ? partOf(details) : 0.2;
     aim.extra = Math.min(aim.extra + part, details ? details.targetduration : 1);
@@ -195,7 +198,9 @@
     let rate = 1;
     if (behind > 2 && isFinite(hls.liveSyncPosition) && hls.liveSyncPosition > video.currentTime) {
       video.currentTime = hls.liveSyncPosition;
-      aim.jumpAt = performance.now();
+      const now = performance.now();
+      aim.forgive = now - aim.jumpAt > 10000;
+      aim.jumpAt = now;
       state.jumps = (state.jumps || 0) + 1;
     } else if (behind > 0.05 && ahead > part) {
       rate = Math.min(1.25, 1 + behind);
@@ -234,6 +239,7 @@
     aim.lag.length = 0;
     aim.extra = aim.set = aim.peak = 0;
     aim.jumpAt = -Infinity;
+    aim.forgive = false;
     const hls = state.hls = new Hls(cfg);
     hls.on(Hls.Events.FRAG_PARSING_METADATA, onMetadata);
     hls.on(Hls.Events.MANIFEST_PARSED, (e, d) => { state.levels = d.levels.map((l) => l.height); $('status').textContent = 'playing'; video.play().catch(() => {}); });
