@@ -22,6 +22,23 @@ import (
 	"glasscast/media"
 )
 
+// slowFFmpeg is the real ffmpeg reading its input at rate times real time, through a wrapper
+// script: this machine cannot be made reliably too slow for a real encode otherwise.
+func slowFFmpeg(t testing.TB, rate float64) string {
+	t.Helper()
+	needFFmpeg(t)
+	real, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := filepath.Join(t.TempDir(), "slow-ffmpeg")
+	script := "#!/bin/sh\nexec " + real + " -readrate " + strconv.FormatFloat(rate, 'f', -1, 64) + " \"$@\"\n"
+	if err := os.WriteFile(slow, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return slow
+}
+
 func needFFmpeg(t testing.TB) {
 	t.Helper()
 	for _, bin := range []string{"ffmpeg", "ffprobe"} {

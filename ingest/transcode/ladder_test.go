@@ -3,9 +3,6 @@ package transcode
 import (
 	"context"
 	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -254,16 +251,7 @@ func TestLadderWithoutFFmpeg(t *testing.T) {
 // real encode otherwise. The stream must report STARVING while ffmpeg lags, end the run once it
 // is MaxLag behind (buffering stays bounded), and keep every rendition going from the source.
 func TestLadderSlowFFmpeg(t *testing.T) {
-	needFFmpeg(t)
-	real, err := exec.LookPath("ffmpeg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	slow := filepath.Join(t.TempDir(), "slow-ffmpeg")
-	script := "#!/bin/sh\nexec " + real + " -readrate 0.5 \"$@\"\n"
-	if err := os.WriteFile(slow, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	slow := slowFFmpeg(t, 0.5)
 	in := readTS(t, encode(t, 10, "640x360", 30, 30))
 	sink := newRecSink()
 	l, err := New(testCtx, Config{ChannelType: TypeStandard, FFmpeg: slow, MaxLag: 2 * time.Second, Event: sink.event,
@@ -295,15 +283,7 @@ func TestLadderSlowFFmpeg(t *testing.T) {
 // kept, and at the end each rendition's tail must come out, every segment as long as the
 // source's, the last one too.
 func TestLadderDrainsLag(t *testing.T) {
-	needFFmpeg(t)
-	real, err := exec.LookPath("ffmpeg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	slow := filepath.Join(t.TempDir(), "lagging-ffmpeg")
-	if err := os.WriteFile(slow, []byte("#!/bin/sh\nexec "+real+" -readrate 0.6 \"$@\"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	slow := slowFFmpeg(t, 0.6)
 	in := readTS(t, encode(t, 6.5, "640x360", 30, 30))
 	sink := newRecSink()
 	l, err := New(testCtx, Config{ChannelType: TypeStandard, FFmpeg: slow, MaxLag: 5 * time.Second, Event: sink.event,
