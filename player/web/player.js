@@ -147,7 +147,9 @@
   // neither says anything about the page's target, and the lag they leave is in what the page
   // measures next. Only a jump 10 s after the one before is forgiven so: a link that stalls
   // after every jump raises the target as any other stall does.
-  const aim = state.aim = { lag: [], extra: 0, stallAt: 0, set: 0, jumpAt: -Infinity, forgive: false, peak: 0 };
+  // What the page knows before it has measured anything: at start and for each new source.
+  const aimStart = () => ({ extra: 0, stallAt: 0, set: 0, jumpAt: -Infinity, forgive: false, peak: 0 });
+  const aim = state.aim = { lag: [], ...aimStart() };
   // The playlist hls.js plays now, and its part target (its target duration without parts).
   const levelDetails = (hls) => hls.levels[hls.currentLevel] && hls.levels[hls.currentLevel].details;
   const partOf = (details) => details.partTarget || details.targetduration;
@@ -237,9 +239,7 @@
     if (tuned) Object.assign(cfg, { liveSyncOnStallIncrease: 0.2 });
     state.tuned = tuned;
     aim.lag.length = 0;
-    aim.extra = aim.set = aim.peak = 0;
-    aim.jumpAt = -Infinity;
-    aim.forgive = false;
+    Object.assign(aim, aimStart());
     const hls = state.hls = new Hls(cfg);
     hls.on(Hls.Events.FRAG_PARSING_METADATA, onMetadata);
     hls.on(Hls.Events.MANIFEST_PARSED, (e, d) => { state.levels = d.levels.map((l) => l.height); $('status').textContent = 'playing'; video.play().catch(() => {}); });
