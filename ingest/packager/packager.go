@@ -70,7 +70,9 @@ type Stats struct {
 	ForcedCuts int
 	// LongParts and ShortParts count parts that break rule P2, longer than PART-TARGET or,
 	// neither independent nor last of their segment, shorter than 85 % of it. Only input with
-	// missing frames, a paused video or a frame rate change across a reconnect causes them.
+	// missing frames, a paused video, a rate that drifts from the one probed (a browser's
+	// camera under load), or a frame rate change across a reconnect causes them: a part is
+	// short only where the frame after it would have carried it past PART-TARGET.
 	LongParts, ShortParts int
 
 	DroppedVideo   int // before the first key frame or its parameter sets, or decoded out of order

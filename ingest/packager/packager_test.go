@@ -1,7 +1,9 @@
 package packager
 
 import (
+	"glasscast/media"
 	"io"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -97,6 +99,9 @@ func TestMeasureFrameDuration(t *testing.T) {
 		// Chromium's VP8 over WHIP, through the transcoder: two frames, then a pause.
 		{"pause after the first frames", ms(220, 270, 769), 30, 50 * time.Millisecond},
 		{"pause after three frames", ms(236, 287, 338, 838), 30, 51 * time.Millisecond},
+		// Chromium's H.264 over WHIP on loaded cores: fits, then its camera's 20 fps. The
+		// median alone read 46.25 ms, a PART-TARGET of 189 ms that four 50 ms frames overfill.
+		{"steady after fits", ms(150, 185, 285, 535, 585, 635, 685), 0, 50 * time.Millisecond},
 	} {
 		got := snapFrameDuration(measureFrameDuration(c.dts), c.hint)
 		if got != c.want {
@@ -455,5 +460,119 @@ func TestAudioPause(t *testing.T) {
 	}
 	if want := len(units) - 300; audio != want || p.Stats().DroppedAudio != 0 {
 		t.Errorf("%d audio frames written of %d, stats %+v", audio, want, p.Stats())
+	}
+}
+
+// TestVariableFrameRate feeds the timestamps of a browser's camera under load: a rate that
+// drifts after the probe fixed PART-TARGET, capture jitter, dropped frames and a burst after
+// a hiccup. Parts never exceed PART-TARGET; one under 85 % of it is allowed only where the
+// frame after it would have carried it past PART-TARGET (the frame grid leaves no legal cut),
+// which the llhlscheck P2 row also allows for such sources.
+func TestVariableFrameRate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 19))
+	var times []time.Duration
+	at := time.Duration(0)
+	add := func(fps float64, d time.Duration, jitter time.Duration) {
+		for end := at + d; at < end; at += time.Duration(float64(time.Second) / fps) {
+			j := time.Duration(0)
+			if jitter > 0 {
+				j = time.Duration(rng.Int64N(int64(2*jitter))) - jitter
+			}
+			times = append(times, (at + j).Round(time.Millisecond/90))
+		}
+	}
+	add(30, 2*time.Second, 0) // the probe sees 30 fps: six frames a part, PART-TARGET 204 ms
+	add(29, 2*time.Second, time.Millisecond)
+	add(28, 2*time.Second, 2*time.Millisecond)
+	add(30, time.Second, 0)
+	at += 100 * time.Millisecond // a hiccup, then the frames it held back in a burst
+	for range 4 {
+		times = append(times, at)
+		at += 12 * time.Millisecond
+	}
+	add(30, time.Second, 0)
+	add(20, 2*time.Second, 5*time.Millisecond) // as Chromium's fake camera on two loaded cores
+	add(19, 2*time.Second, 5*time.Millisecond)
+	add(36, 2*time.Second, time.Millisecond)
+	drop := map[int]bool{}
+	for i := 300; i < len(times); i += 37 {
+		drop[i] = true
+	}
+	s := synth{num: 30, den: 1, gop: 60, frames: len(times), times: times, drop: drop, audio: true}
+	in := s.input()
+	rec := &recorder{}
+	p, err := New(Config{}, in.video, in.audio, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(t, p, in, in.units)
+	if err := p.Close(testCtx); err != nil {
+		t.Fatal(err)
+	}
+	target := p.PartTarget()
+	if target != 204*time.Millisecond {
+		t.Fatalf("PART-TARGET %v, want 204 ms from the 30 fps probe", target)
+	}
+	forced := 0
+	for i, part := range rec.parts {
+		if part.Duration > target {
+			t.Errorf("part %d.%d: %v > PART-TARGET", part.MSN, part.Index, part.Duration)
+		}
+		if part.Last || part.Independent || part.Duration*100 >= target*85 || i+1 == len(rec.parts) {
+			continue
+		}
+		next := firstVideoSample(t, rec.parts[i+1])
+		if part.Duration+next <= target {
+			t.Errorf("part %d.%d: %v, under 85 %% of PART-TARGET, though the next frame (%v) fits", part.MSN, part.Index, part.Duration, next)
+		}
+		forced++
+	}
+	st := p.Stats()
+	t.Logf("%d parts, %d short where the frame grid left no legal cut; stats %+v", len(rec.parts), forced, st)
+	if st.LongParts != 0 || st.ShortParts != forced {
+		t.Errorf("stats %+v, want no long parts and %d short ones", st, forced)
+	}
+}
+
+// firstVideoSample returns the duration of a part's first video frame.
+func firstVideoSample(t *testing.T, p media.Part) time.Duration {
+	t.Helper()
+	var ps fmp4.Parts
+	if err := ps.Unmarshal(p.Data); err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range ps[0].Tracks {
+		if tr.ID == 1 && len(tr.Samples) > 0 {
+			return toDuration(int64(tr.Samples[0].Duration), videoTimescale)
+		}
+	}
+	t.Fatalf("part %d.%d has no video", p.MSN, p.Index)
+	return 0
+}
+
+// TestProbeWaitsForSteadyRate: Chromium's camera over WHIP sends two frames, pauses, and
+// only then settles at 20 fps. Measured from its first half second the rate reads 8.7 fps
+// and PART-TARGET 235 ms; the probe waits for steady intervals and fixes 204 ms, four frames.
+// The frame before the pause lasts 351 ms: no cut can keep its part within PART-TARGET.
+func TestProbeWaitsForSteadyRate(t *testing.T) {
+	times := []time.Duration{147 * time.Millisecond, 262 * time.Millisecond, 613 * time.Millisecond}
+	for at := 663 * time.Millisecond; at < 5*time.Second; at += 50 * time.Millisecond {
+		times = append(times, at)
+	}
+	in := synth{num: 20, den: 1, gop: 40, frames: len(times), times: times}.input()
+	rec := &recorder{}
+	p, err := New(Config{}, in.video, nil, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(t, p, in, in.units)
+	if err := p.Close(testCtx); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.PartTarget(); got != 204*time.Millisecond {
+		t.Fatalf("PART-TARGET %v, want 204 ms", got)
+	}
+	if st := p.Stats(); st.ShortParts != 0 || st.LongParts != 1 {
+		t.Errorf("stats %+v, want only the paused frame's part long", st)
 	}
 }

@@ -54,7 +54,13 @@ func (p *Packager) probed() bool {
 		}
 	}
 	n := len(dts)
-	if n >= probeFrames || n >= 3 && dts[n-1]-dts[0] >= probeSpan {
+	if n >= probeFrames || n >= 3 && dts[n-1]-dts[0] >= probeLimit {
+		return true
+	}
+	// Past probeSpan the rate is taken once three intervals in a row agree: a browser's
+	// first frames come in fits (two or three, a pause, one more) before its camera settles,
+	// and a rate measured from those fixes a PART-TARGET that its steady rate cannot fill.
+	if n >= 4 && dts[n-1]-dts[0] >= probeSpan && len(steadyTail(dts)) >= 4 {
 		return true
 	}
 	// Three frames that agree with the SPS's VUI frame rate are enough (start uses that rate

@@ -53,6 +53,7 @@ type segmenter struct {
 	emitted  bool // a part is out, so wallBase is fixed
 
 	fdTicks, targetTicks, minSegTicks, maxSegTicks, jumpTicks int64
+	floorTicks                                                int64 // 85 % of targetTicks: rule P2's shortest part
 
 	segStart, partStart int64
 	partFrames          int
@@ -92,6 +93,7 @@ func (s *segmenter) begin(in time.Duration, wall time.Time, params *videoParams,
 	s.inBase, s.wallBase, s.bandwidth = in, wall, avgBandwidth
 	s.fdTicks = max(1, toTicks(p.frameDur, ts))
 	s.targetTicks = toTicks(p.PartTarget(), ts)
+	s.floorTicks = (s.targetTicks*85 + 99) / 100
 	s.maxSegTicks = toTicks(segmentLimit(p.cfg.SegmentTarget), ts)
 	if p.video != nil {
 		// Cut at the first key frame past half the target, so 1 s GOPs make 1 s segments.
@@ -154,8 +156,9 @@ func (s *segmenter) pushLead(f frame) error {
 			}
 			s.independent, s.partFrames = !t.pending.IsNonSyncSample, 1
 		}
-		t.finish(dts - t.pendingDTS)
-		segSpan, partSpan := dts-s.segStart, dts-s.partStart
+		last := dts - t.pendingDTS
+		t.finish(last)
+		segSpan := dts - s.segStart
 		changed := f.params != nil && !f.params.equal(&s.cur)
 		var err error
 		switch {
@@ -163,7 +166,7 @@ func (s *segmenter) pushLead(f frame) error {
 			err = s.cutSegment(dts, f, false)
 		case segSpan+s.fdTicks > s.maxSegTicks:
 			err = s.cutSegment(dts, f, true)
-		case s.partFrames >= p.n || partSpan+s.fdTicks > s.targetTicks:
+		case s.partEnds(dts-s.partStart, last):
 			err = s.emitPart(dts, false)
 		}
 		if err != nil {
@@ -176,6 +179,28 @@ func (s *segmenter) pushLead(f frame) error {
 	s.place(t, f, dts)
 	s.partFrames++
 	return nil
+}
+
+// partEnds tells whether the part being built, span long, ends before the frame that just
+// came, the previous frame having lasted last. A part ends once it has its n frames, or when
+// the next frame would likely carry it past PART-TARGET. The next interval is guessed to be
+// the last one, which follows a source whose rate drifts (a browser under load sends fewer
+// frames), unless that was a frame missing, which says nothing of the rate.
+//
+// A part under 85 % of PART-TARGET (rule P2) never ends on a guess: a browser's capture clock
+// jitters by several milliseconds, so the next frame may fit after all. If it does not, the
+// frames-missing rule in pushLead ends the part one frame later, and the short part is then
+// the frame grid's doing. Frames that come faster than nominal (a burst after a hiccup) thus
+// fill a part past its n.
+func (s *segmenter) partEnds(span, last int64) bool {
+	if span < s.floorTicks {
+		return false
+	}
+	next := last
+	if next > s.fdTicks*3/2 {
+		next = s.fdTicks
+	}
+	return s.partFrames >= s.p.n || span+next > s.targetTicks
 }
 
 func (s *segmenter) cutSegment(at int64, f frame, forced bool) error {

@@ -36,9 +36,18 @@ type synth struct {
 	audio     bool
 	drop      map[int]bool // frame indexes the "encoder" skipped
 	sps       []byte
+	// times, when set, are the frames' timestamps (a variable frame rate); num/den then only
+	// say how fast audio comes.
+	times []time.Duration
 }
 
 func (s synth) frameTime(i int) time.Duration {
+	if s.times != nil {
+		if i < len(s.times) {
+			return s.times[i]
+		}
+		return s.times[len(s.times)-1] + time.Second/time.Duration(s.num)
+	}
 	ms := math.Round(float64(i) * 1000 * float64(s.den) / float64(s.num))
 	return s.start + time.Duration(ms)*time.Millisecond
 }

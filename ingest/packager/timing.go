@@ -11,10 +11,11 @@ const (
 	// partHeadroom is added to n frame durations to get the advertised PART-TARGET: RTMP carries
 	// millisecond timestamps, so a part of n frames measures up to 1 ms more than n×frame.
 	partHeadroom = 1.02
-	// probeFrames and probeSpan bound how many frames are buffered to measure the frame rate
-	// before the first part can be cut.
+	// probeFrames and probeLimit bound how many frames are buffered to measure the frame rate
+	// before the first part can be cut; past probeSpan, frames that come steadily end it.
 	probeFrames = 12
 	probeSpan   = 500 * time.Millisecond
+	probeLimit  = 2 * time.Second
 )
 
 // toTicks converts a media-timeline instant to ticks of timescale ts, rounding to nearest. It
@@ -38,13 +39,18 @@ func toDuration(ticks, ts int64) time.Duration {
 }
 
 // measureFrameDuration estimates the frame duration of a constant-rate stream from the decode
-// timestamps of its first frames. The median rejects a dropped or duplicated frame; the mean of
-// the deltas near it averages out RTMP's millisecond rounding (29.97 fps arrives as 33/34 ms).
-// Of an even count the lower middle is taken: a browser's encoder often pauses for half a
-// second after its first two or three frames, and a frame duration guessed too long makes
-// every frame a part and forces segment cuts at non-key frames, where one guessed too short
-// only lets parts end on PART-TARGET.
+// timestamps of its first frames. When the last three intervals or more agree (steadyTail),
+// their mean is taken: a browser's camera comes in fits before it settles, and those first
+// intervals would pull the estimate off its steady rate. Otherwise the median rejects a
+// dropped or duplicated frame, and the mean of the deltas near it averages out RTMP's
+// millisecond rounding (29.97 fps arrives as 33/34 ms). Of an even count the lower middle is
+// taken: a browser's encoder often pauses for half a second after its first two or three
+// frames, and a frame duration guessed too long makes every frame a part and forces segment
+// cuts at non-key frames, where one guessed too short only lets parts end on PART-TARGET.
 func measureFrameDuration(dts []time.Duration) time.Duration {
+	if tail := steadyTail(dts); len(tail) >= 4 {
+		return (tail[len(tail)-1] - tail[0]) / time.Duration(len(tail)-1)
+	}
 	var deltas []time.Duration
 	for i := 1; i < len(dts); i++ {
 		if d := dts[i] - dts[i-1]; d > 0 {
@@ -66,6 +72,25 @@ func measureFrameDuration(dts []time.Duration) time.Duration {
 		}
 	}
 	return sum / time.Duration(n)
+}
+
+// steadyTail returns the longest run of timestamps at the end of dts whose intervals agree
+// within 15 %, wide enough for millisecond rounding at 60 fps (16/17 ms) and a browser's
+// capture jitter, narrow enough to end at a dropped frame.
+func steadyTail(dts []time.Duration) []time.Duration {
+	if len(dts) < 2 {
+		return dts
+	}
+	lo, hi := time.Duration(math.MaxInt64), time.Duration(0)
+	i := len(dts) - 1
+	for ; i > 0; i-- {
+		d := dts[i] - dts[i-1]
+		if d <= 0 || max(hi, d)*100 > min(lo, d)*115 {
+			break
+		}
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	return dts[i:]
 }
 
 // snapFrameDuration replaces a measured frame duration by the exact one of a broadcast frame
