@@ -27,7 +27,7 @@ func TestLLHLSConformance(t *testing.T) {
 // runConformance runs the checklist on a channel of the given type; the rows in
 // notApplicable may (and only they may) report that they do not apply.
 func runConformance(t *testing.T, typ types.ChannelType, notApplicable ...string) {
-	runConformanceVia(t, typ, func(n *node, key string) stallable { return publish(t, n.rtmpURL(key), pubOptions{}) }, 0, notApplicable...)
+	runConformanceVia(t, typ, func(n *node, key string) stallable { return publish(t, n.rtmpURL(key), pubOptions{}) }, 0, false, notApplicable...)
 }
 
 // stallable is a publisher the checklist can pause (D8) and end (D5): ffmpeg over RTMP or
@@ -44,8 +44,9 @@ func (p *publisher) stall() error  { return p.cmd.Process.Signal(syscall.SIGSTOP
 func (p *publisher) resume() error { return p.cmd.Process.Signal(syscall.SIGCONT) }
 
 // runConformanceVia is runConformance with the publisher that start starts (RTMP, SRT, WHIP).
-// drain is how long media sent before a stall may still arrive (SRT's latency buffer).
-func runConformanceVia(t *testing.T, typ types.ChannelType, start func(n *node, key string) stallable, drain time.Duration, notApplicable ...string) {
+// drain is how long media sent before a stall may still arrive (SRT's latency buffer);
+// variableRate says the publisher's frame rate drifts, which P2 then allows for.
+func runConformanceVia(t *testing.T, typ types.ChannelType, start func(n *node, key string) stallable, drain time.Duration, variableRate bool, notApplicable ...string) {
 	n := startServe(t, "", "--ingest-reconnect-grace", "1s")
 	c := n.ivsClient()
 	ctx := ctxT(t, 5*time.Minute)
@@ -57,8 +58,9 @@ func runConformanceVia(t *testing.T, typ types.ChannelType, start func(n *node, 
 	time.Sleep(16 * time.Second)
 
 	target := &llhlscheck.Target{
-		URL:       *ch.PlaybackUrl + "?token=opaque-viewer-token",
-		Tolerance: 250 * time.Millisecond,
+		URL:               *ch.PlaybackUrl + "?token=opaque-viewer-token",
+		Tolerance:         250 * time.Millisecond,
+		VariableFrameRate: variableRate,
 		Stall: func(ctx context.Context) (func(context.Context) error, error) {
 			if err := pub.stall(); err != nil {
 				return nil, err

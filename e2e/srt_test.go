@@ -305,7 +305,7 @@ func TestSRTLossyLink(t *testing.T) {
 func TestSRTConformance(t *testing.T) {
 	runConformanceVia(t, types.ChannelTypeBasicChannelType, func(n *node, key string) stallable {
 		return publishSRT(t, srtURL(n.SRT, key, ""), pubOptions{})
-	}, 1500*time.Millisecond, "D10", "P15")
+	}, 1500*time.Millisecond, false, "D10", "P15")
 }
 
 // TestSRTH265: H.265 in MPEG-TS over SRT passes through a BASIC channel: hvc1 in the

@@ -171,12 +171,15 @@ func goLiveOverWHIP(t *testing.T, n *node, key string) *whipBrowser {
 }
 
 // TestWHIPConformance runs the LL-HLS checklist on a channel fed by Chromium over WHIP. D8
-// stalls the browser's senders while its peer connection stays up.
+// stalls the browser's senders while its peer connection stays up. The browser's camera runs
+// at whatever rate the loaded cores allow (20 fps, drifting to 19), so a part may be short
+// where whole frames leave no cut between 85 % and 100 % of PART-TARGET; P2 checks each such
+// part against the frame after it.
 func TestWHIPConformance(t *testing.T) {
 	needBrowser(t)
 	runConformanceVia(t, types.ChannelTypeBasicChannelType, func(n *node, key string) stallable {
 		return goLiveOverWHIP(t, n, key)
-	}, 500*time.Millisecond, "D10", "P15")
+	}, 500*time.Millisecond, true, "D10", "P15")
 }
 
 // TestWHIPInIVSPlayer: Amazon's IVS player plays a channel that Chromium publishes over WHIP

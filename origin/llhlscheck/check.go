@@ -33,6 +33,10 @@ type Target struct {
 	Stall func(ctx context.Context) (resume func(ctx context.Context) error, err error)
 	// End ends the broadcast. Needed by D5, which therefore runs last.
 	End func(ctx context.Context) error
+	// VariableFrameRate says the source's frame rate drifts (a browser's camera under load):
+	// P2 then allows a part under 85 % of PART-TARGET when the frame after it would have
+	// carried it past PART-TARGET, as whole frames may then leave no legal cut.
+	VariableFrameRate bool
 }
 
 // Phase orders checks that disturb the stream after those that only watch it.
