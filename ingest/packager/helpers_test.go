@@ -318,6 +318,25 @@ func readTS(t testing.TB, path string) input {
 }
 
 // feed writes units to p, as the RTMP ingest would.
+// packAll packages the whole of in and closes the packager.
+func packAll(t testing.TB, cfg Config, in input, withAudio bool) (*Packager, *recorder) {
+	t.Helper()
+	rec := &recorder{}
+	audio := in.audio
+	if !withAudio {
+		audio = nil
+	}
+	p, err := New(cfg, in.video, audio, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(t, p, in, in.units)
+	if err := p.Close(testCtx); err != nil {
+		t.Fatal(err)
+	}
+	return p, rec
+}
+
 func feed(t testing.TB, p *Packager, in input, units []unit) {
 	t.Helper()
 	for i, u := range units {

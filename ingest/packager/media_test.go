@@ -185,16 +185,7 @@ func TestFrameRates(t *testing.T) {
 		{"60", 120, 204 * time.Millisecond},
 	} {
 		t.Run(strings.ReplaceAll(c.rate, "/", "_"), func(t *testing.T) {
-			in := readTS(t, encode(t, 5, x264("320x180", c.rate, c.gop, "-bf", "2"), aac()))
-			rec := &recorder{}
-			p, err := New(Config{}, in.video, in.audio, rec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			feed(t, p, in, in.units)
-			if err := p.Close(testCtx); err != nil {
-				t.Fatal(err)
-			}
+			p, rec := packAll(t, Config{}, readTS(t, encode(t, 5, x264("320x180", c.rate, c.gop, "-bf", "2"), aac())), true)
 			if p.PartTarget() != c.target {
 				t.Errorf("PartTarget %v, want %v", p.PartTarget(), c.target)
 			}

@@ -210,16 +210,7 @@ func TestSyntheticRates(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			c.s.frames = 20 * c.s.num / c.s.den
 			c.s.audio = true
-			in := c.s.input()
-			rec := &recorder{}
-			p, err := New(Config{}, in.video, in.audio, rec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			feed(t, p, in, in.units)
-			if err := p.Close(testCtx); err != nil {
-				t.Fatal(err)
-			}
+			p, rec := packAll(t, Config{}, c.s.input(), true)
 			checkParts(t, rec, p.PartTarget(), 2*time.Second)
 			segs := rec.segments(t)
 			for i, seg := range segs[:len(segs)-1] {
@@ -499,16 +490,7 @@ func TestVariableFrameRate(t *testing.T) {
 		drop[i] = true
 	}
 	s := synth{num: 30, den: 1, gop: 60, frames: len(times), times: times, drop: drop, audio: true}
-	in := s.input()
-	rec := &recorder{}
-	p, err := New(Config{}, in.video, in.audio, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	feed(t, p, in, in.units)
-	if err := p.Close(testCtx); err != nil {
-		t.Fatal(err)
-	}
+	p, rec := packAll(t, Config{}, s.input(), true)
 	target := p.PartTarget()
 	if target != 204*time.Millisecond {
 		t.Fatalf("PART-TARGET %v, want 204 ms from the 30 fps probe", target)
@@ -559,16 +541,7 @@ func TestProbeWaitsForSteadyRate(t *testing.T) {
 	for at := 663 * time.Millisecond; at < 5*time.Second; at += 50 * time.Millisecond {
 		times = append(times, at)
 	}
-	in := synth{num: 20, den: 1, gop: 40, frames: len(times), times: times}.input()
-	rec := &recorder{}
-	p, err := New(Config{}, in.video, nil, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	feed(t, p, in, in.units)
-	if err := p.Close(testCtx); err != nil {
-		t.Fatal(err)
-	}
+	p, _ := packAll(t, Config{}, synth{num: 20, den: 1, gop: 40, frames: len(times), times: times}.input(), false)
 	if got := p.PartTarget(); got != 204*time.Millisecond {
 		t.Fatalf("PART-TARGET %v, want 204 ms", got)
 	}
