@@ -39,6 +39,21 @@ func slowFFmpeg(t testing.TB, rate float64) string {
 	return slow
 }
 
+// slowLadder is a STANDARD ladder over seconds of 360p30 input, whose ffmpeg reads at rate
+// times real time (slowFFmpeg) and may lag by maxLag.
+func slowLadder(t *testing.T, rate, seconds float64, maxLag time.Duration) (*Ladder, input, *recSink) {
+	t.Helper()
+	slow := slowFFmpeg(t, rate)
+	in := readTS(t, encode(t, seconds, "640x360", 30, 30))
+	sink := newRecSink()
+	l, err := New(testCtx, Config{ChannelType: TypeStandard, FFmpeg: slow, MaxLag: maxLag, Event: sink.event,
+		Logger: testLogger(t)}, in.video, in.audio, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, in, sink
+}
+
 func needFFmpeg(t testing.TB) {
 	t.Helper()
 	for _, bin := range []string{"ffmpeg", "ffprobe"} {

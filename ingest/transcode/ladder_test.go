@@ -251,14 +251,7 @@ func TestLadderWithoutFFmpeg(t *testing.T) {
 // real encode otherwise. The stream must report STARVING while ffmpeg lags, end the run once it
 // is MaxLag behind (buffering stays bounded), and keep every rendition going from the source.
 func TestLadderSlowFFmpeg(t *testing.T) {
-	slow := slowFFmpeg(t, 0.5)
-	in := readTS(t, encode(t, 10, "640x360", 30, 30))
-	sink := newRecSink()
-	l, err := New(testCtx, Config{ChannelType: TypeStandard, FFmpeg: slow, MaxLag: 2 * time.Second, Event: sink.event,
-		Logger: testLogger(t)}, in.video, in.audio, sink)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, in, sink := slowLadder(t, 0.5, 10, 2*time.Second)
 	starving := false
 	play(t, l, in.units, 1, func(int) { starving = starving || l.Starving() })
 	if err := l.Close(testCtx); err != nil {
@@ -283,14 +276,7 @@ func TestLadderSlowFFmpeg(t *testing.T) {
 // kept, and at the end each rendition's tail must come out, every segment as long as the
 // source's, the last one too.
 func TestLadderDrainsLag(t *testing.T) {
-	slow := slowFFmpeg(t, 0.6)
-	in := readTS(t, encode(t, 6.5, "640x360", 30, 30))
-	sink := newRecSink()
-	l, err := New(testCtx, Config{ChannelType: TypeStandard, FFmpeg: slow, MaxLag: 5 * time.Second, Event: sink.event,
-		Logger: testLogger(t)}, in.video, in.audio, sink)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, in, sink := slowLadder(t, 0.6, 6.5, 5*time.Second)
 	play(t, l, in.units, 1, nil)
 	closed := time.Now()
 	ctx, cancel := context.WithTimeout(testCtx, 15*time.Second) // as ingest's Detach flushes
