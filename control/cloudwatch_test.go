@@ -25,6 +25,7 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/smithy-go"
 
+	"glasscast/awstest"
 	"glasscast/bus"
 	"glasscast/metrics"
 	"glasscast/store"
@@ -86,7 +87,7 @@ func newCWFixture(t testing.TB) *cwFixture {
 }
 
 func (f *cwFixture) client() *cloudwatch.Client {
-	return cloudwatch.New(cloudwatch.Options{Region: "us-east-1", BaseEndpoint: aws.String(f.url), RetryMaxAttempts: 1,
+	return cloudwatch.New(cloudwatch.Options{Region: "us-east-1", BaseEndpoint: aws.String(f.url), RetryMaxAttempts: 1, HTTPClient: awstest.HTTPClient(),
 		Credentials: credentials.NewStaticCredentialsProvider(cwTestKey, cwTestSecret, "")})
 }
 
@@ -278,7 +279,7 @@ func BenchmarkGetMetricData24h(b *testing.B) {
 		Secret: func(id string) (string, bool) { return cwTestSecret, id == cwTestKey }}, st, nil, nil, slog.New(slog.DiscardHandler))
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
-	c := cloudwatch.New(cloudwatch.Options{Region: "us-east-1", BaseEndpoint: aws.String(hs.URL), RetryMaxAttempts: 1,
+	c := cloudwatch.New(cloudwatch.Options{Region: "us-east-1", BaseEndpoint: aws.String(hs.URL), RetryMaxAttempts: 1, HTTPClient: awstest.HTTPClient(),
 		Credentials: credentials.NewStaticCredentialsProvider(cwTestKey, cwTestSecret, "")})
 	in := &cloudwatch.GetMetricDataInput{StartTime: aws.Time(f.now.Add(-24 * time.Hour)), EndTime: aws.Time(f.now),
 		MetricDataQueries: []cwtypes.MetricDataQuery{{Id: aws.String("views"), MetricStat: &cwtypes.MetricStat{

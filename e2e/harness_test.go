@@ -21,10 +21,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ivs"
 	"github.com/aws/smithy-go"
+
+	"glasscast/awstest"
 )
 
 var binary string
@@ -260,26 +261,8 @@ func (n *node) ivsClient(secret ...string) *ivs.Client {
 	})
 }
 
-// sdkHTTP is the HTTP client of the tests' SDK clients: the SDK's own, with one race of its
-// own taken out. smithy-go closes a request's body as soon as the answer's headers are in, and
-// its closed body's WriteTo reports io.EOF as an error. A server that answers before net/http's
-// write loop has finished with the body (its last step is a read for bytes past the
-// Content-Length) meets that error, and the write loop closes the connection under the answer
-// being read: "StatusCode: 200 ... failed to decode response body ... use of closed network
-// connection" (aws/aws-sdk-go-v2#1825, #2737). Its default retryer hides this by retrying; the
-// tests make one attempt, so that a server's failure shows, and a retried CreateChannel would
-// create two. A fast local server on a busy machine met it about once in 3,000 calls. With
-// WriteTo hidden, the closed body's Read reports a plain end, and the bytes sent do not change.
-var sdkHTTP aws.HTTPClient = hideBodyWriteTo{awshttp.NewBuildableClient()}
-
-type hideBodyWriteTo struct{ c aws.HTTPClient }
-
-func (h hideBodyWriteTo) Do(r *http.Request) (*http.Response, error) {
-	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = struct{ io.ReadCloser }{r.Body}
-	}
-	return h.c.Do(r)
-}
+// sdkHTTP is the HTTP client of the tests' SDK clients, which make one attempt per call.
+var sdkHTTP = awstest.HTTPClient()
 
 // errorCode is the AWS error code of err ("" if it is not an API error).
 func errorCode(err error) string {

@@ -24,6 +24,8 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ivs"
+
+	"glasscast/awstest"
 )
 
 // Security regressions of the public HTTP surfaces (issue 15): what an unauthenticated client
@@ -277,7 +279,7 @@ func TestSecurityOversizeBody(t *testing.T) {
 		client    *http.Client
 	}{{"http", n.endpoint(), http.DefaultClient}, {"https", "https://" + n.HTTPS, tlsClient}} {
 		t.Run(ep.name, func(t *testing.T) {
-			c := ivs.New(ivs.Options{Region: testRegion, BaseEndpoint: aws.String(ep.url), HTTPClient: hideBodyWriteTo{ep.client},
+			c := ivs.New(ivs.Options{Region: testRegion, BaseEndpoint: aws.String(ep.url), HTTPClient: awstest.HideBodyWriteTo(ep.client),
 				Credentials: credentials.NewStaticCredentialsProvider(testAccessKey, testSecret, ""), RetryMaxAttempts: 1})
 			_, err := c.PutMetadata(ctx, &ivs.PutMetadataInput{ChannelArn: aws.String("arn:aws:ivs:us-east-1:000000000000:channel/abcdEFGH1234"),
 				Metadata: aws.String(strings.Repeat("a", 2<<20))})
