@@ -36,6 +36,11 @@ type ViewersConfig struct {
 	// Header is sent with every request, e.g. the region header a load balancer in front of a
 	// playback director sets.
 	Header http.Header
+	// NoGzip leaves Accept-Encoding out, so playlists come unencoded. Browsers ask for gzip,
+	// and so does the client by default; on the cores of the server it measures, Go's inflate
+	// of each small playlist (about 15 µs, mostly building its Huffman tables) is a cost of
+	// the client alone, paid only against servers that compress.
+	NoGzip bool
 }
 
 // ViewersReport is the outcome of a run.
@@ -158,7 +163,7 @@ func Viewers(ctx context.Context, cfg ViewersConfig) (ViewersReport, error) {
 			}
 			vctx, vcancel := context.WithTimeout(runCtx, cfg.Duration)
 			defer vcancel()
-			stall := play(vctx, &viewer{client: client, st: st, header: cfg.Header, lastPart: time.Now()}, cfg.URL)
+			stall := play(vctx, &viewer{client: client, st: st, header: cfg.Header, noGzip: cfg.NoGzip, lastPart: time.Now()}, cfg.URL)
 			st.mu.Lock()
 			st.stalls = append(st.stalls, stall)
 			st.mu.Unlock()
@@ -234,7 +239,7 @@ func play(ctx context.Context, v *viewer, mvURL string) time.Duration {
 			v.media = resolve(final, mv.Variants[0].URI)
 			tracks = append(tracks, v)
 			if uri := audioRendition(mv); uri != "" {
-				tracks = append(tracks, &viewer{client: v.client, st: v.st, header: v.header, lastPart: v.lastPart,
+				tracks = append(tracks, &viewer{client: v.client, st: v.st, header: v.header, noGzip: v.noGzip, lastPart: v.lastPart,
 					media: resolve(final, uri)})
 			}
 		}
@@ -305,6 +310,7 @@ type viewer struct {
 	client   *fasthttp.Client
 	st       *stats
 	header   http.Header
+	noGzip   bool
 	last     []byte        // the URI of the newest part taken (fetched, or skipped when tuning in)
 	fresh    []livePart    // the parts being fetched, its slice reused
 	lastPart time.Time     // when the previous part arrived (or the viewer started)
@@ -349,7 +355,9 @@ func (v *viewer) getFinal(ctx context.Context, u string) ([]byte, string, error)
 	for redirects := 0; ; redirects++ {
 		v.req.Reset()
 		v.req.SetRequestURI(cur)
-		v.req.Header.Set("Accept-Encoding", "gzip")
+		if !v.noGzip {
+			v.req.Header.Set("Accept-Encoding", "gzip")
+		}
 		for k, vs := range v.header {
 			for _, val := range vs {
 				v.req.Header.Add(k, val)
@@ -520,14 +528,14 @@ func resolve(base *url.URL, ref string) *url.URL {
 	return base.ResolveReference(r)
 }
 
-// FindMax searches the highest viewer count that passes (ViewersReport.Pass): it doubles from
+// FindMax searches the highest viewer count that passes (ViewersReport.Pass): it grows from
 // cfg.Viewers until a run fails, then bisects to within a tenth, each step a full run of
 // cfg.Duration. Each step's report goes to cfg.Progress. It returns the highest passing count
 // (0 when even cfg.Viewers fails) and that run's report.
 func FindMax(ctx context.Context, cfg ViewersConfig, limit int) (int, ViewersReport, error) {
 	out := cfg.Progress
 	cfg.Progress = nil
-	step := func(n int) (ViewersReport, error) {
+	return findMax(ctx, max(1, cfg.Viewers), limit, func(n int) (ViewersReport, error) {
 		c := cfg
 		c.Viewers = n
 		rep, _ := Viewers(ctx, c)
@@ -542,10 +550,14 @@ func FindMax(ctx context.Context, cfg ViewersConfig, limit int) (int, ViewersRep
 		case <-time.After(2 * time.Second):
 		}
 		return rep, nil
-	}
+	})
+}
+
+// findMax is FindMax's search over step, which runs n viewers.
+func findMax(ctx context.Context, start, limit int, step func(n int) (ViewersReport, error)) (int, ViewersReport, error) {
 	var best ViewersReport
 	good, bad := 0, 0
-	for n := max(1, cfg.Viewers); n <= limit; n *= 2 {
+	for n := start; n <= limit; n = grow(n, best) {
 		rep, err := step(n)
 		if err != nil {
 			return good, best, err
@@ -572,4 +584,16 @@ func FindMax(ctx context.Context, cfg ViewersConfig, limit int) (int, ViewersRep
 		}
 	}
 	return good, best, nil
+}
+
+// grow is the next count to try after n passed with rep: double while the p99 part delay is
+// under half the part target, then half again. Part delay grows about linearly with viewers
+// (every viewer is answered in the same burst when a part completes), so doubling past half
+// the target overshoots into a meltdown of seconds-long delays, which starves every process
+// on the cores: the publishing ffmpeg among them, and with it any other server it feeds.
+func grow(n int, rep ViewersReport) int {
+	if rep.PartTarget > 0 && rep.DelayP99 > rep.PartTarget/2 {
+		return max(n+1, n*3/2)
+	}
+	return n * 2
 }

@@ -66,6 +66,23 @@ func TestGetFollowsRedirectAndGunzips(t *testing.T) {
 	}
 }
 
+// TestNoGzipAsksForIdentity: with NoGzip the client sends no Accept-Encoding, so a server that
+// compresses answers plain bytes, which the client reads as they are.
+func TestNoGzipAsksForIdentity(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ae := r.Header.Values("Accept-Encoding"); len(ae) != 0 {
+			t.Errorf("Accept-Encoding %q sent", ae)
+		}
+		_, _ = w.Write([]byte("#EXTM3U\n"))
+	}))
+	defer srv.Close()
+	v := &viewer{client: &fasthttp.Client{}, st: &stats{errors: map[string]int64{}}, noGzip: true}
+	body, _, err := v.getFinal(context.Background(), srv.URL+"/index.m3u8")
+	if err != nil || string(body) != "#EXTM3U\n" {
+		t.Fatalf("body %q, err %v", body, err)
+	}
+}
+
 // TestFollowAsksForDeltaUpdates: like hls.js in low-latency mode, a viewer's blocking reloads
 // ask for a delta update (_HLS_skip=YES, or v2 when the server can also skip date ranges)
 // whenever the playlist offers one, read the delta playlist's parts, and ask for no delta
@@ -178,5 +195,28 @@ func TestFetchNewParts(t *testing.T) {
 	}
 	if v.st.parts.Load() != 6 || len(v.st.errors) != 0 {
 		t.Errorf("parts %d, errors %v", v.st.parts.Load(), v.st.errors)
+	}
+}
+
+// TestFindMaxGrowsGentlyNearTheLimit: the search doubles while the p99 delay is under half the
+// part target, then grows by half, so it never runs more than 1.5 times a count whose delay
+// was already past half the target, and it bisects to the highest passing count within a tenth.
+func TestFindMaxGrowsGentlyNearTheLimit(t *testing.T) {
+	const target = 200 * time.Millisecond
+	var tried []int
+	step := func(n int) (ViewersReport, error) { // delay grows linearly: 0.1 ms per viewer
+		tried = append(tried, n)
+		d := time.Duration(n) * 100 * time.Microsecond
+		return ViewersReport{PartTarget: target, DelayP99: d, Pass: d < target}, nil
+	}
+	n, rep, err := findMax(context.Background(), 50, 6400, step)
+	if err != nil || n != 1900 || rep.DelayP99 != 190*time.Millisecond {
+		t.Fatalf("found %d (p99 %v, err %v) after %v, want 1900", n, rep.DelayP99, err, tried)
+	}
+	if want := []int{50, 100, 200, 400, 800, 1600, 2400}; !slices.Equal(tried[:len(want)], want) {
+		t.Fatalf("tried %v, want it to start %v", tried, want)
+	}
+	if m := slices.Max(tried); m > 2400 {
+		t.Fatalf("tried %d viewers, past 1.5 x 1600", m)
 	}
 }

@@ -35,6 +35,7 @@ func runBench(ctx context.Context, args []string) error {
 		fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long each viewer plays")
 		fs.DurationVar(&cfg.Ramp, "ramp", 2*time.Second, "spread viewer start-ups over this long")
 		fs.Float64Var(&cfg.MaxErrorRate, "max-error-rate", 0.01, "fail (exit 1) when errors exceed this fraction of requests")
+		gzipOn := fs.Bool("gzip", true, "ask for gzip-encoded playlists, as browsers do (false: unencoded, without the client's inflate on shared cores)")
 		findMax := fs.Bool("find-max", false, "search the highest viewer count that passes (p99 part delay under one part target, no stall, no error), starting at --viewers")
 		maxViewers := fs.Int("max-viewers", 20000, "upper bound of --find-max")
 		asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -56,6 +57,7 @@ func runBench(ctx context.Context, args []string) error {
 		if cfg.URL == "" {
 			return errors.New("--url is required")
 		}
+		cfg.NoGzip = !*gzipOn
 		cfg.Progress = os.Stderr
 		// The client shares the cores of the server it measures: trade memory for less GC.
 		debug.SetGCPercent(400)
