@@ -4,10 +4,13 @@
 # with -c copy: a live encoder that falls behind real time on busy cores would show up as delay.
 # SERVE_ARGS adds serve flags; GLASSCAST_BIN runs a binary built elsewhere (another revision, to
 # compare). A caller that defines before_publish (a shell function) has it run just before the
-# publish, and one that sets also_publish (an RTMP URL) has the same looped clip sent there too, by
-# one ffmpeg (tee muxer), so that two servers get identical input at the same moment.
+# publish, and one that sets also_publish (an RTMP URL) has the same looped clip sent there too,
+# by a second ffmpeg started with the first. (One ffmpeg with a tee muxer started the two
+# broadcasts unevenly: the first output's first frames came late, and it dated the whole
+# broadcast some 30 ms late, as if it delivered every part 30 ms sooner.)
 # Every simulated viewer comes from 127.0.0.1, so serve's per-address connection cap is off.
-# Returns once the playback URL answers. Sets root, work, api, rtmp, serve (the serve's pid), key,
+# Returns once the playback URL answers. Sets root, work, api, rtmp, serve (the serve's pid), feed
+# (the publishing ffmpegs' pids; publish starts them again), key,
 # url and metrics (= debug: serve's metrics.listen port, /metrics and Go's profiles, e.g.
 # curl 127.0.0.1:$debug/debug/pprof/trace?seconds=5); the caller's exit kills all.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,10 +34,13 @@ ffmpeg -hide_banner -loglevel error -f lavfi -i testsrc2=size=1280x720:rate=30 -
   -c:v libx264 -preset veryfast -tune zerolatency -g "${GOP:-30}" -b:v 2500k -maxrate 2500k -bufsize 1250k -pix_fmt yuv420p \
   -c:a aac -b:a 128k -f flv "$work/clip.flv"
 if declare -F before_publish >/dev/null; then before_publish; fi
-if [ -n "${also_publish:-}" ]; then
-  ffmpeg -hide_banner -loglevel error -re -stream_loop -1 -i "$work/clip.flv" -map 0 -c copy \
-    -f tee "[f=flv:onfail=ignore]rtmp://127.0.0.1:$rtmp/app/$key|[f=flv:onfail=ignore]$also_publish" &
-else
+publish() { # starts the looped clip's ffmpeg (two with also_publish); sets feed (their pids)
   ffmpeg -hide_banner -loglevel error -re -stream_loop -1 -i "$work/clip.flv" -c copy -f flv rtmp://127.0.0.1:$rtmp/app/$key &
-fi
+  feed=$!
+  if [ -n "${also_publish:-}" ]; then
+    ffmpeg -hide_banner -loglevel error -re -stream_loop -1 -i "$work/clip.flv" -c copy -f flv "$also_publish" &
+    feed="$feed $!"
+  fi
+}
+publish
 for _ in $(seq 100); do curl -sf -o /dev/null "$url" && break; sleep 0.2; done
