@@ -535,7 +535,7 @@ func resolve(base *url.URL, ref string) *url.URL {
 func FindMax(ctx context.Context, cfg ViewersConfig, limit int) (int, ViewersReport, error) {
 	out := cfg.Progress
 	cfg.Progress = nil
-	return findMax(ctx, max(1, cfg.Viewers), limit, func(n int) (ViewersReport, error) {
+	return findMax(max(1, cfg.Viewers), limit, func(n int) (ViewersReport, error) {
 		c := cfg
 		c.Viewers = n
 		rep, _ := Viewers(ctx, c)
@@ -554,7 +554,7 @@ func FindMax(ctx context.Context, cfg ViewersConfig, limit int) (int, ViewersRep
 }
 
 // findMax is FindMax's search over step, which runs n viewers.
-func findMax(ctx context.Context, start, limit int, step func(n int) (ViewersReport, error)) (int, ViewersReport, error) {
+func findMax(start, limit int, step func(n int) (ViewersReport, error)) (int, ViewersReport, error) {
 	var best ViewersReport
 	good, bad := 0, 0
 	for n := start; n <= limit; n = grow(n, best) {

@@ -209,7 +209,7 @@ func TestFindMaxGrowsGentlyNearTheLimit(t *testing.T) {
 		d := time.Duration(n) * 100 * time.Microsecond
 		return ViewersReport{PartTarget: target, DelayP99: d, Pass: d < target}, nil
 	}
-	n, rep, err := findMax(context.Background(), 50, 6400, step)
+	n, rep, err := findMax(50, 6400, step)
 	if err != nil || n != 1900 || rep.DelayP99 != 190*time.Millisecond {
 		t.Fatalf("found %d (p99 %v, err %v) after %v, want 1900", n, rep.DelayP99, err, tried)
 	}

@@ -54,10 +54,13 @@ sleep 3 # both past their first segments
 # the one-part budget of every step), or -19 ms on one (30 ms more budget than the other),
 # where 10-25 ms is usual. Publish again until one viewer of each sees 0-50 ms, waiting out
 # Glasscast's reconnect window so that the new publish is a new broadcast, dated afresh.
-p50at1() { "$work/glasscast" bench viewers --url "$1" --viewers 1 --duration 4s --ramp 0s 2>/dev/null | python3 -c '
+one_viewer() { # url: one viewer for 4 s, its report in $work/one.out
+  "$work/glasscast" bench viewers --url "$1" --viewers 1 --duration 4s --ramp 0s >"$work/one.out" 2>/dev/null
+}
+p50at1() { one_viewer "$1"; python3 -c '
 import re, sys
-m = re.search(r"^part delivery delay.*: p50 (-?[0-9.]+)(ms|µs|ns|s) ", sys.stdin.read(), re.M)
-print(float(m[1]) * {"s": 1000, "ms": 1, "µs": 1e-3, "ns": 1e-6}[m[2]] if m else "")'; }
+m = re.search(r"^part delivery delay.*: p50 (-?[0-9.]+)(ms|µs|ns|s) ", open(sys.argv[1]).read(), re.M)
+print(float(m[1]) * {"s": 1000, "ms": 1, "µs": 1e-3, "ns": 1e-6}[m[2]] if m else "")' "$work/one.out"; }
 for try in 1 2 3 4 5 6; do
   g=$(p50at1 "$url"); m=$(p50at1 "$murl")
   echo "feed check $try: one viewer's p50 part delay: glasscast ${g:-?} ms, mediamtx ${m:-?} ms"
@@ -75,8 +78,8 @@ runq() { cat /proc/$1/task/*/schedstat 2>/dev/null | awk '{s+=$2} END {printf "%
 settle() { # name url: wait (up to a minute) until one viewer passes, after the last search's overload
   local i
   for i in $(seq 6); do
-    "$work/glasscast" bench viewers --url "$2" --viewers 1 --duration 4s --ramp 0s >"$work/settle.out" 2>/dev/null && grep -q '^PASS' "$work/settle.out" && return
-    echo "    $1 not settled: $(grep '^part delivery' "$work/settle.out" | cut -d: -f2)"
+    one_viewer "$2" && grep -q '^PASS' "$work/one.out" && return
+    echo "    $1 not settled: $(grep '^part delivery' "$work/one.out" | cut -d: -f2)"
     sleep 6
   done
 }
