@@ -223,6 +223,9 @@ func (h *handle) Part(ctx context.Context, rendition string, p media.Part) error
 		return fmt.Errorf("rendition %s: %w", rendition, err)
 	}
 	if added == 0 {
+		if p.Last {
+			rd.notify() // a repeat marked Last may have ended its segment
+		}
 		return nil
 	}
 	b.o.held.Add(added)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -278,5 +279,52 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestRepeatMarkedLastEndsSegment: a packager that sent its newest part early, before it knew
+// the part ended its segment (the end of its stream), sends it again marked Last. The repeat
+// adds nothing and completes the segment; a repeat marked Last of an older part does nothing.
+func TestRepeatMarkedLastEndsSegment(t *testing.T) {
+	o := origin.New(origin.Config{})
+	defer o.Close()
+	srv := newServer(t, o)
+	ctx := context.Background()
+	b, err := o.Open(ctx, media.Stream{ChannelID: "c", StreamID: "s", LowLatency: true, TargetDuration: time.Second, PartTarget: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Init(ctx, media.Rendition{Name: "r"}, []byte("init")); err != nil {
+		t.Fatal(err)
+	}
+	part := func(idx int, data string, last bool) media.Part {
+		return media.Part{MSN: 5, Index: idx, Duration: 200 * time.Millisecond, Independent: idx == 0, Last: last, Data: []byte(data)}
+	}
+	u := srv + media.PlaybackPrefix + media.PlaybackName(testRegion, testAccount, "c") + "/r/index.m3u8"
+	complete := func() bool {
+		status, _, body := get(t, u)
+		if status != http.StatusOK {
+			t.Fatalf("playlist: %d %s", status, body)
+		}
+		return strings.Contains(string(body), "\nseg5.m4s\n")
+	}
+	for i, c := range []struct {
+		p        media.Part
+		complete bool
+	}{
+		{part(0, "a", false), false},
+		{part(1, "b", false), false},
+		{part(0, "a", true), false}, // not the newest part: nothing
+		{part(1, "b", true), true},
+	} {
+		if err := b.Part(ctx, "r", c.p); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if got := complete(); got != c.complete {
+			t.Errorf("step %d (part %d, Last %v): segment complete %v, want %v", i, c.p.Index, c.p.Last, got, c.complete)
+		}
+	}
+	if err := b.Part(ctx, "r", part(1, "other", true)); !errors.Is(err, origin.ErrOutOfOrder) {
+		t.Errorf("a different part 5.1 after the segment ended: %v", err)
 	}
 }

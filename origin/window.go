@@ -168,7 +168,15 @@ func (r *rendition) appendPart(p *media.Part, now time.Time, lim windowLimits) (
 		}
 	case p.MSN == t.msn:
 		if p.Index < len(t.data) {
-			return 0, duplicate(t, p)
+			if err := duplicate(t, p); err != nil {
+				return 0, err
+			}
+			if p.Last && p.Index == len(t.data)-1 && !t.complete {
+				// A publisher that sent its newest part before knowing it ended the segment
+				// (an early part, then the end of its stream) says so by sending it again.
+				r.completeSegment(t, now, lim)
+			}
+			return 0, nil
 		}
 		if t.complete {
 			return 0, fmt.Errorf("part %d.%d: segment already complete: %w", p.MSN, p.Index, ErrOutOfOrder)
