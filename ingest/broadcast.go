@@ -309,8 +309,10 @@ func (b *broadcast) newPipeline(ctx context.Context, video, audio mp4codecs.Code
 		return l, nil
 	}
 	// A ladder anchors every rendition's timeline on the source's first key frame, so only a
-	// lone packager may move its anchor to an earlier arrival.
-	cfg.ArrivalClock = true
+	// lone packager may move its anchor to an earlier arrival. Its parts go to the origin, which
+	// ends a segment whose last part was not marked Last when the next one starts, so it may
+	// also send parts early (a ladder's gate follows segments by their Last parts).
+	cfg.ArrivalClock, cfg.EarlyParts = true, true
 	p, err := packager.New(cfg, video, audio, o)
 	if err != nil {
 		return nil, fmt.Errorf("packager: %w", err)

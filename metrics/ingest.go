@@ -99,8 +99,9 @@ func NewIngest(nc *nats.Conn, reg prometheus.Registerer, limits IngestLimits, lo
 		inputSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "glasscast_live_input_seconds_total",
 			Help: "LiveInputTime: seconds of live input received, by channel."}, []string{"channel"}),
 		partDelay: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "glasscast_ingest_part_delay_seconds",
-			Help:    "Time from a part's last sample (by program-date-time) to the part being held by the origin: the server's share of latency.",
-			Buckets: []float64{.01, .025, .05, .1, .15, .2, .3, .5, 1, 2, 5}}, []string{"channel"}),
+			Help: "Time from a part's end (by program-date-time) to the part being held by the origin: the server's share of latency. " +
+				"Negative for a part sent with its last frame, before that frame's time is over.",
+			Buckets: []float64{-.05, -.025, 0, .01, .025, .05, .1, .15, .2, .3, .5, 1, 2, 5}}, []string{"channel"}),
 	}
 	for _, c := range []prometheus.Collector{in.videoBitrate, in.audioBitrate, in.bitrate, in.framerate, in.keyframe, in.streams, in.inputSeconds, in.partDelay} {
 		if err := reg.Register(c); err != nil {

@@ -16,9 +16,10 @@ func (s *segmenter) ticks(t *track, in time.Duration) int64 {
 // pause the audio has moved on with the video.
 func (s *segmenter) videoDTS(t *track, f frame) (int64, bool) {
 	dts := s.ticks(t, f.dts)
-	if t.pending == nil {
+	if t.pending == nil && !s.early {
 		return dts, true
 	}
+	// After an early part the frame it ended with, no longer pending, is the previous one.
 	switch d := dts - t.pendingDTS; {
 	case d < -s.jumpTicks || d > s.jumpTicks && !s.audioFollowed(f.dts, t.pendingIn):
 		s.rebase(f.dts-t.pendingIn, s.p.frameDur)

@@ -28,6 +28,10 @@ type recorder struct {
 	parts []media.Part
 	// onPart runs after each part is recorded (tests add cues from it).
 	onPart func(media.Part)
+	// implicitEnds accepts a segment's first part after a part not marked Last, as the
+	// origin does (Config.EarlyParts at an unforeseen key frame).
+	implicitEnds bool
+	repeats      int // parts sent again
 }
 
 type recordedInit struct {
@@ -45,6 +49,13 @@ func (r *recorder) Init(_ context.Context, rend media.Rendition, b []byte) error
 }
 
 func (r *recorder) Part(_ context.Context, _ string, p media.Part) error {
+	if n := len(r.parts); n > 0 && r.parts[n-1].MSN == p.MSN && r.parts[n-1].Index == p.Index &&
+		bytes.Equal(r.parts[n-1].Data, p.Data) {
+		// As the origin takes a repeat: nothing new, but marked Last it ends the segment.
+		r.repeats++
+		r.parts[n-1].Last = r.parts[n-1].Last || p.Last
+		return nil
+	}
 	r.parts = append(r.parts, p)
 	if r.onPart != nil {
 		r.onPart(p)
@@ -57,7 +68,7 @@ func (r *recorder) segments(t *testing.T) [][]media.Part {
 	t.Helper()
 	var segs [][]media.Part
 	for i, p := range r.parts {
-		if i == 0 || r.parts[i-1].Last {
+		if i == 0 || r.parts[i-1].Last || r.implicitEnds && p.Index == 0 && p.MSN == r.parts[i-1].MSN+1 {
 			if i > 0 && p.MSN != r.parts[i-1].MSN+1 {
 				t.Fatalf("part %d: MSN %d after %d", i, p.MSN, r.parts[i-1].MSN)
 			}

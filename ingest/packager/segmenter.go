@@ -63,6 +63,17 @@ type segmenter struct {
 	seq                 uint32
 	discontinuity       bool
 
+	// Early parts (Config.EarlyParts).
+	early     bool  // the lead's newest frame went out in a part, its duration foreseen
+	earlyLast bool  // and that part ended its segment, the next frame foreseen as a key frame
+	steady    int   // lead frames in a row that came within tolTicks of the nominal interval
+	tolTicks  int64 // RTMP's millisecond timestamps put a frame up to this far off the grid
+	keyed     bool  // a key frame was placed, at keyAt
+	keyAt     int64
+	gop       int64      // the time between the two newest key frames
+	prevGop   int64      // and between the two before; 0 once a key frame foreseen did not come
+	lastOut   media.Part // the newest part sent
+
 	cur        videoParams // parameter sets of the current init
 	gen        int
 	inits      int    // init segments emitted by this packager
@@ -105,6 +116,7 @@ func (s *segmenter) begin(in time.Duration, wall time.Time, params *videoParams,
 	}
 	// A gap longer than this is the input clock jumping, not frames missing.
 	s.jumpTicks = max(10*s.fdTicks, toTicks(time.Second, ts))
+	s.tolTicks = toTicks(time.Millisecond, ts) + 1
 	s.segStart = toTicks(s.outBase, ts)
 	s.partStart = s.segStart
 	s.started = true
@@ -145,7 +157,18 @@ func (s *segmenter) pushLead(f frame) error {
 	if !ok {
 		return nil
 	}
-	if t.pending != nil {
+	switch {
+	case s.early:
+		// The previous frame went out with its part, its duration foreseen: this one starts
+		// the next part where that one ended, whatever its own timestamp says.
+		s.early = false
+		s.countSteady(dts - t.pendingDTS)
+		dts = s.partStart
+		if err := s.afterEarly(f); err != nil {
+			return err
+		}
+	case t.pending != nil:
+		s.countSteady(dts - t.pendingDTS)
 		if dts-s.partStart > s.targetTicks && s.partFrames > 1 {
 			// Frames are missing before f: the pending frame lasts so long that its part would
 			// exceed PART-TARGET. End the part before it instead; this part may then be short,
@@ -178,7 +201,88 @@ func (s *segmenter) pushLead(f frame) error {
 	}
 	s.place(t, f, dts)
 	s.partFrames++
+	if !f.video {
+		return nil
+	}
+	if f.key {
+		if s.keyed {
+			s.prevGop, s.gop = s.gop, dts-s.keyAt
+		}
+		s.keyed, s.keyAt = true, dts
+	}
+	return s.emitEarly(t, dts)
+}
+
+// countSteady notes the interval since the previous lead frame: a run of nominal ones lets a
+// part go out early.
+func (s *segmenter) countSteady(interval int64) {
+	if d := interval - s.fdTicks; d >= -s.tolTicks && d <= s.tolTicks {
+		s.steady++
+	} else {
+		s.steady = 0
+	}
+}
+
+// emitEarly sends the part being built out now, its last frame (the newest, at dts) lasting
+// the nominal interval, when the video is steady enough to foresee that and the frame after
+// it: a part of its n frames, and the segment's last when a key frame is due next (the key
+// frames having come a fixed time apart twice) and would end it. A part the next frame might
+// otherwise end differently (past PART-TARGET, or a cut forced at a non-key frame) waits for
+// that frame as usual.
+func (s *segmenter) emitEarly(t *track, dts int64) error {
+	p := s.p
+	near := func(a, b int64) bool { return a-b <= 2*s.tolTicks && b-a <= 2*s.tolTicks }
+	if !p.cfg.EarlyParts || t != p.video || s.steady < p.n || s.partFrames < p.n ||
+		s.gop == 0 || s.prevGop == 0 || !near(s.gop, s.prevGop) {
+		return nil
+	}
+	end := dts + s.fdTicks
+	if span := end - s.partStart; span > s.targetTicks || span < s.floorTicks {
+		return nil
+	}
+	segSpan := end - s.segStart
+	keyNext := near(end, s.keyAt+s.gop)
+	if !keyNext && segSpan+s.fdTicks > s.maxSegTicks {
+		return nil
+	}
+	last := keyNext && segSpan >= s.minSegTicks
+	t.finish(s.fdTicks)
+	if err := s.emitPart(end, last); err != nil {
+		return err
+	}
+	s.early, s.earlyLast = true, last
 	return nil
+}
+
+// afterEarly makes the segment decisions for lead frame f, the first after an early part,
+// which pushLead would have made for f with the previous frame pending. A segment the early
+// part ended starts here even if f is not the key frame foreseen (a forced cut, and the key
+// frames are no longer foreseen). One it did not end ends here all the same when f would have
+// cut it: an unforeseen key frame (an encoder's scene cut) or new parameter sets; the part
+// before was not marked Last, and the origin ends the segment when f's part comes.
+func (s *segmenter) afterEarly(f frame) error {
+	at := s.partStart
+	if s.earlyLast {
+		if !f.key {
+			s.prevGop = 0
+		}
+		return s.opened(at, f, !f.key)
+	}
+	segSpan := at - s.segStart
+	changed := f.params != nil && !f.params.equal(&s.cur)
+	var forced bool
+	switch {
+	case f.key && (changed || segSpan >= s.minSegTicks):
+	case segSpan+s.fdTicks > s.maxSegTicks:
+		forced = true
+	default:
+		return nil
+	}
+	s.msn++
+	s.index = 0
+	s.discontinuity = false
+	s.p.count(func(st *Stats) { st.Segments++ })
+	return s.opened(at, f, forced)
 }
 
 // partEnds tells whether the part being built, span long, ends before the frame that just
@@ -207,6 +311,11 @@ func (s *segmenter) cutSegment(at int64, f frame, forced bool) error {
 	if err := s.emitPart(at, true); err != nil {
 		return err
 	}
+	return s.opened(at, f, forced)
+}
+
+// opened starts the segment that begins with lead frame f, at lead-track time at.
+func (s *segmenter) opened(at int64, f frame, forced bool) error {
 	s.segStart = at
 	if forced {
 		s.p.count(func(st *Stats) { st.ForcedCuts++ })
@@ -233,17 +342,34 @@ func (s *segmenter) place(t *track, f frame, dts int64) {
 	}
 	sample := &fmp4.Sample{IsNonSyncSample: !f.key, Payload: payload}
 	if f.video {
-		off := s.ticks(t, f.pts) - dts
+		// From the input's own timestamps: a frame placed off its decode time (after an
+		// early part) moves whole, its presentation with it.
+		off := s.ticks(t, f.pts) - s.ticks(t, f.dts)
 		sample.PTSOffset = int32(max(math.MinInt32, min(math.MaxInt32, off)))
 	}
 	t.pending, t.pendingDTS, t.pendingIn, t.pendingNominal = sample, dts, f.dts, f.nominal
 }
 
 // flush ends the stream: the pending samples get their nominal duration and the part they are
-// in goes out as the last of its segment.
+// in goes out as the last of its segment. After an early part no video is pending: the audio
+// that came after it (less than a video frame) is dropped, and the early part, unless it ended
+// its segment, is sent again marked Last, which the origin takes as the segment's end.
 func (s *segmenter) flush() error {
 	p := s.p
 	lead := p.lead
+	if s.early && !s.earlyLast && lead.pending == nil {
+		s.early = false
+		last := s.lastOut
+		last.Last = true
+		s.msn++
+		s.index = 0
+		s.discontinuity = false
+		p.count(func(st *Stats) { st.Segments++ })
+		if err := p.out.Part(p.ctx, p.cfg.Rendition, last); err != nil {
+			return fmt.Errorf("output part %d.%d again as its segment's last: %w", last.MSN, last.Index, err)
+		}
+		return nil
+	}
 	if !s.started || lead.pending == nil {
 		return nil
 	}
@@ -333,6 +459,7 @@ func (s *segmenter) emitPart(end int64, last bool) error {
 			st.ShortParts++
 		}
 	})
+	s.lastOut = part
 	if err := p.out.Part(p.ctx, p.cfg.Rendition, part); err != nil {
 		return fmt.Errorf("output part %d.%d: %w", part.MSN, part.Index, err)
 	}

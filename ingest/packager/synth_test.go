@@ -35,6 +35,8 @@ type synth struct {
 	frameSize int
 	audio     bool
 	drop      map[int]bool // frame indexes the "encoder" skipped
+	keys      map[int]bool // frame indexes made key frames off the GOP's count (scene cuts)
+	nonKeys   map[int]bool // frame indexes the GOP's count makes key frames that are not
 	sps       []byte
 	// times, when set, are the frames' timestamps (a variable frame rate); num/den then only
 	// say how fast audio comes.
@@ -80,7 +82,7 @@ func (s synth) input() input {
 			continue
 		}
 		var au [][]byte
-		if i%s.gop == 0 {
+		if (i%s.gop == 0 || s.keys[i]) && !s.nonKeys[i] {
 			au = [][]byte{s.sps, pps, filler(0x65, s.keySize)}
 		} else {
 			au = [][]byte{filler(0x41, s.frameSize)}
