@@ -181,11 +181,7 @@ func TestEarlyPartsUnforeseen(t *testing.T) {
 	if st := r.p.Stats(); st.LongParts+st.ShortParts != 0 || st.DroppedVideo != 0 {
 		t.Errorf("stats %+v", st)
 	}
-	var total time.Duration
-	for _, p := range rec.parts {
-		total += p.Duration
-	}
-	if (total - 12*time.Second).Abs() > time.Millisecond {
+	if total := rec.duration(); (total - 12*time.Second).Abs() > time.Millisecond {
 		t.Errorf("parts last %v in all, want 12s: the missing frame's time must stay on the timeline", total)
 	}
 }

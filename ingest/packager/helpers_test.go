@@ -84,6 +84,14 @@ func (r *recorder) segments(t *testing.T) [][]media.Part {
 	return segs
 }
 
+// duration is the sum of the parts' durations: the timeline the playlists list.
+func (r *recorder) duration() (d time.Duration) {
+	for _, p := range r.parts {
+		d += p.Duration
+	}
+	return d
+}
+
 // file writes the init and every part, as a player would concatenate them.
 func (r *recorder) file(t *testing.T) string {
 	t.Helper()
