@@ -278,11 +278,16 @@ func (s *segmenter) afterEarly(f frame) error {
 	default:
 		return nil
 	}
+	s.endSegment()
+	return s.opened(at, f, forced)
+}
+
+// endSegment moves on to the next segment's number, the current one having ended.
+func (s *segmenter) endSegment() {
 	s.msn++
 	s.index = 0
 	s.discontinuity = false
 	s.p.count(func(st *Stats) { st.Segments++ })
-	return s.opened(at, f, forced)
 }
 
 // partEnds tells whether the part being built, span long, ends before the frame that just
@@ -361,10 +366,7 @@ func (s *segmenter) flush() error {
 		s.early = false
 		last := s.lastOut
 		last.Last = true
-		s.msn++
-		s.index = 0
-		s.discontinuity = false
-		p.count(func(st *Stats) { st.Segments++ })
+		s.endSegment()
 		if err := p.out.Part(p.ctx, p.cfg.Rendition, last); err != nil {
 			return fmt.Errorf("output part %d.%d again as its segment's last: %w", last.MSN, last.Index, err)
 		}
@@ -441,17 +443,12 @@ func (s *segmenter) emitPart(end int64, last bool) error {
 	s.seq++
 	s.partStart, s.partFrames = end, 0
 	if last {
-		s.msn++
-		s.index = 0
-		s.discontinuity = false
+		s.endSegment()
 	} else {
 		s.index++
 	}
 	p.count(func(st *Stats) {
 		st.Parts++
-		if last {
-			st.Segments++
-		}
 		switch target := p.PartTarget(); {
 		case part.Duration > target:
 			st.LongParts++
