@@ -70,10 +70,7 @@ func TestRecordingAfterKill(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	sess, err := n.ivsClient().GetStreamSession(ctx, &ivs.GetStreamSessionInput{ChannelArn: ch.Arn, StreamId: st.StreamId})
-	if err != nil || !hasEvent(sess.StreamSession.TruncatedEvents, "Recording Start") || !hasEvent(sess.StreamSession.TruncatedEvents, "Recording End") {
-		t.Fatalf("session events: %v %+v", err, sess)
-	}
+	waitSessionEvents(t, ctx, n.ivsClient(), ch.Arn, st.StreamId, 10*time.Second, "Recording Start", "Recording End")
 }
 
 // spoolFiles lists the files in the archive's spool.

@@ -139,15 +139,11 @@ func TestRecordingToS3(t *testing.T) {
 	}
 
 	// The stream session lists the recording's start and end.
-	sess, err := c.GetStreamSession(ctx, &ivs.GetStreamSessionInput{ChannelArn: ch.Arn, StreamId: st.StreamId})
-	if err != nil {
-		t.Fatal(err)
-	}
-	evs := sess.StreamSession.TruncatedEvents
-	if !hasEvent(evs, "Recording Start") || !hasEvent(evs, "Recording End") || hasEvent(evs, "Recording End Failure") {
+	sess, _ := waitSessionEvents(t, ctx, c, ch.Arn, st.StreamId, 10*time.Second, "Recording Start", "Recording End")
+	if evs := sess.TruncatedEvents; hasEvent(evs, "Recording End Failure") {
 		t.Fatalf("session events: %+v", evs)
 	}
-	if rcOut := sess.StreamSession.RecordingConfiguration; rcOut == nil || *rcOut.Arn != *rc.Arn {
+	if rcOut := sess.RecordingConfiguration; rcOut == nil || *rcOut.Arn != *rc.Arn {
 		t.Fatalf("session's recording configuration: %+v", rcOut)
 	}
 }

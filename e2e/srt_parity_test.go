@@ -75,16 +75,10 @@ func TestSRTRecordedReconnect(t *testing.T) {
 	if err != nil || len(lss.StreamSessions) != 1 {
 		t.Fatalf("one session expected after an SRT reconnect: %v %+v", err, lss)
 	}
-	sess, err := c.GetStreamSession(ctx, &ivs.GetStreamSessionInput{ChannelArn: ch.Arn, StreamId: first.StreamId})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"Session Created", "Stream Start", "Recording Start", "Stream End", "Recording End", "Session Ended"} {
-		if !hasEvent(sess.StreamSession.TruncatedEvents, want) {
-			t.Fatalf("session events %v lack %q", eventNames(sess.StreamSession.TruncatedEvents), want)
-		}
-	}
-	if v := sess.StreamSession.IngestConfiguration.Video; v == nil || v.VideoWidth != 640 || v.TargetFramerate != 30 {
+	sess, took := waitSessionEvents(t, ctx, c, ch.Arn, first.StreamId, 30*time.Second,
+		"Session Created", "Stream Start", "Recording Start", "Stream End", "Recording End", "Session Ended")
+	t.Logf("the session listed every event %v after the cues were read", took.Round(time.Millisecond))
+	if v := sess.IngestConfiguration.Video; v == nil || v.VideoWidth != 640 || v.TargetFramerate != 30 {
 		t.Fatalf("ingest configuration %+v", v)
 	}
 

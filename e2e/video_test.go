@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"context"
 	"io"
 	"math/rand"
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -177,6 +179,27 @@ func TestLiveVideo(t *testing.T) {
 	lss, err := c.ListStreamSessions(ctx, &ivs.ListStreamSessionsInput{ChannelArn: ch.Arn})
 	if err != nil || len(lss.StreamSessions) != 1 || lss.StreamSessions[0].EndTime == nil {
 		t.Fatalf("ListStreamSessions: %v %+v", err, lss)
+	}
+}
+
+// waitSessionEvents polls GetStreamSession until the session lists every one of names, and
+// returns how long that took. Recording End comes once the recording's last objects are in
+// the bucket, which can be after the channel is offline and the session has ended, as in IVS.
+func waitSessionEvents(t *testing.T, ctx context.Context, c *ivs.Client, arn, streamID *string, within time.Duration, names ...string) (*types.StreamSession, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	for {
+		out, err := c.GetStreamSession(ctx, &ivs.GetStreamSessionInput{ChannelArn: arn, StreamId: streamID})
+		if err == nil && !slices.ContainsFunc(names, func(n string) bool { return !hasEvent(out.StreamSession.TruncatedEvents, n) }) {
+			return out.StreamSession, time.Since(start)
+		}
+		if time.Since(start) > within {
+			if err != nil {
+				t.Fatalf("GetStreamSession: %v", err)
+			}
+			t.Fatalf("session events %v still lack one of %q %v later", eventNames(out.StreamSession.TruncatedEvents), names, within)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
 
