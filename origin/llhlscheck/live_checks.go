@@ -208,7 +208,12 @@ func checkP14(ctx context.Context, t *Target) error {
 	if err != nil {
 		return err
 	}
-	for range 3 {
+	// Across two segment boundaries at least: the part that ends a segment is the one a
+	// server may list before it knows what comes next.
+	for i, crossed := 0, 0; i < 3 || crossed < 2; i++ {
+		if i == 40 {
+			return fmt.Errorf("no two segment boundaries in %d blocking reloads", i)
+		}
 		hints := 0
 		var hint string
 		for _, h := range pl.PreloadHints {
@@ -236,6 +241,9 @@ func checkP14(ctx context.Context, t *Target) error {
 		}
 		if next.URI != hint {
 			return fmt.Errorf("preload hint was %s, the next part is %s", hint, next.URI)
+		}
+		if next.MSN != prevLast.MSN {
+			crossed++
 		}
 	}
 	return nil
