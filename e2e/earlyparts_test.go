@@ -16,11 +16,12 @@ import (
 
 // TestPartsOutWithTheirLastFrame publishes an x264 clip (30 fps, a key frame every second, so
 // 1 s segments of five 6-frame parts) frame by frame over RTMP to a BASIC channel, and holds
-// the publisher back twice, before a frame that starts a part. Once the key frames' cadence
-// is known (from the third key frame), the part that the held frame would have closed is
-// already in the playlist: the packager sent it with its last frame. Before a key frame, the
-// part is the segment's last and the segment is complete. Without early parts neither shows
-// up until the held frame comes.
+// the publisher back three times. Held before a frame that starts a part, the part that frame
+// would have closed is already in the playlist: the packager sent it with its last frame.
+// Held before the key frame due, the parts before the segment's last are out, but not that
+// one: a key frame may come a frame late, and the preload hint must name the part that comes
+// next. Held right after the key frame, the last part is out and its segment complete. Without
+// early parts the first two parts do not show up until the held frame comes.
 func TestPartsOutWithTheirLastFrame(t *testing.T) {
 	n := startServe(t, "")
 	c := n.ivsClient()
@@ -37,10 +38,10 @@ func TestPartsOutWithTheirLastFrame(t *testing.T) {
 		}
 	}
 	holds := []struct {
-		frame int  // held back: the first of a part
-		part  int  // the part of segment 3 that must be out
-		last  bool // and the segment with it
-	}{{102, 1, false}, {120, 4, true}}
+		frame    int  // held back
+		part     int  // the newest part of segment 3 that must be out
+		complete bool // and whether segment 3 must be complete
+	}{{102, 1, false}, {120, 3, false}, {121, 4, true}}
 	media := mediaPlaylistURL(*ch.PlaybackUrl)
 	seq := regexp.MustCompile(`#EXT-X-MEDIA-SEQUENCE:(\d+)`)
 	var got []string
@@ -60,17 +61,29 @@ func TestPartsOutWithTheirLastFrame(t *testing.T) {
 			msn, _ := strconv.ParseUint(m[1], 10, 64)
 			msn += 3 // the window still starts at the first segment
 			// Listed as a part, not only named by the preload hint.
-			listed := regexp.MustCompile(fmt.Sprintf(`(?m)^#EXT-X-PART:.*URI="part%d\.%d\.m4s"`, msn, h.part)).MatchString(pl)
+			listed := listsPart(pl, msn, h.part)
 			complete := strings.Contains(pl, fmt.Sprintf("\nseg%d.m4s\n", msn))
-			if listed && complete == h.last {
+			next := listsPart(pl, msn, h.part+1) || listsPart(pl, msn+1, 0)
+			if listed && complete == h.complete && !next {
 				got = append(got, fmt.Sprintf("frame %d held: part %d.%d out, segment complete %v", h.frame, msn, h.part, complete))
 				return
 			}
 		}
-		t.Errorf("frame %d held for 3 s: part %d of segment 3 (complete: %v) not in the playlist:\n%s", h.frame, h.part, h.last, pl)
+		t.Errorf("frame %d held for 3 s: part %d of segment 3 (complete: %v) not the newest in the playlist:\n%s", h.frame, h.part, h.complete, pl)
 	})
-	if len(holds) > 0 || len(got) != 2 {
-		t.Fatalf("held %d of 2 frames: %v", 2-len(holds), got)
+	if len(holds) > 0 || len(got) != 3 {
+		t.Fatalf("held %d of 3 frames: %v", 3-len(holds), got)
 	}
 	t.Log(got)
+}
+
+// listsPart tells whether media playlist pl lists part msn.index (a preload hint does not count).
+func listsPart(pl string, msn uint64, index int) bool {
+	uri := fmt.Sprintf(`URI="part%d.%d.m4s"`, msn, index)
+	for _, l := range strings.Split(pl, "\n") {
+		if strings.HasPrefix(l, "#EXT-X-PART:") && strings.Contains(l, uri) {
+			return true
+		}
+	}
+	return false
 }

@@ -310,8 +310,8 @@ func (b *broadcast) newPipeline(ctx context.Context, video, audio mp4codecs.Code
 	}
 	// A ladder anchors every rendition's timeline on the source's first key frame, so only a
 	// lone packager may move its anchor to an earlier arrival. Its parts go to the origin, which
-	// ends a segment whose last part was not marked Last when the next one starts, so it may
-	// also send parts early (a ladder's gate follows segments by their Last parts).
+	// takes a repeat of its newest part marked Last as its segment's end, so it may also send
+	// parts early (a ladder's gate follows segments by parts marked Last when they first come).
 	cfg.ArrivalClock, cfg.EarlyParts = true, true
 	p, err := packager.New(cfg, video, audio, o)
 	if err != nil {
@@ -344,6 +344,13 @@ func (b *broadcast) keepState(p pipeline) {
 type output struct {
 	b          *broadcast
 	partTarget func() time.Duration
+	newest     map[string]partID // per rendition, the newest part sent; under b.mu
+}
+
+// partID names a part sent, to tell a repeat from a new part.
+type partID struct {
+	msn   uint64
+	index int
 }
 
 func (o *output) Init(ctx context.Context, r media.Rendition, init []byte) error {
@@ -381,15 +388,23 @@ func (o *output) Init(ctx context.Context, r media.Rendition, init []byte) error
 }
 
 func (o *output) Part(ctx context.Context, rendition string, p media.Part) error {
+	id := partID{p.MSN, p.Index}
 	o.b.mu.Lock()
 	out := o.b.out
+	prev, sent := o.newest[rendition]
+	if o.newest == nil {
+		o.newest = map[string]partID{}
+	}
+	o.newest[rendition] = id
 	o.b.mu.Unlock()
 	if out == nil {
 		return errors.New("part before init")
 	}
 	err := out.Part(ctx, rendition, p)
 	if err == nil {
-		o.b.meter.Part(time.Since(p.ProgramDateTime.Add(p.Duration)))
+		if !sent || prev != id { // a part sent again, marked Last, was metered the first time
+			o.b.meter.Part(time.Since(p.ProgramDateTime.Add(p.Duration)))
+		}
 		if p.Last {
 			o.b.played(rendition)
 		}

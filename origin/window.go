@@ -173,7 +173,8 @@ func (r *rendition) appendPart(p *media.Part, now time.Time, lim windowLimits) (
 			}
 			if p.Last && p.Index == len(t.data)-1 && !t.complete {
 				// A publisher that sent its newest part before knowing it ended the segment
-				// (an early part, then the end of its stream) says so by sending it again.
+				// (an early part, then a key frame or the end of its stream) says so by
+				// sending it again.
 				r.completeSegment(t, now, lim)
 			}
 			return 0, nil

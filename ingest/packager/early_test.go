@@ -1,6 +1,7 @@
 package packager
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -70,29 +71,38 @@ func (r *earlyRun) early() []bool {
 }
 
 // TestEarlyParts: a real x264 encode with B-frames and AAC, 30 fps, a key frame every second.
-// Once two GOPs of the same length have shown the key frames' cadence, every part goes out
-// with its last frame, one frame interval before a packager without EarlyParts could send it,
-// and segments still end with parts marked Last at each key frame. Everything else is what
-// the packager makes without early parts: the same parts and segments, a continuous timeline,
-// and a stream that decodes whole.
+// Once a part's worth of frames has come at the nominal interval, parts go out with their last
+// frame, one frame interval before a packager without EarlyParts could send them, except those
+// that may end their segment: past half the segment a key frame would end it, so such a part
+// goes out early only once two GOPs of the same length have shown the key frames' cadence and
+// no key frame is due after it. A segment's last part waits for its key frame, as without
+// early parts, so no part is sent twice. Everything else is what the packager makes without
+// early parts: the same parts and segments, a continuous timeline, and a stream that decodes
+// whole.
 func TestEarlyParts(t *testing.T) {
 	in := readTS(t, encode(t, 6, x264("640x360", "30", 30, "-bf", "2"), aac()))
 	wall := fixedClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	r := runEarly(t, in, Config{SegmentTarget: time.Second, Now: wall})
 	rec := r.rec
-	rec.implicitEnds = false // every segment's end is foreseen: each must be marked Last
+	rec.implicitEnds = false // every segment's end must be marked Last
 	checkParts(t, rec, r.p.PartTarget(), time.Second)
 
 	early := r.early()
-	late := 0
+	n := 0
 	for i, e := range early {
-		if !e && r.fed[i] > 2*30+6 { // after the third key frame and one part to steady (or at Close)
-			late++
-			t.Errorf("part %d.%d (%d frames) came out after frame %d, not with its last", rec.parts[i].MSN, rec.parts[i].Index, r.held[i], r.fed[i])
+		p := rec.parts[i]
+		cadence := r.fed[i] > 2*30 // key frames 0, 30 and 60 seen
+		pastHalf := p.Index >= 2   // the part ends 0.6 s or more into its 1 s segment
+		want := i > 0 && !p.Last && (cadence || !pastHalf) // the first part's frames measure the interval
+		if e != want {
+			t.Errorf("part %d.%d (%d frames, Last %v) came out after frame %d: early %v, want %v", p.MSN, p.Index, r.held[i], p.Last, r.fed[i], e, want)
+		}
+		if e {
+			n++
 		}
 	}
-	if n := len(early); n < 25 || late > 0 {
-		t.Errorf("%d parts, %d late", n, late)
+	if n < 18 || len(rec.repeated) > 0 {
+		t.Errorf("%d of %d parts early, parts sent again %v (want none)", n, len(early), rec.repeated)
 	}
 
 	// Without early parts the same stream makes the same parts, each one frame later.
@@ -125,61 +135,62 @@ func TestEarlyParts(t *testing.T) {
 }
 
 // TestEarlyPartsUnforeseen: the video does what early parts cannot foresee. A scene cut puts a
-// key frame where a part has just gone out early: its segment ends there all the same, though
-// the part before is not marked Last, and no part goes out early again until the cadence is
-// back. A frame goes missing right after an early part: the next one takes the missing
-// frame's place and time. A key frame foreseen does not come: the segment the early part ended
-// starts at a non-key frame, a forced cut. Through all of it the timeline stays continuous,
-// and no part breaks P2. (Synthetic frames, so that each lands where the test needs it: their
-// slices are filler, which no decoder reads.)
+// key frame where a part has just gone out early, a frame goes missing right after an early
+// part, a key frame comes one frame late, and one due does not come at all. Each segment still
+// ends with a part marked Last: the part before the scene cut is sent again so marked, and the
+// part before each key frame due waits for it. Segments end where the packager without early
+// parts ends them; one starts at a non-key frame only at the segment limit, where that
+// packager cuts too. The timeline stays continuous, and no part breaks P2. (Synthetic frames, so that each lands
+// where the test needs it: their slices are filler, which no decoder reads.)
 func TestEarlyPartsUnforeseen(t *testing.T) {
 	const fps = 30
 	// The scene cut is 18 frames into a 1 s segment, at a part boundary; as x264 does, the
 	// encoder counts its next key frames from there: 168, 198 and on. Frame 216 is the first of
-	// a part. Key frame 318 is due, and does not come.
+	// a part. Key frame 258 comes as frame 259 (as a time-based -force_key_frames does when the
+	// frame at the instant is missing from its input). Key frame 318 is due, and does not come.
 	s := synth{num: fps, den: 1, gop: fps, frames: 12 * fps, audio: true,
-		keys: map[int]bool{}, nonKeys: map[int]bool{318: true}, drop: map[int]bool{216: true}}
+		keys: map[int]bool{}, nonKeys: map[int]bool{}, drop: map[int]bool{216: true}}
 	for i := 138; i < s.frames; i += fps {
 		s.keys[i] = true
 		s.nonKeys[i+12] = true
 	}
+	s.keys[258], s.nonKeys[258], s.keys[259] = false, true, true
+	s.keys[318], s.nonKeys[318] = false, true
 	in := s.input()
 	r := runEarly(t, in, Config{SegmentTarget: time.Second})
 	rec := r.rec
+	rec.implicitEnds = false // every segment's end must be marked Last
 	checkParts(t, rec, r.p.PartTarget(), time.Second)
 
 	early := r.early()
-	var implicit, forced []uint64
-	for i, p := range rec.parts {
-		if i > 0 && p.Index == 0 && !rec.parts[i-1].Last {
-			implicit = append(implicit, p.MSN)
-			if !early[i-1] {
-				t.Errorf("part %d.%d ended its segment unmarked but was not early", rec.parts[i-1].MSN, rec.parts[i-1].Index)
-			}
+	sum, cut := 0, -1
+	for i := range rec.parts {
+		if sum += r.held[i]; sum == 138 && early[i] { // the part before the scene cut
+			cut = i
 		}
+	}
+	// Sent again: that part, and the stream's last if it went out early.
+	if last := len(rec.parts) - 1; cut < 0 || !slices.Equal(slices.DeleteFunc(slices.Clone(rec.repeated), func(i int) bool { return i == last }), []int{cut}) {
+		t.Errorf("parts sent again %v, want the one before the scene cut (part %d, early) and at most the last", rec.repeated, cut)
+	}
+	plain, prec := packAll(t, Config{SegmentTarget: time.Second}, in, true)
+	var forced, plainForced []uint64
+	for _, p := range rec.parts {
 		if p.Index == 0 && !p.Independent {
 			forced = append(forced, p.MSN)
 		}
 	}
-	// The segment the scene cut ends (frames 120-137) is the only one not marked Last.
-	if len(implicit) != 1 {
-		t.Errorf("segments ended by a part not marked Last: %v, want one (the scene cut's)", implicit)
-	}
-	if len(forced) != 1 || r.p.Stats().ForcedCuts != 1 {
-		t.Errorf("segments starting at a non-key frame: %v (ForcedCuts %d), want one", forced, r.p.Stats().ForcedCuts)
-	}
-	// After the scene cut the key frames' cadence is known again only from frame 198 (GOPs
-	// 138-168 and 168-198): no part ends early between. Nor after key frame 318 failed to come,
-	// until 378 (GOPs 318-348, 348-378), past the end.
-	sum := 0
-	for i := range rec.parts {
-		sum += r.held[i]
-		if early[i] && (sum > 138 && sum <= 198 || sum > 318) {
-			t.Errorf("part %d.%d (frames to %d) early while the cadence was unknown", rec.parts[i].MSN, rec.parts[i].Index, sum)
+	for _, p := range prec.parts {
+		if p.Index == 0 && !p.Independent {
+			plainForced = append(plainForced, p.MSN)
 		}
 	}
-	if st := r.p.Stats(); st.LongParts+st.ShortParts != 0 || st.DroppedVideo != 0 {
-		t.Errorf("stats %+v", st)
+	if len(forced) != 1 || !slices.Equal(forced, plainForced) || r.p.Stats().ForcedCuts != 1 {
+		t.Errorf("segments starting at a non-key frame: %v (ForcedCuts %d), without early parts %v; want the same one",
+			forced, r.p.Stats().ForcedCuts, plainForced)
+	}
+	if st, pst := r.p.Stats(), plain.Stats(); st.Segments != pst.Segments || st.LongParts+st.ShortParts != 0 || st.DroppedVideo != 0 {
+		t.Errorf("stats %+v, without early parts %+v", st, pst)
 	}
 	if total := rec.duration(); (total - 12*time.Second).Abs() > time.Millisecond {
 		t.Errorf("parts last %v in all, want 12s: the missing frame's time must stay on the timeline", total)
@@ -194,8 +205,8 @@ func TestEarlyPartsEndOfStream(t *testing.T) {
 	r := runEarly(t, in, Config{SegmentTarget: time.Second})
 	rec := r.rec
 	n := len(rec.parts)
-	if n == 0 || r.fed[n-1] != 3*30+12 || rec.repeats != 1 {
-		t.Fatalf("%d parts, the last out after frame %d, %d repeats; want it out with frame %d and sent again", n, r.fed[n-1], rec.repeats, 3*30+12)
+	if n == 0 || r.fed[n-1] != 3*30+12 || !slices.Contains(rec.repeated, n-1) {
+		t.Fatalf("%d parts, the last out after frame %d, parts sent again %v; want it out with frame %d and sent again", n, r.fed[n-1], rec.repeated, 3*30+12)
 	}
 	if p := rec.parts[n-1]; p.Index != 1 || !p.Last {
 		t.Errorf("last part %d.%d, Last %v", p.MSN, p.Index, p.Last)

@@ -31,7 +31,7 @@ type recorder struct {
 	// implicitEnds accepts a segment's first part after a part not marked Last, as the
 	// origin does (Config.EarlyParts at an unforeseen key frame).
 	implicitEnds bool
-	repeats      int // parts sent again
+	repeated     []int // the parts, by index, that were sent again (marked Last)
 }
 
 type recordedInit struct {
@@ -52,7 +52,7 @@ func (r *recorder) Part(_ context.Context, _ string, p media.Part) error {
 	if n := len(r.parts); n > 0 && r.parts[n-1].MSN == p.MSN && r.parts[n-1].Index == p.Index &&
 		bytes.Equal(r.parts[n-1].Data, p.Data) {
 		// As the origin takes a repeat: nothing new, but marked Last it ends the segment.
-		r.repeats++
+		r.repeated = append(r.repeated, n-1)
 		r.parts[n-1].Last = r.parts[n-1].Last || p.Last
 		return nil
 	}

@@ -43,13 +43,14 @@ type Config struct {
 	// short, and a part could look ready before its time.
 	ArrivalClock bool
 	// EarlyParts sends a part out with its last frame rather than with the frame after it,
-	// once the video is steady (frames a nominal interval apart, key frames a fixed time
-	// apart): the last frame's duration is then known ahead, and the parts reach viewers one
-	// frame interval sooner. The frame after such a part is placed where the part ended. A
-	// key frame that comes unforeseen at a part boundary starts its segment without the
-	// previous part marked Last, and a stream that ends after an early part sends that part
-	// again marked Last; the origin ends a segment either way. So only an output that does
-	// (the origin, not a transcoding ladder's gate) may ask for early parts.
+	// once the video is steady (a part's worth of frames a nominal interval apart): the last
+	// frame's duration is then known ahead, and the parts reach viewers one frame interval
+	// sooner. The frame after such a part is placed where the part ended. A part that may end
+	// its segment waits for the next frame unless the key frames' cadence says none is due, so
+	// an early part is never marked Last; when the next frame ends its segment all the same
+	// (a scene cut), or the stream ends, the part is sent again marked Last, which the origin
+	// takes as the segment's end. So only an output that does (the origin, not a transcoding
+	// ladder's gate) may ask for early parts.
 	EarlyParts bool
 	// Logger receives forced cuts and dropped input (default slog.Default()).
 	Logger *slog.Logger

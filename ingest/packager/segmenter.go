@@ -64,15 +64,14 @@ type segmenter struct {
 	discontinuity       bool
 
 	// Early parts (Config.EarlyParts).
-	early     bool  // the lead's newest frame went out in a part, its duration foreseen
-	earlyLast bool  // and that part ended its segment, the next frame foreseen as a key frame
-	steady    int   // lead frames in a row that came within tolTicks of the nominal interval
-	tolTicks  int64 // RTMP's millisecond timestamps put a frame up to this far off the grid
-	keyed     bool  // a key frame was placed, at keyAt
-	keyAt     int64
-	gop       int64      // the time between the two newest key frames
-	prevGop   int64      // and between the two before; 0 once a key frame foreseen did not come
-	lastOut   media.Part // the newest part sent
+	early    bool  // the lead's newest frame went out in a part, its duration foreseen
+	steady   int   // lead frames in a row that came within tolTicks of the nominal interval
+	tolTicks int64 // RTMP's millisecond timestamps put a frame up to this far off the grid
+	keyed    bool  // a key frame was placed, at keyAt
+	keyAt    int64
+	gop      int64      // the time between the two newest key frames
+	prevGop  int64      // and between the two before; 0 after a key frame came unforeseen
+	lastOut  media.Part // the newest part sent
 
 	cur        videoParams // parameter sets of the current init
 	gen        int
@@ -224,16 +223,15 @@ func (s *segmenter) countSteady(interval int64) {
 }
 
 // emitEarly sends the part being built out now, its last frame (the newest, at dts) lasting
-// the nominal interval, when the video is steady enough to foresee that and the frame after
-// it: a part of its n frames, and the segment's last when a key frame is due next (the key
-// frames having come a fixed time apart twice) and would end it. A part the next frame might
-// otherwise end differently (past PART-TARGET, or a cut forced at a non-key frame) waits for
-// that frame as usual.
+// the nominal interval, when the video is steady enough to foresee that (a part of its n
+// frames within PART-TARGET) and the frame after it cannot end the segment, as far as can be
+// foreseen: a key frame would not end it yet (the segment is under half its target), or the
+// key frames have come a fixed time apart twice and none is due. A part that may be its
+// segment's last waits for the next frame, as without early parts: the playlist's preload
+// hint must name the part that comes next, and a key frame may come a frame late.
 func (s *segmenter) emitEarly(t *track, dts int64) error {
 	p := s.p
-	near := func(a, b int64) bool { return a-b <= 2*s.tolTicks && b-a <= 2*s.tolTicks }
-	if !p.cfg.EarlyParts || t != p.video || s.steady < p.n || s.partFrames < p.n ||
-		s.gop == 0 || s.prevGop == 0 || !near(s.gop, s.prevGop) {
+	if !p.cfg.EarlyParts || t != p.video || s.steady < p.n || s.partFrames < p.n {
 		return nil
 	}
 	end := dts + s.fdTicks
@@ -241,45 +239,53 @@ func (s *segmenter) emitEarly(t *track, dts int64) error {
 		return nil
 	}
 	segSpan := end - s.segStart
-	keyNext := near(end, s.keyAt+s.gop)
-	if !keyNext && segSpan+s.fdTicks > s.maxSegTicks {
+	if segSpan+s.fdTicks > s.maxSegTicks {
+		return nil // the next frame ends the segment, key frame or not
+	}
+	near := func(a, b int64) bool { return a-b <= 2*s.tolTicks && b-a <= 2*s.tolTicks }
+	if segSpan >= s.minSegTicks && (s.gop == 0 || s.prevGop == 0 || !near(s.gop, s.prevGop) || near(end, s.keyAt+s.gop)) {
 		return nil
 	}
-	last := keyNext && segSpan >= s.minSegTicks
 	t.finish(s.fdTicks)
-	if err := s.emitPart(end, last); err != nil {
+	if err := s.emitPart(end, false); err != nil {
 		return err
 	}
-	s.early, s.earlyLast = true, last
+	s.early = true
 	return nil
 }
 
 // afterEarly makes the segment decisions for lead frame f, the first after an early part,
-// which pushLead would have made for f with the previous frame pending. A segment the early
-// part ended starts here even if f is not the key frame foreseen (a forced cut, and the key
-// frames are no longer foreseen). One it did not end ends here all the same when f would have
-// cut it: an unforeseen key frame (an encoder's scene cut) or new parameter sets; the part
-// before was not marked Last, and the origin ends the segment when f's part comes.
+// which pushLead would have made for f with the previous frame pending. Only what could not be
+// foreseen ends the segment here: a key frame that came off the cadence (an encoder's scene
+// cut), or one with new parameter sets. The early part was the segment's last, so it goes
+// again marked Last, and the cadence must be seen twice again before a part that might end a
+// segment goes out early.
 func (s *segmenter) afterEarly(f frame) error {
 	at := s.partStart
-	if s.earlyLast {
-		if !f.key {
-			s.prevGop = 0
-		}
-		return s.opened(at, f, !f.key)
-	}
 	segSpan := at - s.segStart
 	changed := f.params != nil && !f.params.equal(&s.cur)
-	var forced bool
-	switch {
-	case f.key && (changed || segSpan >= s.minSegTicks):
-	case segSpan+s.fdTicks > s.maxSegTicks:
-		forced = true
-	default:
+	if !f.key || !changed && segSpan < s.minSegTicks {
 		return nil
 	}
+	s.prevGop = 0
+	if err := s.markLast(); err != nil {
+		return err
+	}
+	return s.opened(at, f, false)
+}
+
+// markLast ends the segment of the newest part, which went out early, before it was known to
+// be the segment's last: it goes again marked Last, which the origin takes as the segment's
+// end (a repeat of the newest part adds nothing else).
+func (s *segmenter) markLast() error {
+	p := s.p
+	last := s.lastOut
+	last.Last = true
 	s.endSegment()
-	return s.opened(at, f, forced)
+	if err := p.out.Part(p.ctx, p.cfg.Rendition, last); err != nil {
+		return fmt.Errorf("output part %d.%d again as its segment's last: %w", last.MSN, last.Index, err)
+	}
+	return nil
 }
 
 // endSegment moves on to the next segment's number, the current one having ended.
@@ -357,20 +363,14 @@ func (s *segmenter) place(t *track, f frame, dts int64) {
 
 // flush ends the stream: the pending samples get their nominal duration and the part they are
 // in goes out as the last of its segment. After an early part no video is pending: the audio
-// that came after it (less than a video frame) is dropped, and the early part, unless it ended
-// its segment, is sent again marked Last, which the origin takes as the segment's end.
+// that came after it (less than a video frame) is dropped, and the early part is sent again
+// marked Last.
 func (s *segmenter) flush() error {
 	p := s.p
 	lead := p.lead
-	if s.early && !s.earlyLast && lead.pending == nil {
+	if s.early && lead.pending == nil {
 		s.early = false
-		last := s.lastOut
-		last.Last = true
-		s.endSegment()
-		if err := p.out.Part(p.ctx, p.cfg.Rendition, last); err != nil {
-			return fmt.Errorf("output part %d.%d again as its segment's last: %w", last.MSN, last.Index, err)
-		}
-		return nil
+		return s.markLast()
 	}
 	if !s.started || lead.pending == nil {
 		return nil
