@@ -93,7 +93,8 @@ func TestEarlyParts(t *testing.T) {
 		p := rec.parts[i]
 		cadence := r.fed[i] > 2*30 // key frames 0, 30 and 60 seen
 		pastHalf := p.Index >= 2   // the part ends 0.6 s or more into its 1 s segment
-		want := i > 0 && !p.Last && (cadence || !pastHalf) // the first part's frames measure the interval
+		// The first part's frames measure the interval.
+		want := i > 0 && !p.Last && (cadence || !pastHalf)
 		if e != want {
 			t.Errorf("part %d.%d (%d frames, Last %v) came out after frame %d: early %v, want %v", p.MSN, p.Index, r.held[i], p.Last, r.fed[i], e, want)
 		}
