@@ -181,10 +181,9 @@ func (s *segmenter) pushLead(f frame) error {
 		last := dts - t.pendingDTS
 		t.finish(last)
 		segSpan := dts - s.segStart
-		changed := f.params != nil && !f.params.equal(&s.cur)
 		var err error
 		switch {
-		case f.key && (changed || segSpan >= s.minSegTicks):
+		case s.keyCuts(f, segSpan):
 			err = s.cutSegment(dts, f, false)
 		case segSpan+s.fdTicks > s.maxSegTicks:
 			err = s.cutSegment(dts, f, true)
@@ -262,9 +261,7 @@ func (s *segmenter) emitEarly(t *track, dts int64) error {
 // segment goes out early.
 func (s *segmenter) afterEarly(f frame) error {
 	at := s.partStart
-	segSpan := at - s.segStart
-	changed := f.params != nil && !f.params.equal(&s.cur)
-	if !f.key || !changed && segSpan < s.minSegTicks {
+	if !s.keyCuts(f, at-s.segStart) {
 		return nil
 	}
 	s.prevGop = 0
@@ -272,6 +269,12 @@ func (s *segmenter) afterEarly(f frame) error {
 		return err
 	}
 	return s.opened(at, f, false)
+}
+
+// keyCuts tells whether lead frame f, segSpan into its segment, starts the next one: a key
+// frame past half the target, or one with new parameter sets.
+func (s *segmenter) keyCuts(f frame, segSpan int64) bool {
+	return f.key && (segSpan >= s.minSegTicks || f.params != nil && !f.params.equal(&s.cur))
 }
 
 // markLast ends the segment of the newest part, which went out early, before it was known to
