@@ -175,17 +175,16 @@ func TestEarlyPartsUnforeseen(t *testing.T) {
 		t.Errorf("parts sent again %v, want the one before the scene cut (part %d, early) and at most the last", rec.repeated, cut)
 	}
 	plain, prec := packAll(t, Config{SegmentTarget: time.Second}, in, true)
-	var forced, plainForced []uint64
-	for _, p := range rec.parts {
-		if p.Index == 0 && !p.Independent {
-			forced = append(forced, p.MSN)
+	// The segments that start at a non-key frame.
+	forcedStarts := func(parts []media.Part) (msns []uint64) {
+		for _, p := range parts {
+			if p.Index == 0 && !p.Independent {
+				msns = append(msns, p.MSN)
+			}
 		}
+		return msns
 	}
-	for _, p := range prec.parts {
-		if p.Index == 0 && !p.Independent {
-			plainForced = append(plainForced, p.MSN)
-		}
-	}
+	forced, plainForced := forcedStarts(rec.parts), forcedStarts(prec.parts)
 	if len(forced) != 1 || !slices.Equal(forced, plainForced) || r.p.Stats().ForcedCuts != 1 {
 		t.Errorf("segments starting at a non-key frame: %v (ForcedCuts %d), without early parts %v; want the same one",
 			forced, r.p.Stats().ForcedCuts, plainForced)
