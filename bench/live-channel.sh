@@ -2,12 +2,13 @@
 # (BASIC LOW channel, 0.2 s parts, 1 s segments, or 2 s with GOP=60) in $work, creates the channel and publishes a
 # 720p30 x264 2.5 Mb/s clip (1 s GOP, AAC; GOP=60 frames for 2 s) to it. The clip is encoded once, ahead, and looped
 # with -c copy: a live encoder that falls behind real time on busy cores would show up as delay.
-# SERVE_ARGS adds serve flags; GLASSCAST_BIN runs a binary built elsewhere (another revision, to
-# compare). A caller that defines before_publish (a shell function) has it run just before the
-# publish, and one that sets also_publish (an RTMP URL) has the same looped clip sent there too,
-# by a second ffmpeg started with the first. (One ffmpeg with a tee muxer started the two
-# broadcasts unevenly: the first output's first frames came late, and it dated the whole
-# broadcast some 30 ms late, as if it delivered every part 30 ms sooner.)
+# SERVE_ARGS adds serve flags, SERVE_WRAP a command prefix (e.g. taskset -c 0); GLASSCAST_BIN
+# runs a binary built elsewhere (another revision, to compare). A caller that defines
+# before_publish (a shell function) has it run just before the publish, and one that sets
+# also_publish (an RTMP URL) has the same looped clip sent there too, by a second ffmpeg started
+# with the first. (One ffmpeg with a tee muxer started the two broadcasts unevenly: the first
+# output's first frames came late, and it dated the whole broadcast some 30 ms late, as if it
+# delivered every part 30 ms sooner.)
 # Every simulated viewer comes from 127.0.0.1, so serve's per-address connection cap is off.
 # Returns once the playback URL answers. Sets root, work, api, rtmp, serve (the serve's pid), feed
 # (the publishing ffmpegs' pids; publish starts them again), key,
@@ -20,7 +21,7 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 api=$(port); rtmp=$(port); debug=$(port); metrics=$debug
 
 if [ -n "${GLASSCAST_BIN:-}" ]; then cp "$GLASSCAST_BIN" "$work/glasscast"; else (cd "$root" && go build -o "$work/glasscast" ./cmd/glasscast); fi
-"$work/glasscast" serve --data-dir "$work/serve" --http-listen 127.0.0.1:$api --https-listen "" \
+${SERVE_WRAP:-} "$work/glasscast" serve --data-dir "$work/serve" --http-listen 127.0.0.1:$api --https-listen "" \
   --ingest-rtmp-listen 127.0.0.1:$rtmp --ingest-rtmps-listen "" --ingest-segment-target "$(( (${GOP:-30} + 29) / 30 ))s" --ingest-part-target 200ms \
   --api-access-key-id AKGCBENCHBENCHBENCH0 --api-secret-access-key benchsecret --metrics-listen 127.0.0.1:$debug --http-max-conns-per-ip 0 ${SERVE_ARGS:-} >"$work/serve.log" 2>&1 &
 serve=$!

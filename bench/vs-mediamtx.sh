@@ -16,6 +16,10 @@
 #     hls.js settings, read through e2e/browser/hlspage.mjs).
 # Prints each round, the ratios Glasscast/MediaMTX per round, and the load average.
 #   MEDIAMTX=/tmp/mediamtx/mediamtx bash bench/vs-mediamtx.sh [rounds] [seconds per find-max step] [seconds per latency run]
+# PIN=1 gives the servers core 0 and everything else (the feeds' ffmpegs, the load client, the
+# browser) core 1, so that the load client's own work, which grows with the viewers, does not
+# take the server's core: the capacity of one core serving viewers that are elsewhere. The
+# servers start on core 0, so that Go sizes them for one core (GOMAXPROCS 1).
 # MediaMTX builds from its repository with Go once internal/servers/hls/hls.min.js (hls.js's
 # dist/hls.min.js, e.g. player/web/vendor/hls.min.js) and internal/core/VERSION exist:
 #   git clone https://github.com/bluenviron/mediamtx /tmp/mediamtx && cd /tmp/mediamtx &&
@@ -27,6 +31,7 @@ secs=${2:-10}
 lsecs=${3:-40}
 mediamtx=${MEDIAMTX:-/tmp/mediamtx/mediamtx}
 [ -x "$mediamtx" ] || { echo "no MediaMTX binary at $mediamtx (set MEDIAMTX)" >&2; exit 1; }
+if [ "${PIN:-}" = 1 ]; then SERVE_WRAP="taskset -c 0"; fi
 
 before_publish() {
   mrtmp=$(port); mhls=$(port)
@@ -38,7 +43,7 @@ before_publish() {
     -e 's/^hlsAlwaysRemux: .*/hlsAlwaysRemux: true/' -e 's/^hlsVariant: .*/hlsVariant: lowLatency/' \
     -e 's/^hlsPartDuration: .*/hlsPartDuration: 200ms/' -e 's/^hlsSegmentDuration: .*/hlsSegmentDuration: 1s/' \
     "$(dirname "$mediamtx")/mediamtx.yml" >"$work/mediamtx.yml"
-  "$mediamtx" "$work/mediamtx.yml" >"$work/mediamtx.log" 2>&1 &
+  ${SERVE_WRAP:-} "$mediamtx" "$work/mediamtx.yml" >"$work/mediamtx.log" 2>&1 &
   mtx=$!
   for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/$mrtmp) 2>/dev/null && break; sleep 0.2; done
   also_publish=rtmp://127.0.0.1:$mrtmp/live
@@ -56,8 +61,16 @@ sleep 3 # both past their first segments
 # part with its last frame, one frame (33 ms) before the part's end. Publish again until one
 # viewer sees 0-50 ms of MediaMTX and -45-30 ms of Glasscast, waiting out Glasscast's
 # reconnect window so that the new publish is a new broadcast, dated afresh.
+client=() # the load client's command prefix (PIN=1: taskset onto core 1)
+pin() { # PIN=1: feeds and clients on core 1 (the servers started on core 0)
+  [ "${PIN:-}" = 1 ] || return 0
+  client=(taskset -c 1)
+  local p
+  for p in $feed; do taskset -a -p -c 1 $p >/dev/null; done
+}
+pin
 one_viewer() { # url: one viewer for 4 s, its report in $work/one.out
-  "$work/glasscast" bench viewers --url "$1" --viewers 1 --duration 4s --ramp 0s >"$work/one.out" 2>/dev/null
+  "${client[@]}" "$work/glasscast" bench viewers --url "$1" --viewers 1 --duration 4s --ramp 0s >"$work/one.out" 2>/dev/null
 }
 p50at1() { one_viewer "$1"; python3 -c '
 import re, sys
@@ -69,6 +82,7 @@ for try in 1 2 3 4 5 6; do
   awk -v g="${g:-999}" -v m="${m:-999}" 'BEGIN {exit !(g >= -45 && g <= 30 && m >= 0 && m <= 50)}' && break
   kill $feed; wait $feed 2>/dev/null || true; sleep 7
   publish
+  pin
   for _ in $(seq 100); do curl -sf -o /dev/null "$url" && curl -sfL -o /dev/null "$murl" && break; sleep 0.2; done
   sleep 3
 done
@@ -90,7 +104,7 @@ viewers() { # name url pid gzip|identity
   [ "$4" = identity ] && gz=false
   settle "$1" "$2"
   s0=$(ticks $3); q0=$(runq $3); t0=$(date +%s.%N)
-  "$work/glasscast" bench viewers --url "$2" --gzip=$gz --find-max --viewers 50 --max-viewers 6400 --duration ${secs}s \
+  "${client[@]}" "$work/glasscast" bench viewers --url "$2" --gzip=$gz --find-max --viewers 50 --max-viewers 6400 --duration ${secs}s \
     >"$work/$1.out" 2>"$work/$1.steps" &
   b=$!
   while kill -0 $b 2>/dev/null; do bt=$(ticks $b 2>/dev/null || echo $bt); sleep 0.5; done
@@ -106,9 +120,9 @@ latency() { # name url mode
   local enc
   enc=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$2")
   if [ "$3" = own ] && [ "$1" = mediamtx ]; then
-    (cd "$root/e2e/browser" && node hlspage.mjs "http://127.0.0.1:$mhls/live/" "$lsecs" 2>/dev/null) >"$work/lat.jsonl" || true
+    (cd "$root/e2e/browser" && "${client[@]}" node hlspage.mjs "http://127.0.0.1:$mhls/live/" "$lsecs" 2>/dev/null) >"$work/lat.jsonl" || true
   else
-    (cd "$root/e2e/browser" && node player.mjs "http://127.0.0.1:$api/player/?url=$enc&hls=${3/own/tuned}" "$lsecs" "" 2>/dev/null) >"$work/lat.jsonl" || true
+    (cd "$root/e2e/browser" && "${client[@]}" node player.mjs "http://127.0.0.1:$api/player/?url=$enc&hls=${3/own/tuned}" "$lsecs" "" 2>/dev/null) >"$work/lat.jsonl" || true
   fi
   python3 - "$work/lat.jsonl" "$1" "$3" "$r" "$res" <<'PY'
 import json, sys
@@ -124,7 +138,7 @@ open(sys.argv[5], 'a').write('%s latency-%s %s %.3f\n' % (sys.argv[4], sys.argv[
 PY
 }
 
-echo "glasscast $url (serve pid $serve); mediamtx $murl (pid $mtx); $(nproc) cores"
+echo "glasscast $url (serve pid $serve); mediamtx $murl (pid $mtx); $(nproc) cores${PIN:+, servers pinned to core 0, feeds and load client to core 1}"
 for r in $(seq "$rounds"); do
   order="glasscast mediamtx"; [ $((r % 2)) = 0 ] && order="mediamtx glasscast"
   echo "round $r ($order), load average $(cut -d' ' -f1-3 /proc/loadavg)"
