@@ -274,7 +274,12 @@ func (s *segmenter) afterEarly(f frame) error {
 // keyCuts tells whether lead frame f, segSpan into its segment, starts the next one: a key
 // frame past half the target, or one with new parameter sets.
 func (s *segmenter) keyCuts(f frame, segSpan int64) bool {
-	return f.key && (segSpan >= s.minSegTicks || f.params != nil && !f.params.equal(&s.cur))
+	return f.key && (segSpan >= s.minSegTicks || s.newParams(f))
+}
+
+// newParams tells whether lead frame f carries parameter sets other than the current init's.
+func (s *segmenter) newParams(f frame) bool {
+	return f.params != nil && !f.params.equal(&s.cur)
 }
 
 // markLast ends the segment of the newest part, which went out early, before it was known to
@@ -339,7 +344,7 @@ func (s *segmenter) opened(at int64, f frame, forced bool) error {
 		s.p.log.Log(context.Background(), level, "no key frame within the segment target; cut at a non-key frame",
 			"msn", s.msn, "segmentTarget", s.p.cfg.SegmentTarget)
 	}
-	if f.params != nil && !f.params.equal(&s.cur) {
+	if s.newParams(f) {
 		s.cur = *f.params
 		return s.emitInit()
 	}
