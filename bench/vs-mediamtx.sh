@@ -31,7 +31,8 @@ secs=${2:-10}
 lsecs=${3:-40}
 mediamtx=${MEDIAMTX:-/tmp/mediamtx/mediamtx}
 [ -x "$mediamtx" ] || { echo "no MediaMTX binary at $mediamtx (set MEDIAMTX)" >&2; exit 1; }
-if [ "${PIN:-}" = 1 ]; then SERVE_WRAP="taskset -c 0"; fi
+pinned= # PIN=1's line in the header
+if [ "${PIN:-}" = 1 ]; then SERVE_WRAP="taskset -c 0" pinned=", servers pinned to core 0, feeds and load client to core 1"; fi
 
 before_publish() {
   mrtmp=$(port); mhls=$(port)
@@ -138,7 +139,7 @@ open(sys.argv[5], 'a').write('%s latency-%s %s %.3f\n' % (sys.argv[4], sys.argv[
 PY
 }
 
-echo "glasscast $url (serve pid $serve); mediamtx $murl (pid $mtx); $(nproc) cores${PIN:+, servers pinned to core 0, feeds and load client to core 1}"
+echo "glasscast $url (serve pid $serve); mediamtx $murl (pid $mtx); $(nproc) cores$pinned"
 for r in $(seq "$rounds"); do
   order="glasscast mediamtx"; [ $((r % 2)) = 0 ] && order="mediamtx glasscast"
   echo "round $r ($order), load average $(cut -d' ' -f1-3 /proc/loadavg)"
