@@ -28,6 +28,12 @@ func (s *segmenter) videoDTS(t *track, f frame) (int64, bool) {
 		// Keep the gap, or the audio would fall behind for good. Its part and segment run
 		// long (counted in LongParts).
 		s.p.log.Warn("video paused; keeping its gap", "gap", f.dts-t.pendingIn)
+	case d <= 0 && s.shift < 0 && f.dts > t.pendingIn:
+		// In order, but the previous frame was placed later than it came: where the early
+		// part before it ended, foreseeing a longer interval than came (the rate went up).
+		// This frame goes just after it, not dropped, since the frames after it may not
+		// decode without it, and the frames catch up with their own times within a few.
+		return t.pendingDTS + s.tolTicks, true
 	case d <= 0:
 		s.p.count(func(st *Stats) { st.DroppedVideo++ })
 		return 0, false

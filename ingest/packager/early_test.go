@@ -1,7 +1,9 @@
 package packager
 
 import (
+	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,16 +28,7 @@ func runEarly(t *testing.T, in input, cfg Config) *earlyRun {
 	video := 0
 	closing := false
 	r.rec.onPart = func(p media.Part) {
-		var ps fmp4.Parts
-		if err := ps.Unmarshal(p.Data); err != nil {
-			t.Fatalf("part %d.%d: %v", p.MSN, p.Index, err)
-		}
-		n := 0
-		for _, tr := range ps[0].Tracks {
-			if tr.ID == 1 {
-				n = len(tr.Samples)
-			}
-		}
+		n := videoFrames(t, p)
 		fed := video
 		if closing {
 			fed = -1
@@ -57,6 +50,21 @@ func runEarly(t *testing.T, in input, cfg Config) *earlyRun {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// videoFrames counts the video samples in part p.
+func videoFrames(t *testing.T, p media.Part) int {
+	t.Helper()
+	var ps fmp4.Parts
+	if err := ps.Unmarshal(p.Data); err != nil {
+		t.Fatalf("part %d.%d: %v", p.MSN, p.Index, err)
+	}
+	for _, tr := range ps[0].Tracks {
+		if tr.ID == 1 {
+			return len(tr.Samples)
+		}
+	}
+	return 0
 }
 
 // early tells which parts came out with their last frame rather than the frame after it.
@@ -216,4 +224,112 @@ func TestEarlyPartsEndOfStream(t *testing.T) {
 	if st := r.p.State(); st.MSN != rec.parts[n-1].MSN+1 {
 		t.Errorf("a successor starts at segment %d, want %d", st.MSN, rec.parts[n-1].MSN+1)
 	}
+}
+
+// FuzzEarlyParts: video whose timing early parts must foresee, from bytes that each make one
+// frame: on the 30 fps grid, a millisecond early or late, or one or two frames after a gap; a
+// key frame every 30 frames, or one that does not come, or a scene cut anywhere. Whatever the
+// timing, early parts keep every segment's end marked Last, the fMP4 timeline continuous and
+// as long, every frame, and the segments the packager without them makes, and break P2 or
+// TARGETDURATION no more often than it does.
+func FuzzEarlyParts(f *testing.F) {
+	steady := make([]byte, 200)
+	f.Add(steady)
+	f.Add(append(slices.Repeat([]byte{0}, 80), 6, 0, 0, 0, 0, 0, 24, 0, 4, 5, 0, 0, 0, 7, 0))
+	f.Add(append(slices.Repeat([]byte{0}, 138), 24, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 224))
+	f.Fuzz(func(t *testing.T, plan []byte) {
+		if len(plan) < 2 || len(plan) > 900 {
+			return
+		}
+		in := planned(plan)
+		cfg := Config{SegmentTarget: time.Second}
+		r := runEarly(t, in, cfg)
+		rec := r.rec
+		rec.implicitEnds = false // every segment's end must be marked Last
+		plain, prec := packAll(t, cfg, in, true)
+
+		// A part too long, or a segment, is never the input's doing. A part too short is,
+		// after a gap: either packager ends a part a frame short rather than let the frame
+		// before the gap carry it past PART-TARGET, and which part that falls on differs.
+		gaps := slices.ContainsFunc(plan, func(b byte) bool { return b&7 >= 6 })
+		faults, plainFaults := partTimingFaults(t, rec, r.p.PartTarget(), time.Second), partTimingFaults(t, prec, plain.PartTarget(), time.Second)
+		if gaps {
+			short := func(f string) bool { return strings.Contains(f, "< 85%") }
+			faults, plainFaults = slices.DeleteFunc(faults, short), slices.DeleteFunc(plainFaults, short)
+		}
+		if len(faults) > len(plainFaults) {
+			t.Errorf("early parts: %q; without them: %q", faults, plainFaults)
+		}
+		checkStructure(t, rec)
+		if d, pd := rec.duration(), prec.duration(); (d - pd).Abs() > time.Millisecond {
+			t.Errorf("parts last %v in all, %v without early parts", d, pd)
+		}
+		frames := 0
+		for _, p := range rec.parts {
+			frames += videoFrames(t, p)
+		}
+		if want := countVideo(in.units); frames != want {
+			t.Errorf("%d video frames in the parts, %d fed", frames, want)
+		}
+		// Without gaps, segments start at the same frames, but one cut at a non-key frame (at
+		// the segment limit) may come a frame later or sooner: after an early part the next
+		// frame starts where that part ended, up to a millisecond off its own time, and the
+		// limit is measured from there. After a gap that frame, not the one before, lasts
+		// the gap, so a segment can start that much sooner, and a key frame can end it.
+		type start struct {
+			frame int
+			key   bool
+		}
+		starts := func(rec *recorder) (at []start) {
+			n := 0
+			for _, p := range rec.parts {
+				if p.Index == 0 {
+					at = append(at, start{n, p.Independent})
+				}
+				n += videoFrames(t, p)
+			}
+			if k := len(at) - 1; k > 0 && !at[k].key && at[k].frame >= n-2 {
+				at = at[:k] // a cut near the last frame, which the other may make a frame later: after it
+			}
+			return at
+		}
+		got, want := starts(rec), starts(prec)
+		if !gaps && !slices.EqualFunc(got, want, func(a, b start) bool {
+			return a == b || !a.key && !b.key && a.frame-b.frame <= 1 && b.frame-a.frame <= 1
+		}) {
+			t.Errorf("segments start at frames (key frame or not) %v, without early parts at %v", got, want)
+		}
+	})
+}
+
+// planned makes the input FuzzEarlyParts describes: a frame per byte of plan.
+func planned(plan []byte) input {
+	const fps = 30
+	s := synth{num: fps, den: 1, gop: fps, frames: len(plan), audio: true,
+		keys: map[int]bool{}, nonKeys: map[int]bool{}}
+	slot := 0
+	for i, b := range plan {
+		ms := int(math.Round(float64(slot) * 1000 / fps))
+		switch b & 7 {
+		case 4:
+			ms++
+		case 5:
+			ms--
+		}
+		s.times = append(s.times, time.Duration(max(ms, 0))*time.Millisecond)
+		switch {
+		case b>>3&3 == 3:
+			s.keys[i] = true
+		case b>>5 == 7 && i%fps == 0 && i > 0:
+			s.nonKeys[i] = true
+		}
+		slot++
+		switch b & 7 {
+		case 6:
+			slot++
+		case 7:
+			slot += 2
+		}
+	}
+	return s.input()
 }

@@ -111,23 +111,39 @@ func (r *recorder) file(t *testing.T) string {
 // rounded TARGETDURATION, key frames where Independent says, and per-track tfdt continuity.
 func checkParts(t *testing.T, rec *recorder, partTarget, segTarget time.Duration) {
 	t.Helper()
-	segs := rec.segments(t)
+	for _, f := range partTimingFaults(t, rec, partTarget, segTarget) {
+		t.Error(f)
+	}
+	checkStructure(t, rec)
+}
+
+// partTimingFaults lists the parts that break P2 and the segments longer than TARGETDURATION.
+func partTimingFaults(t *testing.T, rec *recorder, partTarget, segTarget time.Duration) (faults []string) {
+	t.Helper()
 	td := int(math.Ceil(segTarget.Seconds()))
-	for _, seg := range segs {
+	for _, seg := range rec.segments(t) {
 		var d time.Duration
 		for _, p := range seg {
 			d += p.Duration
 			if p.Duration > partTarget {
-				t.Errorf("part %d.%d: %v > PART-TARGET %v", p.MSN, p.Index, p.Duration, partTarget)
+				faults = append(faults, fmt.Sprintf("part %d.%d: %v > PART-TARGET %v", p.MSN, p.Index, p.Duration, partTarget))
 			}
 			if !p.Last && !p.Independent && p.Duration*100 < partTarget*85 {
-				t.Errorf("part %d.%d: %v < 85%% of PART-TARGET %v", p.MSN, p.Index, p.Duration, partTarget)
+				faults = append(faults, fmt.Sprintf("part %d.%d: %v < 85%% of PART-TARGET %v", p.MSN, p.Index, p.Duration, partTarget))
 			}
 		}
 		if math.Round(d.Seconds()) > float64(td) {
-			t.Errorf("segment %d: %v rounds above TARGETDURATION %d", seg[0].MSN, d, td)
+			faults = append(faults, fmt.Sprintf("segment %d: %v rounds above TARGETDURATION %d", seg[0].MSN, d, td))
 		}
 	}
+	return faults
+}
+
+// checkStructure asserts what holds whatever the input's timing: key frames where Independent
+// says, mfhd sequence numbers in order, per-track tfdt continuity, and video samples that span
+// each part's Duration.
+func checkStructure(t *testing.T, rec *recorder) {
+	t.Helper()
 	var seq uint32
 	end := map[int]uint64{}
 	for i, p := range rec.parts {

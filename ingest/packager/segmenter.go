@@ -69,6 +69,7 @@ type segmenter struct {
 	tolTicks int64 // RTMP's millisecond timestamps put a frame up to this far off the grid
 	keyed    bool  // a key frame was placed, at keyAt
 	keyAt    int64
+	shift    int64      // how much later than placed the pending video frame came (after an early part)
 	gop      int64      // the time between the two newest key frames
 	prevGop  int64      // and between the two before; 0 after a key frame came unforeseen
 	lastOut  media.Part // the newest part sent
@@ -197,6 +198,9 @@ func (s *segmenter) pushLead(f frame) error {
 	if s.partFrames == 0 {
 		s.independent = f.key
 	}
+	if f.video {
+		s.shift = s.ticks(t, f.dts) - dts
+	}
 	s.place(t, f, dts)
 	s.partFrames++
 	if !f.video {
@@ -238,8 +242,8 @@ func (s *segmenter) emitEarly(t *track, dts int64) error {
 		return nil
 	}
 	segSpan := end - s.segStart
-	if segSpan+s.fdTicks > s.maxSegTicks {
-		return nil // the next frame ends the segment, key frame or not
+	if segSpan+s.fdTicks+s.tolTicks > s.maxSegTicks {
+		return nil // the next frame ends the segment, key frame or not, or may, a millisecond late
 	}
 	near := func(a, b int64) bool { return a-b <= 2*s.tolTicks && b-a <= 2*s.tolTicks }
 	if segSpan >= s.minSegTicks && (s.gop == 0 || s.prevGop == 0 || !near(s.gop, s.prevGop) || near(end, s.keyAt+s.gop)) {
@@ -386,6 +390,20 @@ func (s *segmenter) flush() error {
 	end := lead.pendingDTS + s.fdTicks
 	if lead.pendingNominal > 0 {
 		end = lead.pendingDTS + lead.pendingNominal
+	} else if s.shift != 0 {
+		// The last frame came off the time where the early part before it ended, where it
+		// was placed: it lasts that much more (or less), as the frame after it would have
+		// made it, so that the stream ends where its input does.
+		end = max(lead.pendingDTS+1, end+s.shift)
+	}
+	if end-s.partStart > s.targetTicks && s.partFrames > 1 {
+		// As pushLead does when frames are missing: the last frame goes in a part of its own
+		// rather than carry this one past PART-TARGET.
+		lead.pending.Payload = bytes.Clone(lead.pending.Payload) // emitPart recycles the arena
+		if err := s.emitPart(lead.pendingDTS, false); err != nil {
+			return err
+		}
+		s.independent, s.partFrames = !lead.pending.IsNonSyncSample, 1
 	}
 	lead.finish(end - lead.pendingDTS)
 	if a := p.audio; a != nil && a != lead && a.pending != nil {
