@@ -238,72 +238,141 @@ func FuzzEarlyParts(f *testing.F) {
 	f.Add(append(slices.Repeat([]byte{0}, 80), 6, 0, 0, 0, 0, 0, 24, 0, 4, 5, 0, 0, 0, 7, 0))
 	f.Add(append(slices.Repeat([]byte{0}, 138), 24, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 224))
 	f.Fuzz(func(t *testing.T, plan []byte) {
-		if len(plan) < 2 || len(plan) > 900 {
-			return
-		}
-		in := planned(plan)
-		cfg := Config{SegmentTarget: time.Second}
-		r := runEarly(t, in, cfg)
-		rec := r.rec
-		rec.implicitEnds = false // every segment's end must be marked Last
-		plain, prec := packAll(t, cfg, in, true)
-
-		// A part too long, or a segment, is never the input's doing. A part too short is,
-		// after a gap: either packager ends a part a frame short rather than let the frame
-		// before the gap carry it past PART-TARGET, and which part that falls on differs.
-		gaps := slices.ContainsFunc(plan, func(b byte) bool { return b&7 >= 6 })
-		faults, plainFaults := partTimingFaults(t, rec, r.p.PartTarget(), time.Second), partTimingFaults(t, prec, plain.PartTarget(), time.Second)
-		if gaps {
-			short := func(f string) bool { return strings.Contains(f, "< 85%") }
-			faults, plainFaults = slices.DeleteFunc(faults, short), slices.DeleteFunc(plainFaults, short)
-		}
-		if len(faults) > len(plainFaults) {
-			t.Errorf("early parts: %q; without them: %q", faults, plainFaults)
-		}
-		checkStructure(t, rec)
-		if d, pd := rec.duration(), prec.duration(); (d - pd).Abs() > time.Millisecond {
-			t.Errorf("parts last %v in all, %v without early parts", d, pd)
-		}
-		frames := 0
-		for _, p := range rec.parts {
-			frames += videoFrames(t, p)
-		}
-		if want := countVideo(in.units); frames != want {
-			t.Errorf("%d video frames in the parts, %d fed", frames, want)
-		}
-		// Without gaps, segments start at the same frames, but one cut at a non-key frame (at
-		// the segment limit) may come a frame later or sooner: after an early part the next
-		// frame starts where that part ended, up to a millisecond off its own time, and the
-		// limit is measured from there. After a gap that frame, not the one before, lasts
-		// the gap, so a segment can start that much sooner, and a key frame can end it.
-		type start struct {
-			frame int
-			key   bool
-		}
-		starts := func(rec *recorder) (at []start) {
-			n := 0
-			for _, p := range rec.parts {
-				if p.Index == 0 {
-					at = append(at, start{n, p.Independent})
-				}
-				n += videoFrames(t, p)
-			}
-			if k := len(at) - 1; k > 0 && !at[k].key && at[k].frame >= n-2 {
-				at = at[:k] // a cut near the last frame, which the other may make a frame later: after it
-			}
-			return at
-		}
-		got, want := starts(rec), starts(prec)
-		if !gaps && !slices.EqualFunc(got, want, func(a, b start) bool {
-			return a == b || !a.key && !b.key && a.frame-b.frame <= 1 && b.frame-a.frame <= 1
-		}) {
-			t.Errorf("segments start at frames (key frame or not) %v, without early parts at %v", got, want)
+		if len(plan) >= 2 && len(plan) <= 300 { // up to 10 s
+			checkEarly(t, plan, false)
 		}
 	})
 }
 
-// planned makes the input FuzzEarlyParts describes: a frame per byte of plan.
-func planned(plan []byte) input {
+// FuzzEarlyPartsBFrames is FuzzEarlyParts with B-frames, as x264 makes them by default (and OBS
+// with it): an I or P frame decoded two frames before it is shown, then the two B-frames shown
+// before it, each GOP closed. Frames moved off their own times after an early part must keep
+// their presentation order.
+func FuzzEarlyPartsBFrames(f *testing.F) {
+	f.Add(make([]byte, 200))
+	f.Add(append(slices.Repeat([]byte{0}, 80), 6, 0, 0, 0, 0, 0, 24, 0, 4, 5, 0, 0, 0, 7, 0))
+	f.Fuzz(func(t *testing.T, plan []byte) {
+		if len(plan) >= 2 && len(plan) <= 300 { // up to 10 s
+			checkEarly(t, plan, true)
+		}
+	})
+}
+
+// checkEarly packages the input plan describes with and without early parts, and compares.
+func checkEarly(t *testing.T, plan []byte, bframes bool) {
+	t.Helper()
+	in := planned(plan, bframes)
+	cfg := Config{SegmentTarget: time.Second}
+	r := runEarly(t, in, cfg)
+	rec := r.rec
+	rec.implicitEnds = false // every segment's end must be marked Last
+	plain, prec := packAll(t, cfg, in, true)
+
+	// A part too long, or a segment, is never the input's doing. A part too short is,
+	// after a gap: either packager ends a part a frame short rather than let the frame
+	// before the gap carry it past PART-TARGET, and which part that falls on differs.
+	gaps := slices.ContainsFunc(plan, func(b byte) bool { return b&7 >= 6 })
+	faults, plainFaults := partTimingFaults(t, rec, r.p.PartTarget(), time.Second), partTimingFaults(t, prec, plain.PartTarget(), time.Second)
+	if gaps {
+		short := func(f string) bool { return strings.Contains(f, "< 85%") }
+		faults, plainFaults = slices.DeleteFunc(faults, short), slices.DeleteFunc(plainFaults, short)
+	}
+	if len(faults) > len(plainFaults) {
+		t.Errorf("early parts: %q; without them: %q", faults, plainFaults)
+	}
+	checkStructure(t, rec)
+	if d, pd := rec.duration(), prec.duration(); (d - pd).Abs() > time.Millisecond {
+		t.Errorf("parts last %v in all, %v without early parts", d, pd)
+	}
+	frames := 0
+	for _, p := range rec.parts {
+		frames += videoFrames(t, p)
+	}
+	if want := countVideo(in.units); frames != want {
+		t.Errorf("%d video frames in the parts, %d fed", frames, want)
+	}
+	// Without gaps, segments start at the same frames, but one cut at a non-key frame (at
+	// the segment limit) may come a frame later or sooner: after an early part the next
+	// frame starts where that part ended, up to a millisecond off its own time, and the
+	// limit is measured from there. After a gap that frame, not the one before, lasts
+	// the gap, so a segment can start that much sooner, and a key frame can end it.
+	type start struct {
+		frame int
+		key   bool
+	}
+	starts := func(rec *recorder) (at []start) {
+		n := 0
+		for _, p := range rec.parts {
+			if p.Index == 0 {
+				at = append(at, start{n, p.Independent})
+			}
+			n += videoFrames(t, p)
+		}
+		if k := len(at) - 1; k > 0 && !at[k].key && at[k].frame >= n-2 {
+			at = at[:k] // a cut near the last frame, which the other may make a frame later: after it
+		}
+		return at
+	}
+	got, want := starts(rec), starts(prec)
+	if !gaps && !slices.EqualFunc(got, want, func(a, b start) bool {
+		return a == b || !a.key && !b.key && a.frame-b.frame <= 1 && b.frame-a.frame <= 1
+	}) {
+		t.Errorf("segments start at frames (key frame or not) %v, without early parts at %v", got, want)
+	}
+	for _, rec := range []*recorder{rec, prec} {
+		checkPresentationOrder(t, rec, in)
+	}
+}
+
+// checkPresentationOrder asserts that the video frames of rec, in the order their input
+// timestamps show them, have increasing presentation times: but for a frame that could not be
+// shown in time, as it is decoded only after the frame to be shown next (the frame rate went up
+// right after an early part, which foresaw the next frame later than it came).
+func checkPresentationOrder(t *testing.T, rec *recorder, in input) {
+	t.Helper()
+	var pts, dtss []int64 // output presentation and decode times, in decode order
+	for _, p := range rec.parts {
+		var ps fmp4.Parts
+		if err := ps.Unmarshal(p.Data); err != nil {
+			t.Fatalf("part %d.%d: %v", p.MSN, p.Index, err)
+		}
+		for _, tr := range ps[0].Tracks {
+			if tr.ID != 1 {
+				continue
+			}
+			dts := int64(tr.BaseTime)
+			for _, smp := range tr.Samples {
+				pts, dtss = append(pts, dts+int64(smp.PTSOffset)), append(dtss, dts)
+				dts += int64(smp.Duration)
+			}
+		}
+	}
+	var shown []unit // input video frames in decode order
+	for _, u := range in.units {
+		if u.video {
+			shown = append(shown, u)
+		}
+	}
+	if len(shown) != len(pts) {
+		return // counted by the caller
+	}
+	order := make([]int, len(shown))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return int(shown[a].pts - shown[b].pts) })
+	for k := 1; k < len(order); k++ {
+		if a, b := order[k-1], order[k]; pts[b] <= pts[a] && !(pts[a] == dtss[a] && dtss[a] >= pts[b]) {
+			t.Errorf("frame %d (decoded %d) is shown at %d, not after frame %d (decoded %d) at %d, as its input says",
+				k, b, pts[b], k-1, a, pts[a])
+			return
+		}
+	}
+}
+
+// planned makes the input FuzzEarlyParts describes: a frame per byte of plan, with B-frames
+// if bframes.
+func planned(plan []byte, bframes bool) input {
 	const fps = 30
 	s := synth{num: fps, den: 1, gop: fps, frames: len(plan), audio: true,
 		keys: map[int]bool{}, nonKeys: map[int]bool{}}
@@ -331,5 +400,52 @@ func planned(plan []byte) input {
 			slot += 2
 		}
 	}
-	return s.input()
+	in := s.input()
+	if bframes {
+		withBFrames(in, s)
+	}
+	return in
+}
+
+// withBFrames gives the video frames of in, made by s, the presentation times of an IPBB
+// structure: in each closed GOP, frame j is shown at j+2 if it is the first of a group of three
+// (a P-frame), else at j-1 (a B-frame), the GOP's last frames all P-frames; every frame is shown
+// two frame intervals after the time of the frame it is shown as.
+func withBFrames(in input, s synth) {
+	var video []int // indexes into in.units
+	for i, u := range in.units {
+		if u.video {
+			video = append(video, i)
+		}
+	}
+	delay := time.Duration(math.Round(2000/float64(s.num))) * time.Millisecond
+	for k := 0; k < len(video); {
+		end := k + 1
+		for end < len(video) && !isKey(in.units[video[end]]) {
+			end++
+		}
+		for j := 0; k+j < end; j++ {
+			shown := j
+			if g, r := (j-1)/3, (j-1)%3; j > 0 && k+3*g+3 < end { // a whole group fits
+				if r == 0 {
+					shown = j + 2
+				} else {
+					shown = j - 1
+				}
+			}
+			u := &in.units[video[k+j]]
+			u.pts = in.units[video[k+shown]].dts + delay
+		}
+		k = end
+	}
+}
+
+// isKey tells whether a video unit is a key frame (an IDR slice).
+func isKey(u unit) bool {
+	for _, nalu := range u.au {
+		if len(nalu) > 0 && nalu[0]&0x1f == 5 {
+			return true
+		}
+	}
+	return false
 }

@@ -365,9 +365,14 @@ func (s *segmenter) place(t *track, f frame, dts int64) {
 	}
 	sample := &fmp4.Sample{IsNonSyncSample: !f.key, Payload: payload}
 	if f.video {
-		// From the input's own timestamps: a frame placed off its decode time (after an
-		// early part) moves whole, its presentation with it.
-		off := s.ticks(t, f.pts) - s.ticks(t, f.dts)
+		off := s.ticks(t, f.pts) - dts
+		if dts != s.ticks(t, f.dts) {
+			// Decoded off its own time (after an early part): shown at its own time still, or
+			// once decoded if that is later. Moved whole, a B-frame could be shown after a
+			// frame the input shows after it, and a frame after a gap out of sync with the
+			// audio.
+			off = max(off, 0)
+		}
 		sample.PTSOffset = int32(max(math.MinInt32, min(math.MaxInt32, off)))
 	}
 	t.pending, t.pendingDTS, t.pendingIn, t.pendingNominal = sample, dts, f.dts, f.nominal
