@@ -26,7 +26,8 @@ test: deps vet
 	@$(MAKE) --no-print-directory fuzz-short
 	$(GO) test -p 1 -count=1 -timeout 50m ./...
 
-# Short fuzzing runs of every parser of untrusted input.
+# Short fuzzing runs of every parser of untrusted input, and of the packager against the
+# timing a publisher gives its frames (early parts checked against the plain packager).
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./auth -run '^$$' -fuzz FuzzSigV4 -fuzztime $(FUZZTIME)
@@ -41,6 +42,8 @@ fuzz:
 	$(GO) test ./ingest/transcode -run '^$$' -fuzz FuzzAccessUnit -fuzztime $(FUZZTIME)
 	$(GO) test ./ingest/rtmp -run '^$$' -fuzz FuzzConnection -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 	$(GO) test ./ingest/packager -run '^$$' -fuzz FuzzWriteH264 -fuzztime $(FUZZTIME)
+	$(GO) test ./ingest/packager -run '^$$' -fuzz 'FuzzEarlyParts$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./ingest/packager -run '^$$' -fuzz FuzzEarlyPartsBFrames -fuzztime $(FUZZTIME)
 	$(GO) test ./metadata -run '^$$' -fuzz FuzzParseEmsg -fuzztime $(FUZZTIME)
 	$(GO) test ./metadata -run '^$$' -fuzz FuzzID3Text -fuzztime $(FUZZTIME)
 	$(GO) test ./origin/push -run '^$$' -fuzz FuzzDecodeFrame -fuzztime $(FUZZTIME)

@@ -281,15 +281,32 @@ func checkEarly(t *testing.T, plan []byte, bframes bool) {
 		t.Errorf("early parts: %q; without them: %q", faults, plainFaults)
 	}
 	checkStructure(t, rec)
+	checkStructure(t, prec)
+	// The plain packager's timeline spans the input's, its last frame lasting the nominal
+	// interval; the early one's is as long.
+	var first, last time.Duration = -1, 0
+	for _, u := range in.units {
+		if u.video {
+			if first < 0 {
+				first = u.dts
+			}
+			last = u.dts
+		}
+	}
+	if pd, span := prec.duration(), last-first+plain.frameDur; (pd - span).Abs() > time.Millisecond {
+		t.Errorf("parts without early parts last %v in all, the input %v", pd, span)
+	}
 	if d, pd := rec.duration(), prec.duration(); (d - pd).Abs() > time.Millisecond {
 		t.Errorf("parts last %v in all, %v without early parts", d, pd)
 	}
-	frames := 0
-	for _, p := range rec.parts {
-		frames += videoFrames(t, p)
-	}
-	if want := countVideo(in.units); frames != want {
-		t.Errorf("%d video frames in the parts, %d fed", frames, want)
+	for _, r := range []*recorder{rec, prec} {
+		frames := 0
+		for _, p := range r.parts {
+			frames += videoFrames(t, p)
+		}
+		if want := countVideo(in.units); frames != want {
+			t.Errorf("%d video frames in the parts (early parts %v), %d fed", frames, r == rec, want)
+		}
 	}
 	// Without gaps, segments start at the same frames, but one cut at a non-key frame (at
 	// the segment limit) may come a frame later or sooner: after an early part the next
