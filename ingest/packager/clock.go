@@ -11,9 +11,10 @@ func (s *segmenter) ticks(t *track, in time.Duration) int64 {
 	return toTicks(in-s.inBase+s.outBase, t.timescale)
 }
 
-// videoDTS places a video frame at its decode time. It drops a frame decoded out of order and
-// rebases the timeline over a clock jump, which it tells from a pause by the audio: after a
-// pause the audio has moved on with the video.
+// videoDTS places a video frame at its decode time, or just after the frame before it when
+// that one was placed after its own time (see the in-order case below). It drops a frame
+// decoded out of order and rebases the timeline over a clock jump, which it tells from a pause
+// by the audio: after a pause the audio has moved on with the video.
 func (s *segmenter) videoDTS(t *track, f frame) (int64, bool) {
 	dts := s.ticks(t, f.dts)
 	if t.pending == nil && !s.early {
@@ -22,7 +23,8 @@ func (s *segmenter) videoDTS(t *track, f frame) (int64, bool) {
 	// After an early part the frame it ended with, no longer pending, is the previous one.
 	switch d := dts - t.pendingDTS; {
 	case d < -s.jumpTicks || d > s.jumpTicks && !s.audioFollowed(f.dts, t.pendingIn):
-		s.rebase(f.dts-t.pendingIn, s.p.frameDur)
+		// From where the pending frame was placed, which is off its own time after an early part.
+		s.rebase(f.dts-t.pendingIn+toDuration(s.shift, t.timescale), s.p.frameDur)
 		return s.ticks(t, f.dts), true
 	case d > s.jumpTicks:
 		// Keep the gap, or the audio would fall behind for good. Its part and segment run
@@ -32,7 +34,7 @@ func (s *segmenter) videoDTS(t *track, f frame) (int64, bool) {
 		// In order, but the previous frame was placed later than it came: where the early
 		// part before it ended, foreseeing a longer interval than came (the rate went up).
 		// This frame goes just after it, not dropped, since the frames after it may not
-		// decode without it, and the frames catch up with their own times within a few.
+		// decode without it; the frames go so until their own times pass the placed ones.
 		return t.pendingDTS + s.tolTicks, true
 	case d <= 0:
 		s.p.count(func(st *Stats) { st.DroppedVideo++ })

@@ -338,6 +338,37 @@ func checkEarly(t *testing.T, plan []byte, bframes bool) {
 	}
 	for _, rec := range []*recorder{rec, prec} {
 		checkPresentationOrder(t, rec, in)
+		if !bframes {
+			checkNoHoles(t, rec)
+		}
+	}
+}
+
+// checkNoHoles asserts that each video frame of rec, which has no B-frames, is shown until the
+// next one is: a hole in the shown video stalls an MSE player.
+func checkNoHoles(t *testing.T, rec *recorder) {
+	t.Helper()
+	var end int64 = -1 // when the previous frame stops being shown
+	for _, p := range rec.parts {
+		var ps fmp4.Parts
+		if err := ps.Unmarshal(p.Data); err != nil {
+			t.Fatalf("part %d.%d: %v", p.MSN, p.Index, err)
+		}
+		for _, tr := range ps[0].Tracks {
+			if tr.ID != 1 {
+				continue
+			}
+			dts := int64(tr.BaseTime)
+			for _, smp := range tr.Samples {
+				pts := dts + int64(smp.PTSOffset)
+				if end >= 0 && pts > end {
+					t.Errorf("part %d.%d: a frame shown at %d, the one before it until %d", p.MSN, p.Index, pts, end)
+					return
+				}
+				end = pts + int64(smp.Duration)
+				dts += int64(smp.Duration)
+			}
+		}
 	}
 }
 
@@ -424,10 +455,12 @@ func planned(plan []byte, bframes bool) input {
 	return in
 }
 
-// withBFrames gives the video frames of in, made by s, the presentation times of an IPBB
-// structure: in each closed GOP, frame j is shown at j+2 if it is the first of a group of three
-// (a P-frame), else at j-1 (a B-frame), the GOP's last frames all P-frames; every frame is shown
-// two frame intervals after the time of the frame it is shown as.
+// withBFrames gives the video frames of in, made by s, the timestamps of an IPBB structure as
+// x264 makes them: in each closed GOP, frame j is shown as the j+2nd if it is the first of a
+// group of three (a P-frame), else as the j-1st (a B-frame), the GOP's last frames all
+// P-frames; and a frame's decode time (the RTMP timestamp, s's time for it) is the capture time
+// of the frame shown two before it, so that every frame is shown after it is decoded, gaps or
+// not.
 func withBFrames(in input, s synth) {
 	var video []int // indexes into in.units
 	for i, u := range in.units {
@@ -435,7 +468,13 @@ func withBFrames(in input, s synth) {
 			video = append(video, i)
 		}
 	}
-	delay := time.Duration(math.Round(2000/float64(s.num))) * time.Millisecond
+	fd := time.Second / time.Duration(s.num)
+	capture := func(k int) time.Duration { // the capture time of the kth frame shown
+		if k < len(video) {
+			return in.units[video[k]].dts
+		}
+		return in.units[video[len(video)-1]].dts + time.Duration(k-len(video)+1)*fd
+	}
 	for k := 0; k < len(video); {
 		end := k + 1
 		for end < len(video) && !isKey(in.units[video[end]]) {
@@ -450,8 +489,7 @@ func withBFrames(in input, s synth) {
 					shown = j - 1
 				}
 			}
-			u := &in.units[video[k+j]]
-			u.pts = in.units[video[k+shown]].dts + delay
+			in.units[video[k+j]].pts = capture(k + shown + 2)
 		}
 		k = end
 	}

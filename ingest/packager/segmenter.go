@@ -69,7 +69,7 @@ type segmenter struct {
 	tolTicks int64 // RTMP's millisecond timestamps put a frame up to this far off the grid
 	keyed    bool  // a key frame was placed, at keyAt
 	keyAt    int64
-	shift    int64      // how much later than placed the pending video frame came (after an early part)
+	shift    int64      // how much later than placed the pending video frame came (placed where an early part ended, or just after a frame so placed)
 	gop      int64      // the time between the two newest key frames
 	prevGop  int64      // and between the two before; 0 after a key frame came unforeseen
 	lastOut  media.Part // the newest part sent
@@ -365,23 +365,31 @@ func (s *segmenter) place(t *track, f frame, dts int64) {
 	}
 	sample := &fmp4.Sample{IsNonSyncSample: !f.key, Payload: payload}
 	if f.video {
-		off := s.ticks(t, f.pts) - dts
-		if dts != s.ticks(t, f.dts) {
-			// Decoded off its own time (after an early part): shown at its own time still, or
-			// once decoded if that is later. Moved whole, a B-frame could be shown after a
-			// frame the input shows after it, and a frame after a gap out of sync with the
-			// audio.
-			off = max(off, 0)
+		own, ownDTS := s.ticks(t, f.pts), s.ticks(t, f.dts)
+		shown := own
+		switch {
+		case dts > ownDTS:
+			// Decoded after its own time (it came sooner than the early part before it
+			// foresaw): shown at its own time still, or once decoded if that is later. Moved
+			// whole, a B-frame could be shown after a frame the input shows after it.
+			shown = max(own, dts)
+		case dts < ownDTS && own <= ownDTS:
+			// Decoded before its own time (after an early part and a gap), in a stream
+			// without B-frames: shown as much sooner, so that the frame before it is followed
+			// with no hole (which stalls an MSE player). With B-frames it keeps its own time:
+			// B-frames decoded after it fill the hole, and moved, it could be shown before them.
+			shown = own - (ownDTS - dts)
 		}
-		sample.PTSOffset = int32(max(math.MinInt32, min(math.MaxInt32, off)))
+		sample.PTSOffset = int32(max(math.MinInt32, min(math.MaxInt32, shown-dts)))
 	}
 	t.pending, t.pendingDTS, t.pendingIn, t.pendingNominal = sample, dts, f.dts, f.nominal
 }
 
-// flush ends the stream: the pending samples get their nominal duration and the part they are
-// in goes out as the last of its segment. After an early part no video is pending: the audio
-// that came after it (less than a video frame) is dropped, and the early part is sent again
-// marked Last.
+// flush ends the stream: the pending samples get their nominal duration (a video frame placed
+// off its own time, that corrected, so the stream ends where its input does) and the part they
+// are in goes out as the last of its segment, in two parts if one would run past PART-TARGET.
+// After an early part no video is pending: the audio that came after it (less than a video
+// frame) is dropped, and the early part is sent again marked Last.
 func (s *segmenter) flush() error {
 	p := s.p
 	lead := p.lead
