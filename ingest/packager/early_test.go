@@ -344,11 +344,12 @@ func checkEarly(t *testing.T, plan []byte, bframes bool) {
 	}
 }
 
-// checkNoHoles asserts that each video frame of rec, which has no B-frames, is shown until the
-// next one is: a hole in the shown video stalls an MSE player.
-func checkNoHoles(t *testing.T, rec *recorder) {
+// outFrame is a video sample of the output, on its timeline.
+type outFrame struct{ dts, pts, dur int64 }
+
+// videoOut lists the video samples of rec in decode order.
+func videoOut(t *testing.T, rec *recorder) (out []outFrame) {
 	t.Helper()
-	var end int64 = -1 // when the previous frame stops being shown
 	for _, p := range rec.parts {
 		var ps fmp4.Parts
 		if err := ps.Unmarshal(p.Data); err != nil {
@@ -360,14 +361,23 @@ func checkNoHoles(t *testing.T, rec *recorder) {
 			}
 			dts := int64(tr.BaseTime)
 			for _, smp := range tr.Samples {
-				pts := dts + int64(smp.PTSOffset)
-				if end >= 0 && pts > end {
-					t.Errorf("part %d.%d: a frame shown at %d, the one before it until %d", p.MSN, p.Index, pts, end)
-					return
-				}
-				end = pts + int64(smp.Duration)
+				out = append(out, outFrame{dts, dts + int64(smp.PTSOffset), int64(smp.Duration)})
 				dts += int64(smp.Duration)
 			}
+		}
+	}
+	return out
+}
+
+// checkNoHoles asserts that each video frame of rec, which has no B-frames, is shown until the
+// next one is: a hole in the shown video stalls an MSE player.
+func checkNoHoles(t *testing.T, rec *recorder) {
+	t.Helper()
+	out := videoOut(t, rec)
+	for k := 1; k < len(out); k++ {
+		if end := out[k-1].pts + out[k-1].dur; out[k].pts > end {
+			t.Errorf("video frame %d shown at %d, the one before it until %d", k, out[k].pts, end)
+			return
 		}
 	}
 }
@@ -378,30 +388,14 @@ func checkNoHoles(t *testing.T, rec *recorder) {
 // right after an early part, which foresaw the next frame later than it came).
 func checkPresentationOrder(t *testing.T, rec *recorder, in input) {
 	t.Helper()
-	var pts, dtss []int64 // output presentation and decode times, in decode order
-	for _, p := range rec.parts {
-		var ps fmp4.Parts
-		if err := ps.Unmarshal(p.Data); err != nil {
-			t.Fatalf("part %d.%d: %v", p.MSN, p.Index, err)
-		}
-		for _, tr := range ps[0].Tracks {
-			if tr.ID != 1 {
-				continue
-			}
-			dts := int64(tr.BaseTime)
-			for _, smp := range tr.Samples {
-				pts, dtss = append(pts, dts+int64(smp.PTSOffset)), append(dtss, dts)
-				dts += int64(smp.Duration)
-			}
-		}
-	}
+	out := videoOut(t, rec)
 	var shown []unit // input video frames in decode order
 	for _, u := range in.units {
 		if u.video {
 			shown = append(shown, u)
 		}
 	}
-	if len(shown) != len(pts) {
+	if len(shown) != len(out) {
 		return // counted by the caller
 	}
 	order := make([]int, len(shown))
@@ -410,9 +404,9 @@ func checkPresentationOrder(t *testing.T, rec *recorder, in input) {
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return int(shown[a].pts - shown[b].pts) })
 	for k := 1; k < len(order); k++ {
-		if a, b := order[k-1], order[k]; pts[b] <= pts[a] && !(pts[a] == dtss[a] && dtss[a] >= pts[b]) {
+		if a, b := order[k-1], order[k]; out[b].pts <= out[a].pts && !(out[a].pts == out[a].dts && out[a].dts >= out[b].pts) {
 			t.Errorf("frame %d (decoded %d) is shown at %d, not after frame %d (decoded %d) at %d, as its input says",
-				k, b, pts[b], k-1, a, pts[a])
+				k, b, out[b].pts, k-1, a, out[a].pts)
 			return
 		}
 	}
