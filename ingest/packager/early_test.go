@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
 	"glasscast/media"
@@ -300,11 +301,7 @@ func checkEarly(t *testing.T, plan []byte, bframes bool) {
 		t.Errorf("parts last %v in all, %v without early parts", d, pd)
 	}
 	for _, r := range []*recorder{rec, prec} {
-		frames := 0
-		for _, p := range r.parts {
-			frames += videoFrames(t, p)
-		}
-		if want := countVideo(in.units); frames != want {
+		if frames, want := len(videoOut(t, r)), countVideo(in.units); frames != want {
 			t.Errorf("%d video frames in the parts (early parts %v), %d fed", frames, r == rec, want)
 		}
 	}
@@ -471,7 +468,7 @@ func withBFrames(in input, s synth) {
 	}
 	for k := 0; k < len(video); {
 		end := k + 1
-		for end < len(video) && !isKey(in.units[video[end]]) {
+		for end < len(video) && !h264.IsRandomAccess(in.units[video[end]].au) {
 			end++
 		}
 		for j := 0; k+j < end; j++ {
@@ -487,14 +484,4 @@ func withBFrames(in input, s synth) {
 		}
 		k = end
 	}
-}
-
-// isKey tells whether a video unit is a key frame (an IDR slice).
-func isKey(u unit) bool {
-	for _, nalu := range u.au {
-		if len(nalu) > 0 && nalu[0]&0x1f == 5 {
-			return true
-		}
-	}
-	return false
 }

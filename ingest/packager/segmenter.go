@@ -173,11 +173,9 @@ func (s *segmenter) pushLead(f frame) error {
 			// Frames are missing before f: the pending frame lasts so long that its part would
 			// exceed PART-TARGET. End the part before it instead; this part may then be short,
 			// but never too long.
-			t.pending.Payload = bytes.Clone(t.pending.Payload) // emitPart recycles the arena
-			if err := s.emitPart(t.pendingDTS, false); err != nil {
+			if err := s.partBeforePending(); err != nil {
 				return err
 			}
-			s.independent, s.partFrames = !t.pending.IsNonSyncSample, 1
 		}
 		last := dts - t.pendingDTS
 		t.finish(last)
@@ -197,9 +195,6 @@ func (s *segmenter) pushLead(f frame) error {
 	}
 	if s.partFrames == 0 {
 		s.independent = f.key
-	}
-	if f.video {
-		s.shift = s.ticks(t, f.dts) - dts
 	}
 	s.place(t, f, dts)
 	s.partFrames++
@@ -330,6 +325,18 @@ func (s *segmenter) partEnds(span, last int64) bool {
 	return s.partFrames >= s.p.n || span+next > s.targetTicks
 }
 
+// partBeforePending sends the part being built up to the lead's pending frame, which starts
+// the next part.
+func (s *segmenter) partBeforePending() error {
+	t := s.p.lead
+	t.pending.Payload = bytes.Clone(t.pending.Payload) // emitPart recycles the arena
+	if err := s.emitPart(t.pendingDTS, false); err != nil {
+		return err
+	}
+	s.independent, s.partFrames = !t.pending.IsNonSyncSample, 1
+	return nil
+}
+
 func (s *segmenter) cutSegment(at int64, f frame, forced bool) error {
 	if err := s.emitPart(at, true); err != nil {
 		return err
@@ -366,6 +373,7 @@ func (s *segmenter) place(t *track, f frame, dts int64) {
 	sample := &fmp4.Sample{IsNonSyncSample: !f.key, Payload: payload}
 	if f.video {
 		own, ownDTS := s.ticks(t, f.pts), s.ticks(t, f.dts)
+		s.shift = ownDTS - dts
 		shown := own
 		switch {
 		case dts > ownDTS:
@@ -412,11 +420,9 @@ func (s *segmenter) flush() error {
 	if end-s.partStart > s.targetTicks && s.partFrames > 1 {
 		// As pushLead does when frames are missing: the last frame goes in a part of its own
 		// rather than carry this one past PART-TARGET.
-		lead.pending.Payload = bytes.Clone(lead.pending.Payload) // emitPart recycles the arena
-		if err := s.emitPart(lead.pendingDTS, false); err != nil {
+		if err := s.partBeforePending(); err != nil {
 			return err
 		}
-		s.independent, s.partFrames = !lead.pending.IsNonSyncSample, 1
 	}
 	lead.finish(end - lead.pendingDTS)
 	if a := p.audio; a != nil && a != lead && a.pending != nil {
