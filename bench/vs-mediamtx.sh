@@ -14,8 +14,13 @@
 #     defaults (?hls=defaults), the page pointed at either server's playlist; and in each
 #     server's own page ("own": Glasscast's tuned page, MediaMTX's /live/ page with its
 #     hls.js settings, read through e2e/browser/hlspage.mjs).
+#   - with COST_VIEWERS=N, CPU per viewer: N viewers (gzip as GZIP_MODES says, first mode) for
+#     [seconds per find-max step] against each, and the server's and the load client's CPU
+#     time over it, per request and per 1,000 viewers. This is what viewers held follows from:
+#     on shared cores a part's burst of work is the server's and the client's together.
 # Prints each round, the ratios Glasscast/MediaMTX per round, and the load average.
 #   MEDIAMTX=/tmp/mediamtx/mediamtx bash bench/vs-mediamtx.sh [rounds] [seconds per find-max step] [seconds per latency run]
+#   COST_VIEWERS=400 GZIP_MODES=" " LATENCY_MODES=" " MEDIAMTX=… bash bench/vs-mediamtx.sh 3 15  (CPU per viewer only)
 # PIN=1 gives the servers core 0 and everything else (the feeds' ffmpegs, the load client, the
 # browser) core 1, so that the load client's own work, which grows with the viewers, does not
 # take the server's core: the capacity of one core serving viewers that are elsewhere. The
@@ -117,6 +122,30 @@ viewers() { # name url pid gzip|identity
   python3 -c "w=$t1-$t0; print('    over the search: server cpu %.0f%% of a core, server run-queue wait %.0f%%, bench client cpu %.0f%%' % (100*($s1-$s0)/$hz/w, 100*($q1-$q0)/1e9/w, 100*$bt/$hz/w))"
   echo "$r viewers-$4 $1 ${n:-0}" >>"$res"
 }
+cost() { # name url pid gzip|identity: server and client CPU at COST_VIEWERS viewers
+  local s0 s1 t0 t1 gz=true rq
+  [ "${4:-gzip}" = identity ] && gz=false
+  settle "$1" "$2"
+  s0=$(ticks $3); t0=$(date +%s.%N)
+  "${client[@]}" /usr/bin/time -f "%U %S" -o "$work/cost.time" "$work/glasscast" bench viewers --url "$2" --gzip=$gz \
+    --viewers "$COST_VIEWERS" --ramp 1s --duration ${secs}s >"$work/cost.out" 2>/dev/null || true
+  s1=$(ticks $3); t1=$(date +%s.%N)
+  rq=$(sed -n 's/^requests \([0-9]*\) .*/\1/p' "$work/cost.out")
+  python3 - "$1" "$COST_VIEWERS" "$((s1 - s0))" "$hz" "$t0" "$t1" "${rq:-0}" \
+    "$(cat "$work/cost.time" 2>/dev/null)" "$(grep -E '^(PASS|FAIL)' "$work/cost.out" | cut -d, -f1)" "$r" "$res" <<'PY'
+import sys
+name, n, ticks, hz, t0, t1, rq, client, verdict, r, res = sys.argv[1:]
+n, rq = int(n), int(rq)
+server, wall = int(ticks) / int(hz), float(t1) - float(t0)
+client = sum(map(float, client.split())) if client.strip() else float('nan')
+if rq == 0:
+    print('  %-9s cost at %d viewers: no requests answered' % (name, n)); sys.exit()
+per_k = 1000 * server / wall / n  # cores per 1,000 viewers
+print('  %-9s cost at %d viewers: %.0f requests/s; server %.0f %% of a core (%.1f us a request, %.2f cores per 1,000 viewers); '
+      'load client %.1f us a request; %s' % (name, n, rq / wall, 100 * server / wall, 1e6 * server / rq, per_k, 1e6 * client / rq, verdict))
+open(res, 'a').write('%s cores-per-1000-viewers %s %.4f\n' % (r, name, per_k))
+PY
+}
 latency() { # name url mode
   local enc
   enc=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$2")
@@ -148,6 +177,11 @@ for r in $(seq "$rounds"); do
       if [ $s = glasscast ]; then viewers glasscast "$url" $serve $g; else viewers mediamtx "$murl" $mtx $g; fi
     done
   done
+  if [ -n "${COST_VIEWERS:-}" ]; then
+    for s in $order; do
+      if [ $s = glasscast ]; then cost glasscast "$url" $serve ${GZIP_MODES-gzip}; else cost mediamtx "$murl" $mtx ${GZIP_MODES-gzip}; fi
+    done
+  fi
   for m in ${LATENCY_MODES:-tuned own defaults}; do
     for s in $order; do
       if [ $s = glasscast ]; then latency glasscast "$url" $m; else latency mediamtx "$murl" $m; fi
@@ -162,7 +196,8 @@ for line in open(sys.argv[1]):
     r, what, who, val = line.split()
     d[(r, what)][who] = float(val)
 print('ratios Glasscast / MediaMTX (goals: viewers >= 5, hls.js latency with the project\'s page <= 0.6;')
-print('  latency-tuned: both in Glasscast\'s page; latency-own: each in its own page):')
+print('  latency-tuned: both in Glasscast\'s page; latency-own: each in its own page; cores-per-1000-viewers:')
+print('  server CPU at COST_VIEWERS, lower is better):')
 for (r, what), v in sorted(d.items()):
     if 'glasscast' in v and 'mediamtx' in v and v['mediamtx'] > 0:
         print('  round %s %-16s glasscast %8g  mediamtx %8g  ratio %.2f' % (r, what, v['glasscast'], v['mediamtx'], v['glasscast'] / v['mediamtx']))
