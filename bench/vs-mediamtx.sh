@@ -124,7 +124,7 @@ viewers() { # name url pid gzip|identity
 }
 cost() { # name url pid gzip|identity: server and client CPU at COST_VIEWERS viewers
   local s0 s1 t0 t1 gz=true rq
-  [ "${4:-gzip}" = identity ] && gz=false
+  [ "$4" = identity ] && gz=false
   settle "$1" "$2"
   s0=$(ticks $3); t0=$(date +%s.%N)
   "${client[@]}" /usr/bin/time -f "%U %S" -o "$work/cost.time" "$work/glasscast" bench viewers --url "$2" --gzip=$gz \
@@ -146,15 +146,15 @@ print('  %-9s cost at %d viewers: %.0f requests/s; server %.0f %% of a core (%.1
 open(res, 'a').write('%s cores-per-1000-viewers %s %.4f\n' % (r, name, per_k))
 PY
 }
-latency() { # name url mode
+latency() { # name url pid mode (the pid is not needed here)
   local enc
   enc=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$2")
-  if [ "$3" = own ] && [ "$1" = mediamtx ]; then
+  if [ "$4" = own ] && [ "$1" = mediamtx ]; then
     (cd "$root/e2e/browser" && "${client[@]}" node hlspage.mjs "http://127.0.0.1:$mhls/live/" "$lsecs" 2>/dev/null) >"$work/lat.jsonl" || true
   else
-    (cd "$root/e2e/browser" && "${client[@]}" node player.mjs "http://127.0.0.1:$api/player/?url=$enc&hls=${3/own/tuned}" "$lsecs" "" 2>/dev/null) >"$work/lat.jsonl" || true
+    (cd "$root/e2e/browser" && "${client[@]}" node player.mjs "http://127.0.0.1:$api/player/?url=$enc&hls=${4/own/tuned}" "$lsecs" "" 2>/dev/null) >"$work/lat.jsonl" || true
   fi
-  python3 - "$work/lat.jsonl" "$1" "$3" "$r" "$res" <<'PY'
+  python3 - "$work/lat.jsonl" "$1" "$4" "$r" "$res" <<'PY'
 import json, sys
 s = [json.loads(l)['sample'] for l in open(sys.argv[1]) if l.startswith('{"sample"')]
 v = sorted(x['behindWallClock'] for x in s[len(s)//4:] if x.get('behindWallClock') is not None)
@@ -168,23 +168,30 @@ open(sys.argv[5], 'a').write('%s latency-%s %s %.3f\n' % (sys.argv[4], sys.argv[
 PY
 }
 
+on() { # measure server args...: runs measure with the server's name, playlist URL and pid, then args
+  local f=$1 s=$2
+  shift 2
+  if [ "$s" = glasscast ]; then "$f" glasscast "$url" "$serve" "$@"; else "$f" mediamtx "$murl" "$mtx" "$@"; fi
+}
+cost_mode=$(set -- ${GZIP_MODES-gzip} gzip; echo "$1") # COST_VIEWERS asks as the first of GZIP_MODES
+
 echo "glasscast $url (serve pid $serve); mediamtx $murl (pid $mtx); $(nproc) cores$pinned"
 for r in $(seq "$rounds"); do
   order="glasscast mediamtx"; [ $((r % 2)) = 0 ] && order="mediamtx glasscast"
   echo "round $r ($order), load average $(cut -d' ' -f1-3 /proc/loadavg)"
   for g in ${GZIP_MODES-gzip identity}; do
     for s in $order; do
-      if [ $s = glasscast ]; then viewers glasscast "$url" $serve $g; else viewers mediamtx "$murl" $mtx $g; fi
+      on viewers $s $g
     done
   done
   if [ -n "${COST_VIEWERS:-}" ]; then
     for s in $order; do
-      if [ $s = glasscast ]; then cost glasscast "$url" $serve ${GZIP_MODES-gzip}; else cost mediamtx "$murl" $mtx ${GZIP_MODES-gzip}; fi
+      on cost $s "$cost_mode"
     done
   fi
   for m in ${LATENCY_MODES:-tuned own defaults}; do
     for s in $order; do
-      if [ $s = glasscast ]; then latency glasscast "$url" $m; else latency mediamtx "$murl" $m; fi
+      on latency $s $m
     done
   done
   echo "  load average after round $r: $(cut -d' ' -f1-3 /proc/loadavg)"
