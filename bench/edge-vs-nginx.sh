@@ -3,7 +3,9 @@
 # as a caching reverse proxy (bench/nginx-edge.conf), both in front of the same origin, side
 # by side in one run. Needs ffmpeg, nginx and wrk (apt). Runs `rounds` rounds, alternating
 # which server goes first, prints requests/s of each per round with the edge/nginx ratio, and
-# the median ratio. Other load on the cores shows up as spread between rounds.
+# the median ratio. Other load on the cores shows up as spread between rounds. Each round also
+# gives what a request cost in CPU: the server's (its processes' ticks in /proc) and wrk's, the
+# floor that any HTTP/1.1 server and client pay on these cores.
 #   bash bench/edge-vs-nginx.sh [seconds] [connections] [rounds]
 set -euo pipefail
 [ -n "${TRACE:-}" ] && set -x
@@ -27,12 +29,14 @@ npass=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["passwor
 "$work/glasscast" edge --data-dir "$work/edge" --http-listen 127.0.0.1:$edge --https-listen "" \
   --nats-url nats://127.0.0.1:$nats --nats-user "$nuser" --nats-password "$npass" \
   --edge-upstream http://127.0.0.1:$origin >"$work/edge.log" 2>&1 &
+edgepid=$!
 sed -e "s|__PORT__|$ngx|; s|__ORIGIN__|127.0.0.1:$origin|; s|__DIR__|$work|g" "$root/bench/nginx-edge.conf" >"$work/nginx.conf"
 mkdir -p "$work/cache"
 # nginx workers run as an unprivileged user when started by root.
 chmod 755 "$work"; chmod 777 "$work/cache"
 nginx -c "$work/nginx.conf" -p "$work"
 sleep 2
+ngxpid=$(cat "$work/nginx.pid")
 
 export AWS_ACCESS_KEY_ID=AKGCBENCHBENCHBENCH0 AWS_SECRET_ACCESS_KEY=benchsecret AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
 ch=$(aws ivs create-channel --type BASIC --insecure-ingest --endpoint-url http://127.0.0.1:$api --output json)
@@ -48,14 +52,27 @@ media=${path%.m3u8}/source
 part=$(curl -s "http://127.0.0.1:$origin$media/index.m3u8" | grep -o 'part[0-9]*\.[0-9]*\.m4s' | sed -n 3p)
 size=$(curl -s "http://127.0.0.1:$origin$media/$part" | wc -c)
 echo "part $part: $size bytes; $secs s, $conns connections, wrk -t2"
-bench() { wrk -t2 -c$conns -d${secs}s "http://$1$media/$part" | awk '/Requests\/sec/ {print $2}'; }
+hz=$(getconf CLK_TCK)
+# ticks sums user and system CPU of the given processes and of their children (nginx's workers).
+ticks() { local t=0 p; for p in $(pgrep -P "$1") "$1"; do t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
+# bench prints requests/s, the server's CPU µs a request and wrk's, for one run against $1 (host:port)
+# whose server is process $2.
+bench() {
+  local s0 s1 rps
+  s0=$(ticks "$2")
+  /usr/bin/time -f "%U %S" -o "$work/wrk.time" wrk -t2 -c$conns -d${secs}s "http://$1$media/$part" >"$work/wrk.out"
+  s1=$(ticks "$2")
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
+  python3 -c "import sys; rps, srv, hz, secs = map(float, sys.argv[1:5]); c = sum(map(float, open(sys.argv[5]).read().split()))
+n = rps * secs; print('%s %.1f %.1f' % (sys.argv[1], 1e6 * srv / hz / n, 1e6 * c / n))" "$rps" $((s1 - s0)) "$hz" "$secs" "$work/wrk.time"
+}
 for t in 127.0.0.1:$edge 127.0.0.1:$ngx; do curl -s -o /dev/null "http://$t$media/$part"; done   # fill both caches
 ratios=()
 for r in $(seq "$rounds"); do
-  if [ $((r % 2)) = 1 ]; then e=$(bench 127.0.0.1:$edge); n=$(bench 127.0.0.1:$ngx); order="edge first"
-  else n=$(bench 127.0.0.1:$ngx); e=$(bench 127.0.0.1:$edge); order="nginx first"; fi
+  if [ $((r % 2)) = 1 ]; then read -r e ecpu ewrk < <(bench 127.0.0.1:$edge $edgepid); read -r n ncpu nwrk < <(bench 127.0.0.1:$ngx $ngxpid); order="edge first"
+  else read -r n ncpu nwrk < <(bench 127.0.0.1:$ngx $ngxpid); read -r e ecpu ewrk < <(bench 127.0.0.1:$edge $edgepid); order="nginx first"; fi
   ratio=$(python3 -c "print('%.2f' % ($e / $n))")
   ratios+=("$ratio")
-  echo "round $r ($order): glasscast-edge $e requests/s, nginx $n requests/s, ratio $ratio"
+  echo "round $r ($order): glasscast-edge $e requests/s, nginx $n requests/s, ratio $ratio; CPU a request: edge $ecpu µs (wrk $ewrk), nginx $ncpu µs (wrk $nwrk)"
 done
 echo "median edge/nginx ratio over $rounds rounds: $(printf '%s\n' "${ratios[@]}" | sort -n | python3 -c 'import sys; v=[float(x) for x in sys.stdin]; v.sort(); n=len(v); print("%.2f" % ((v[n//2]+v[(n-1)//2])/2))')"
