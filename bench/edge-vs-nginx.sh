@@ -23,12 +23,13 @@ go build -o "$work/glasscast" "$root/cmd/glasscast"
   --ingest-rtmp-listen 127.0.0.1:$rtmp --ingest-rtmps-listen "" --origin-listen 127.0.0.1:$origin \
   --nats-listen 127.0.0.1:$nats --api-access-key-id AKGCBENCHBENCHBENCH0 --api-secret-access-key benchsecret >"$work/serve.log" 2>&1 &
 for _ in $(seq 50); do [ -s "$work/serve/nats-credentials.json" ] && break; sleep 0.2; done
-# serve's NATS requires a login; it writes one for the other roles into its data folder.
+# serve's NATS requires a login; it writes one for the other roles into its data folder. Every
+# wrk connection comes from 127.0.0.1, so the edge's per-address cap is off, as nginx has none.
 nuser=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["user"])' "$work/serve/nats-credentials.json")
 npass=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["password"])' "$work/serve/nats-credentials.json")
 "$work/glasscast" edge --data-dir "$work/edge" --http-listen 127.0.0.1:$edge --https-listen "" \
   --nats-url nats://127.0.0.1:$nats --nats-user "$nuser" --nats-password "$npass" \
-  --edge-upstream http://127.0.0.1:$origin >"$work/edge.log" 2>&1 &
+  --edge-upstream http://127.0.0.1:$origin --http-max-conns-per-ip 0 >"$work/edge.log" 2>&1 &
 edgepid=$!
 sed -e "s|__PORT__|$ngx|; s|__ORIGIN__|127.0.0.1:$origin|; s|__DIR__|$work|g" "$root/bench/nginx-edge.conf" >"$work/nginx.conf"
 mkdir -p "$work/cache"
