@@ -52,8 +52,9 @@ func (c *Cache) lookup(key string, now time.Time) (o *object, fill bool) {
 }
 
 // settle moves a finished fill into the LRU, or forgets it when it must not be reused (a
-// failed or uncacheable fill), then evicts down to the byte bound.
-func (c *Cache) settle(o *object, keep bool) {
+// failed or uncacheable fill), then evicts down to the byte bound. A non-zero until ends its
+// reuse then, if that is before its max-age.
+func (c *Cache) settle(o *object, keep bool, until time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.inflight[o.key] == o {
@@ -62,6 +63,7 @@ func (c *Cache) settle(o *object, keep bool) {
 	if !keep {
 		return
 	}
+	o.until = until
 	c.lru.Add(o.key, o)
 	c.bytes += o.size()
 	for c.bytes > c.maxBytes && c.lru.Len() > 1 {
