@@ -153,8 +153,8 @@ func sketchOf(ids []uint64) []byte {
 	return b
 }
 
-// insert adds a session to a sketch through the sketch's own hash: IDs are FNV hashes of
-// session names, whose high bits, which pick a register, are not spread enough on their own.
+// insert adds a session to a sketch through the sketch's own hash, so that how evenly the
+// IDs (FNV-1a of session names) spread their high bits, which pick a register, does not matter.
 func insert(sk *hyperloglog.Sketch, id uint64) {
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], id)
@@ -172,6 +172,7 @@ type Counter struct {
 // edgeState is what one edge reported last: each channel with the generation that carried it.
 type edgeState struct {
 	at       time.Time
+	gen      int64 // the newest report's
 	channels map[string]entry
 }
 
@@ -211,7 +212,10 @@ func (c *Counter) add(r report, now time.Time) {
 		es = &edgeState{channels: map[string]entry{}}
 		c.edges[r.Edge] = es
 	}
-	es.at = now
+	if r.Gen < es.gen {
+		return // a late message of an older report
+	}
+	es.at, es.gen = now, r.Gen
 	changed := map[string]bool{}
 	for ch, ids := range r.Channels {
 		es.channels[ch] = entry{gen: r.Gen, ids: ids}

@@ -134,3 +134,14 @@ func TestReportsRetireAndMerge(t *testing.T) {
 		t.Fatalf("ch0 after edge b went silent: %d, want 1000", n)
 	}
 }
+
+// A late message of an older report changes nothing.
+func TestLateReportIgnored(t *testing.T) {
+	c := &Counter{edges: map[string]*edgeState{}, counts: map[string]int64{}, maxAge: time.Minute}
+	now := time.Now()
+	c.add(reports("a", 2, map[string][]uint64{"x": {1, 2, 3}})[0], now)
+	c.add(reports("a", 1, map[string][]uint64{"y": {4}})[0], now)
+	if x, y := c.Viewers("x"), c.Viewers("y"); x != 3 || y != 0 {
+		t.Fatalf("after a late older report: x %d, y %d; want 3, 0", x, y)
+	}
+}
