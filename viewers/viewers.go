@@ -21,40 +21,67 @@ const subject = "glasscast.viewers"
 // part or segment, so an active viewer is never silent this long.
 const Window = 10 * time.Second
 
+// shards splits a tracker's sessions so that a snapshot, which walks them all, holds up the
+// requests that record sessions (every viewer request) for a sixteenth of its time, not all
+// of it: 3 ms under one lock at 100,000 sessions (BenchmarkTrackerSnapshot100k).
+const shards = 16
+
 // Tracker records sessions seen by one edge.
 type Tracker struct {
+	shards [shards]trackerShard
+}
+
+type trackerShard struct {
 	mu       sync.Mutex
 	channels map[string]map[uint64]time.Time
 }
 
 // NewTracker returns an empty tracker.
-func NewTracker() *Tracker { return &Tracker{channels: map[string]map[uint64]time.Time{}} }
+func NewTracker() *Tracker {
+	t := &Tracker{}
+	for i := range t.shards {
+		t.shards[i].channels = map[string]map[uint64]time.Time{}
+	}
+	return t
+}
 
 // Seen records a request of session on channel at now.
 func (t *Tracker) Seen(channel string, session uint64, now time.Time) {
-	t.mu.Lock()
-	m := t.channels[channel]
+	sh := &t.shards[session%shards]
+	sh.mu.Lock()
+	m := sh.channels[channel]
 	if m == nil {
 		m = map[uint64]time.Time{}
-		t.channels[channel] = m
+		sh.channels[channel] = m
 	}
 	m[session] = now
-	t.mu.Unlock()
+	sh.mu.Unlock()
 }
 
 // Snapshot drops sessions older than the window and returns the rest per channel.
 func (t *Tracker) Snapshot(now time.Time) map[string][]uint64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make(map[string][]uint64, len(t.channels))
-	for ch, m := range t.channels {
+	out := map[string][]uint64{}
+	for i := range t.shards {
+		for ch, ids := range t.shards[i].snapshot(now) {
+			out[ch] = append(out[ch], ids...) // outside the shard's lock
+		}
+	}
+	return out
+}
+
+// snapshot expires the shard's old sessions and returns the rest, under the shard's lock.
+func (sh *trackerShard) snapshot(now time.Time) map[string][]uint64 {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	out := make(map[string][]uint64, len(sh.channels))
+	for ch, m := range sh.channels {
 		for s, last := range m {
 			if now.Sub(last) > Window {
 				delete(m, s)
 			}
 		}
 		if len(m) == 0 {
-			delete(t.channels, ch)
+			delete(sh.channels, ch)
 			continue
 		}
 		ids := make([]uint64, 0, len(m))
