@@ -115,6 +115,13 @@ func (c *Config) defaults() {
 // maxOffer bounds an SDP offer's size.
 const maxOffer = 64 << 10
 
+// udpReadBuffer is the ICE UDP socket's receive buffer. Every session's media arrives on that
+// one socket, and the kernel's usual 208 KB holds well under a second of a few publishers'
+// video: when the reader is held off the cores for longer, the kernel drops packets
+// (RcvbufErrors), each loss costs a key-frame request, and viewers see it. The kernel caps
+// the size at net.core.rmem_max.
+const udpReadBuffer = 4 << 20
+
 // Server is the WHIP endpoint: an http.Handler, and an ingest listener whose Serve ends every
 // session when its context ends.
 type Server struct {
@@ -150,6 +157,9 @@ func New(cfg Config, ing Ingest, log *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("whip: ICE UDP listen: %w", err)
 		}
 		s.udp = conn
+		if uc, ok := conn.(*net.UDPConn); ok {
+			_ = uc.SetReadBuffer(udpReadBuffer) // a smaller buffer still works
+		}
 		m := webrtc.NewICEUDPMux(nil, conn)
 		s.muxes = append(s.muxes, m)
 		se.SetICEUDPMux(m)

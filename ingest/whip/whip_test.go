@@ -6,13 +6,16 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -348,4 +351,40 @@ func TestWHIPTimeout(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusNoContent || resp.Header.Get("Accept-Post") != "application/sdp" {
 		t.Fatalf("OPTIONS: %v %v", resp, err)
 	}
+}
+
+// The ICE UDP socket asks for a 4 MB receive buffer: the kernel grants up to net.core.rmem_max
+// (and reports twice what it grants), so here it must hold at least the smaller of the two.
+// With the kernel's default (rmem_default, usually 208 KB) a few publishers' video lost
+// packets whenever the reader was held off the cores.
+func TestUDPReadBuffer(t *testing.T) {
+	s, err := New(Config{UDPListen: "127.0.0.1:0", Timeout: 3 * time.Second}, &fakeIngest{key: "sk_good"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() { _ = s.Serve(ctx); close(served) }()
+	defer func() { cancel(); <-served }()
+	b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := s.udp.(*net.UDPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	var serr error
+	if err := raw.Control(func(fd uintptr) { got, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF) }); err != nil || serr != nil {
+		t.Fatal(err, serr)
+	}
+	if want := min(udpReadBuffer, limit); got < want {
+		t.Fatalf("ICE UDP receive buffer %d bytes, want at least %d (rmem_max %d)", got, want, limit)
+	}
+	t.Logf("ICE UDP receive buffer %d bytes (rmem_max %d)", got, limit)
 }
