@@ -173,8 +173,8 @@ func (e *Edge) fail(o *object, status int, err error) {
 // update would look like time going back, and would start a tuning-in player a second late.
 // But not keeping it at all made every plain request a fill (an upstream request, a render
 // and a gzip; twice a part's cost on serve, and an origin request per poll behind a tier),
-// so players that poll plain playlists (the IVS player reloads one a segment, as non-LL
-// players do) cost the upstream one request each. Held half a part, a copy is at most that much older than a fresh one,
+// so players that poll plain playlists, as many non-LL players do, could load the origin
+// one request each. Held half a part, a copy is at most that much older than a fresh one,
 // and a rendition costs its upstream at most two plain fills a part. Viewers at the live edge
 // use blocking requests, which are cached per directive.
 func liveLowLatencyPlaylist(o *object) (hold time.Duration, live bool) {
