@@ -52,9 +52,8 @@ func (c *Cache) lookup(key string, now time.Time) (o *object, fill bool) {
 }
 
 // settle moves a finished fill into the LRU, or forgets it when it must not be reused (a
-// failed or uncacheable fill), then evicts down to the byte bound. A non-zero until ends its
-// reuse then, if that is before its max-age.
-func (c *Cache) settle(o *object, keep bool, until time.Time) {
+// failed or uncacheable fill), then evicts down to the byte bound.
+func (c *Cache) settle(o *object, keep bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.inflight[o.key] == o {
@@ -63,7 +62,6 @@ func (c *Cache) settle(o *object, keep bool, until time.Time) {
 	if !keep {
 		return
 	}
-	o.until = until
 	c.lru.Add(o.key, o)
 	c.bytes += o.size()
 	for c.bytes > c.maxBytes && c.lru.Len() > 1 {

@@ -287,39 +287,3 @@ func TestHTTP2(t *testing.T) {
 		t.Fatalf("proto %s status %d", resp.Proto, resp.StatusCode)
 	}
 }
-
-// A plain live LL-HLS playlist is reused for half a part, not its second of max-age and not
-// only while in flight: polling players cost the upstream at most two fills a part, and no
-// copy is older than that. The hinted part of every answer must not have reached the origin
-// more than the hold (plus a part of slack for a slow fill) before the request.
-func TestPlainLivePlaylistHeldHalfAPart(t *testing.T) {
-	r := newRig(t, Config{}, "test")
-	r.publish("test", 3)
-	plain := path("test", "720p/index.m3u8")
-	const partTarget, hold = 200 * time.Millisecond, 100 * time.Millisecond
-	for _, base := range []string{r.http, r.fast} {
-		before := r.count(plain)
-		requests := 0
-		for start := time.Now(); time.Since(start) < 1200*time.Millisecond; requests++ {
-			sent := time.Now()
-			resp, body := get(t, base+plain)
-			if resp.StatusCode != 200 || resp.Header.Get("Age") == "" {
-				t.Fatalf("%s: %d, Age %q", base, resp.StatusCode, resp.Header.Get("Age"))
-			}
-			m := reHint.FindStringSubmatch(string(body))
-			if m == nil {
-				t.Fatalf("no preload hint in\n%s", body)
-			}
-			msn, _ := strconv.ParseUint(m[1], 10, 64)
-			part, _ := strconv.Atoi(m[2])
-			if at := r.partTime("720p", msn, part); !at.IsZero() && at.Before(sent.Add(-hold-partTarget)) {
-				t.Fatalf("%s: a playlist hinting part %d.%d, which the origin had %v before the request", base, msn, part, sent.Sub(at))
-			}
-		}
-		fills := r.count(plain) - before
-		if requests < 20 || fills < 3 || fills > 14 {
-			t.Fatalf("%s: %d requests in 1.2 s cost %d upstream fills, want 3 to 14 (one per hold of %v)", base, requests, fills, hold)
-		}
-		t.Logf("%s: %d requests, %d fills", base, requests, fills)
-	}
-}

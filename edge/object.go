@@ -24,10 +24,6 @@ type object struct {
 	fetched      time.Time     // when the upstream answered
 	expires      time.Time     // zero: immutable, kept until evicted
 
-	// until, when set, ends the reuse of a plain live LL-HLS playlist sooner than its
-	// max-age. Set and read only under the Cache's mutex (settle, lookup).
-	until time.Time
-
 	mu      sync.RWMutex // readers (the viewers streaming or waiting) share it
 	body    []byte
 	done    bool
@@ -104,9 +100,6 @@ func (o *object) size() int {
 
 // fresh reports whether the object may still be served from cache at now.
 func (o *object) fresh(now time.Time) bool {
-	if !o.until.IsZero() && !now.Before(o.until) {
-		return false
-	}
 	return o.expires.IsZero() || now.Before(o.expires)
 }
 

@@ -44,8 +44,8 @@ type fillTimeouts struct {
 // fetch fills o from the first upstream that answers, then streams its body into o. It runs
 // detached from any viewer: a viewer that leaves does not cancel what others wait for.
 func (e *Edge) fetch(o *object, ups []*upstream, pathAndQuery string, directive bool) {
-	keep, until := false, time.Time{}
-	defer func() { e.cache.settle(o, keep, until) }()
+	keep := false
+	defer func() { e.cache.settle(o, keep) }()
 	to := fillTimeouts{header: e.cfg.UpstreamTimeout, idle: e.cfg.UpstreamTimeout}
 	if directive {
 		to.header = e.cfg.BlockingTimeout
@@ -112,10 +112,7 @@ func (e *Edge) fetch(o *object, ups []*upstream, pathAndQuery string, directive 
 		}
 		if rerr == io.EOF {
 			o.finish(nil)
-			keep = cacheable
-			if hold, live := liveLowLatencyPlaylist(o); live && !directive {
-				keep, until = cacheable && hold > 0, o.fetched.Add(hold)
-			}
+			keep = cacheable && !(!directive && liveLowLatencyPlaylist(o))
 			return
 		}
 		if rerr != nil {
@@ -167,44 +164,16 @@ func (e *Edge) fail(o *object, status int, err error) {
 	e.log.Debug("fill failed", "key", o.key, "status", status, "err", err)
 }
 
-// liveLowLatencyPlaylist reports a live LL-HLS media playlist, and how long a plain (no
-// directive) copy of it may be reused: half its PART-TARGET. It is current only until the
-// next part, so it is not kept for its max-age: a copy a second old next to a fresh delta
-// update would look like time going back, and would start a tuning-in player a second late.
-// But not keeping it at all made every plain request a fill (an upstream request, a render
-// and a gzip; twice a part's cost on serve, and an origin request per poll behind a tier),
-// so players that poll plain playlists, as many non-LL players do, could load the origin
-// one request each. Held half a part, a copy is at most that much older than a fresh one,
-// and a rendition costs its upstream at most two plain fills a part. Viewers at the live edge
-// use blocking requests, which are cached per directive.
-func liveLowLatencyPlaylist(o *object) (hold time.Duration, live bool) {
+// liveLowLatencyPlaylist reports a plain (no directive) LL-HLS media playlist. It is valid only
+// until the next part, a fraction of a second, so concurrent requests share one fill but later
+// ones fetch again: a stale copy next to a fresh delta update would look like time going back.
+// Viewers at the live edge use blocking requests, which are cached per directive.
+func liveLowLatencyPlaylist(o *object) bool {
 	if !isPlaylist(o.contentType) || o.status != http.StatusOK {
-		return 0, false
+		return false
 	}
 	body, _ := o.complete()
-	i := bytes.Index(body, []byte("#EXT-X-PART-INF:"))
-	if i < 0 || bytes.Contains(body, []byte("#EXT-X-ENDLIST")) {
-		return 0, false
-	}
-	return partTarget(body[i:]) / 2, true
-}
-
-// partTarget reads PART-TARGET from the playlist text starting at its EXT-X-PART-INF tag; 0
-// when it is missing or malformed.
-func partTarget(tag []byte) time.Duration {
-	line, _, _ := bytes.Cut(tag, []byte("\n"))
-	_, v, ok := bytes.Cut(line, []byte("PART-TARGET="))
-	if !ok {
-		return 0
-	}
-	if j := bytes.IndexByte(v, ','); j >= 0 {
-		v = v[:j]
-	}
-	secs, err := strconv.ParseFloat(string(bytes.TrimSpace(v)), 64)
-	if err != nil || secs <= 0 || secs > 60 {
-		return 0
-	}
-	return time.Duration(secs * float64(time.Second))
+	return bytes.Contains(body, []byte("#EXT-X-PART-INF")) && !bytes.Contains(body, []byte("#EXT-X-ENDLIST"))
 }
 
 // cachePolicy decides how long a response may be reused. Immutable objects (init, parts,
