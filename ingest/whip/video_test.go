@@ -62,15 +62,8 @@ func TestWHIPVPX(t *testing.T) {
 				files = append(files, f)
 			}
 			ing := &fakeIngest{key: "sk_good"}
-			s, err := New(Config{UDPListen: "127.0.0.1:0", Timeout: 3 * time.Second, KeyFrameInterval: time.Second},
+			s, ctx := startServer(t, Config{UDPListen: "127.0.0.1:0", Timeout: 3 * time.Second, KeyFrameInterval: time.Second},
 				ing, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			served := make(chan struct{})
-			go func() { _ = s.Serve(ctx); close(served) }()
-			defer func() { cancel(); <-served }()
 			hs := httptest.NewServer(s)
 			defer hs.Close()
 
@@ -239,6 +232,7 @@ func TestTranscodeFigures(t *testing.T) {
 		for round := 1; round <= 3; round++ {
 			func() {
 				ing := &fakeIngest{key: "sk_good"}
+				// Each round's server stops with its round, so startServer (until the test ends) is not used.
 				s, err := New(Config{UDPListen: "127.0.0.1:0", Timeout: 3 * time.Second}, ing, slog.New(slog.NewTextHandler(io.Discard, nil)))
 				if err != nil {
 					t.Fatal(err)

@@ -221,14 +221,7 @@ func TestWHIPPublish(t *testing.T) {
 	}
 	vf, af := testMedia(t)
 	ing := &fakeIngest{key: "sk_good"}
-	s, err := New(Config{UDPListen: "127.0.0.1:0", TCPListen: "127.0.0.1:0", Timeout: 3 * time.Second}, ing, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() { _ = s.Serve(ctx); close(served) }()
-	defer func() { cancel(); <-served }()
+	s, _ := startServer(t, Config{UDPListen: "127.0.0.1:0", TCPListen: "127.0.0.1:0", Timeout: 3 * time.Second}, ing, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	mux := http.NewServeMux()
 	mux.Handle("/whip", s)
 	mux.Handle("/whip/", s)
@@ -310,14 +303,7 @@ func TestWHIPPublish(t *testing.T) {
 // detached with an error after the timeout, and its channel is free again.
 func TestWHIPTimeout(t *testing.T) {
 	ing := &fakeIngest{key: "sk_good"}
-	s, err := New(Config{UDPListen: "127.0.0.1:0", Timeout: time.Second}, ing, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() { _ = s.Serve(ctx); close(served) }()
-	defer func() { cancel(); <-served }()
+	s, _ := startServer(t, Config{UDPListen: "127.0.0.1:0", Timeout: time.Second}, ing, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	hs := httptest.NewServer(s)
 	defer hs.Close()
 
@@ -358,14 +344,7 @@ func TestWHIPTimeout(t *testing.T) {
 // With the kernel's default (rmem_default, usually 208 KB) a few publishers' video lost
 // packets whenever the reader was held off the cores.
 func TestUDPReadBuffer(t *testing.T) {
-	s, err := New(Config{UDPListen: "127.0.0.1:0", Timeout: 3 * time.Second}, &fakeIngest{key: "sk_good"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() { _ = s.Serve(ctx); close(served) }()
-	defer func() { cancel(); <-served }()
+	s, _ := startServer(t, Config{UDPListen: "127.0.0.1:0", Timeout: 3 * time.Second}, &fakeIngest{key: "sk_good"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
 	if err != nil {
 		t.Fatal(err)
@@ -387,4 +366,19 @@ func TestUDPReadBuffer(t *testing.T) {
 		t.Fatalf("ICE UDP receive buffer %d bytes, want at least %d (rmem_max %d)", got, want, limit)
 	}
 	t.Logf("ICE UDP receive buffer %d bytes (rmem_max %d)", got, limit)
+}
+
+// startServer starts a WHIP server whose sessions run until the test ends, and returns it with
+// the context they run under.
+func startServer(t *testing.T, cfg Config, ing Ingest, log *slog.Logger) (*Server, context.Context) {
+	t.Helper()
+	s, err := New(cfg, ing, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() { _ = s.Serve(ctx); close(served) }()
+	t.Cleanup(func() { cancel(); <-served })
+	return s, ctx
 }
