@@ -198,6 +198,21 @@ func (s *Session) started() (pipeline, error) {
 	return s.pipe, nil
 }
 
+// ExpectKeyFrame tells the pipeline that the publisher is about to be asked for a key frame
+// (a WHIP ingest's PLI), which may come off the cadence of the key frames before it. A lone
+// packager then holds back the parts that key frame could end, so its playlists' preload
+// hints stay right (packager.Packager.ExpectKeyFrame); a ladder makes its own key frames.
+// Call it before the write of the frame after which the request is sent.
+func (s *Session) ExpectKeyFrame() {
+	p, err := s.started()
+	if err != nil {
+		return
+	}
+	if k, ok := p.(interface{ ExpectKeyFrame() }); ok {
+		k.ExpectKeyFrame()
+	}
+}
+
 // WriteH264 packages an H.264 access unit: NALUs without start codes. ctx is the
 // connection's; the parts the write completes reach the origin under it.
 func (s *Session) WriteH264(ctx context.Context, pts, dts time.Duration, au [][]byte) error {

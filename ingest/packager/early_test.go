@@ -22,7 +22,9 @@ type earlyRun struct {
 	held []int // video frames in each part
 }
 
-func runEarly(t *testing.T, in input, cfg Config) *earlyRun {
+// asks are the video frames (numbered from 0) before whose write the packager is told that the
+// publisher was asked for a key frame (ExpectKeyFrame).
+func runEarly(t *testing.T, in input, cfg Config, asks ...int) *earlyRun {
 	t.Helper()
 	cfg.EarlyParts = true
 	r := &earlyRun{rec: &recorder{implicitEnds: true}}
@@ -42,6 +44,9 @@ func runEarly(t *testing.T, in input, cfg Config) *earlyRun {
 	}
 	for i, u := range in.units {
 		if u.video {
+			if slices.Contains(asks, video) {
+				r.p.ExpectKeyFrame()
+			}
 			video++
 		}
 		feed(t, r.p, in, in.units[i:i+1])
@@ -203,6 +208,70 @@ func TestEarlyPartsUnforeseen(t *testing.T) {
 	}
 	if total := rec.duration(); (total - 12*time.Second).Abs() > time.Millisecond {
 		t.Errorf("parts last %v in all, want 12s: the missing frame's time must stay on the timeline", total)
+	}
+}
+
+// TestEarlyPartsKeyFrameAsked: a WHIP ingest asks its publisher for key frames (PLIs), and the
+// answer comes whenever the publisher's encoder next captures a frame, off the cadence of the
+// key frames before it. Told of the request before the frame after which it is sent, the
+// packager keeps back every part the answer could end, so no part is sent again marked Last and
+// each preload hint named the part that came. A publisher that ignores the request gets its
+// early parts back a second later. 30 fps, parts of 6 frames, key frames every 2 s.
+func TestEarlyPartsKeyFrameAsked(t *testing.T) {
+	// The part of frames 162–167 is past half of the segment that frame 120 starts, and the
+	// cadence says no key frame is due after it (the next is due at 180); the answer to a
+	// request sent after frame 167 (told before it) is the next capture, frame 168, from which
+	// the encoder counts its GOP again.
+	answered := synth{num: 30, den: 1, gop: 60, frames: 8 * 30, audio: true,
+		keys: map[int]bool{168: true, 228: true}, nonKeys: map[int]bool{180: true}}
+	// The part of frames 150–155 is past half of that segment; a request told before frame 125
+	// goes unanswered, so from frame 156 parts go out early as before.
+	ignored := synth{num: 30, den: 1, gop: 60, frames: 8 * 30, audio: true}
+
+	endsAt := func(r *earlyRun, frame int) int { // the part whose last frame is frame
+		sum := 0
+		for i, n := range r.held {
+			if sum += n; sum == frame+1 {
+				return i
+			}
+		}
+		t.Fatalf("no part ends at frame %d: parts of %v frames", frame, r.held)
+		return -1
+	}
+	for _, c := range []struct {
+		name  string
+		in    synth
+		ask   int
+		early map[int]bool // parts, by their last frame, that must (not) go out early when asked
+	}{
+		{"answered", answered, 167, map[int]bool{167: false}},
+		{"ignored", ignored, 125, map[int]bool{155: false, 161: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := c.in.input()
+			cfg := Config{SegmentTarget: 2 * time.Second}
+			blind, told := runEarly(t, in, cfg), runEarly(t, in, cfg, c.ask)
+			told.rec.implicitEnds = false
+			checkParts(t, told.rec, told.p.PartTarget(), 2*time.Second)
+			// Close sends the stream's last part again when it went out early.
+			if again := slices.DeleteFunc(slices.Clone(told.rec.repeated), func(i int) bool { return i == len(told.rec.parts)-1 }); len(again) > 0 {
+				t.Errorf("told of the request, parts sent again %v, want none before the last", again)
+			}
+			for frame, want := range c.early {
+				if e := told.early()[endsAt(told, frame)]; e != want {
+					t.Errorf("told of the request before frame %d, the part ending at frame %d early %v, want %v", c.ask, frame, e, want)
+				}
+				if !blind.early()[endsAt(blind, frame)] {
+					t.Errorf("not told, the part ending at frame %d waited: the test no longer shows the request's effect", frame)
+				}
+			}
+			if c.name == "answered" && (len(blind.rec.repeated) == 0 || blind.rec.repeated[0] != endsAt(blind, 167)) {
+				t.Errorf("not told, parts sent again %v, want the one ending at frame 167 first: the answer did not come off the cadence as the test means it to", blind.rec.repeated)
+			}
+			if len(told.rec.parts) != len(blind.rec.parts) {
+				t.Errorf("%d parts told, %d not", len(told.rec.parts), len(blind.rec.parts))
+			}
+		})
 	}
 }
 

@@ -246,6 +246,15 @@ func (p *Packager) AddCue(c media.Cue) {
 	p.mu.Unlock()
 }
 
+// ExpectKeyFrame tells the packager that the publisher has just been asked for a key frame (a
+// WHIP ingest's PLI), which may come off the key frames' cadence: until it comes, or for a
+// second at most, no part that it would end goes out early (Config.EarlyParts), so the
+// playlist's preload hint still names the part that comes next. Call it from the goroutine
+// that writes, before the write of the frame after which the request is sent.
+func (p *Packager) ExpectKeyFrame() {
+	p.seg.expectKey()
+}
+
 // WriteH264 adds an H.264 access unit: NALUs without start codes, as gortmplib delivers them.
 // An access unit with parameter sets only (an RTMP sequence header) updates them. The packager
 // may read au until the call returns and keeps none of it.

@@ -72,6 +72,8 @@ type segmenter struct {
 	shift    int64      // how much later than placed the pending video frame came (placed where an early part ended, or just after a frame so placed)
 	gop      int64      // the time between the two newest key frames
 	prevGop  int64      // and between the two before; 0 after a key frame came unforeseen
+	keyDue   bool       // the publisher was asked for a key frame (ExpectKeyFrame), which has not come yet
+	dueSince int64      // the lead frame time the wait for it counts from; -1 until a lead frame follows the request
 	lastOut  media.Part // the newest part sent
 
 	cur        videoParams // parameter sets of the current init
@@ -206,6 +208,9 @@ func (s *segmenter) pushLead(f frame) error {
 			s.prevGop, s.gop = s.gop, dts-s.keyAt
 		}
 		s.keyed, s.keyAt = true, dts
+		s.keyDue = false
+	} else if s.keyDue {
+		s.waitKey(dts)
 	}
 	return s.emitEarly(t, dts)
 }
@@ -240,6 +245,9 @@ func (s *segmenter) emitEarly(t *track, dts int64) error {
 	if segSpan+s.fdTicks+s.tolTicks > s.maxSegTicks {
 		return nil // the next frame ends the segment, key frame or not, or may, a millisecond late
 	}
+	if s.keyDue && segSpan >= s.minSegTicks {
+		return nil // the key frame asked for may be the next frame, and would end the segment
+	}
 	near := func(a, b int64) bool { return a-b <= 2*s.tolTicks && b-a <= 2*s.tolTicks }
 	if segSpan >= s.minSegTicks && (s.gop == 0 || s.prevGop == 0 || !near(s.gop, s.prevGop) || near(end, s.keyAt+s.gop)) {
 		return nil
@@ -250,6 +258,24 @@ func (s *segmenter) emitEarly(t *track, dts int64) error {
 	}
 	s.early = true
 	return nil
+}
+
+// expectKey notes that the publisher has just been asked for a key frame.
+func (s *segmenter) expectKey() {
+	if !s.keyDue {
+		s.keyDue, s.dueSince = true, -1
+	}
+}
+
+// waitKey counts how long the key frame asked for has kept away, at lead frame time dts: a
+// publisher that has not answered within a second ignores such requests (not every WHIP
+// client honours a PLI), and its parts go out early again.
+func (s *segmenter) waitKey(dts int64) {
+	if s.dueSince < 0 {
+		s.dueSince = dts
+	} else if dts-s.dueSince > toTicks(time.Second, s.p.lead.timescale) {
+		s.keyDue = false
+	}
 }
 
 // afterEarly makes the segment decisions for lead frame f, the first after an early part,

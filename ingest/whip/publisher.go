@@ -32,6 +32,9 @@ const (
 	maxLatePackets = 256
 	// minKeyRequest is the least time between two key frame requests (PLIs).
 	minKeyRequest = 500 * time.Millisecond
+	// maxKeyForetell is how long a key frame request waits for the packager to have been told
+	// of it (one video frame's write) before it goes out regardless.
+	maxKeyForetell = 250 * time.Millisecond
 )
 
 // frame is an access unit on its way to the session: H.264 NALUs or an AAC frame.
@@ -58,6 +61,10 @@ type publisher struct {
 	frames                   chan frame
 	lastMedia                atomic.Int64 // unix nanoseconds of the last RTP packet
 	videoTaken, audioTaken   atomic.Bool
+	// keyAsked is set before a PLI for the H.264 track goes out; the pump tells the session
+	// before its next video write and then signals keyTold, after which the PLI is sent.
+	keyAsked atomic.Bool
+	keyTold  chan struct{}
 	// sentVideo is the video track's codec when it is transcoded ("vp8", "vp9"); written by
 	// onTrack before the track's reader starts, read by pump after that reader's first frame.
 	sentVideo string
@@ -65,7 +72,8 @@ type publisher struct {
 }
 
 func newPublisher(s *Server, id string, log *slog.Logger) *publisher {
-	p := &publisher{s: s, id: id, log: log, t0: time.Now(), tracks: make(chan bool, 4), frames: make(chan frame, maxFrames)}
+	p := &publisher{s: s, id: id, log: log, t0: time.Now(), tracks: make(chan bool, 4), frames: make(chan frame, maxFrames),
+		keyTold: make(chan struct{}, 1)}
 	p.ctx, p.cancel = context.WithCancelCause(s.ctx)
 	p.lastMedia.Store(time.Now().UnixNano())
 	return p
@@ -229,7 +237,7 @@ func (p *publisher) since() time.Duration { return time.Since(p.t0) }
 // publisher for a key frame every KeyFrameInterval and after a loss.
 func (p *publisher) readVideo(t *webrtc.TrackRemote) {
 	p.tracks <- true
-	askKey := p.keyFrames(t, p.s.cfg.KeyFrameInterval)
+	askKey := p.keyFrames(t, p.s.cfg.KeyFrameInterval, true)
 	sb := samplebuilder.New(maxLatePackets, &codecs.H264Packet{}, 90000, samplebuilder.WithMaxTimeDelay(time.Second))
 	tl := timeline{clock: 90000}
 	meter := p.sess.Meter()
@@ -275,8 +283,9 @@ func (p *publisher) readVideo(t *webrtc.TrackRemote) {
 
 // keyFrames asks the publisher for a key frame (a PLI) now, every interval (0: never again)
 // and whenever the returned function is called, at most every minKeyRequest, until the
-// session ends.
-func (p *publisher) keyFrames(t *webrtc.TrackRemote, interval time.Duration) func() {
+// session ends. With foretell, the track is the one packaged as sent, and each request first
+// waits for the packager to be told of it (foretellKey).
+func (p *publisher) keyFrames(t *webrtc.TrackRemote, interval time.Duration, foretell bool) func() {
 	pli := make(chan struct{}, 1)
 	go func() {
 		var tick <-chan time.Time
@@ -286,6 +295,9 @@ func (p *publisher) keyFrames(t *webrtc.TrackRemote, interval time.Duration) fun
 			tick = tk.C
 		}
 		for {
+			if foretell {
+				p.foretellKey()
+			}
 			if err := p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.SSRC())}}); err != nil {
 				return
 			}
@@ -311,6 +323,26 @@ func (p *publisher) keyFrames(t *webrtc.TrackRemote, interval time.Duration) fun
 	}
 }
 
+// foretellKey has the pump tell the session that a key frame is about to be asked for, and
+// waits until it has written one more video frame after that (or maxKeyForetell): the answer,
+// which the encoder makes of its next capture, off the cadence of its key frames, may then end
+// a segment, and the packager must not have sent the part before it early. The frames already
+// on their way were encoded before the request, so none of them is the answer.
+func (p *publisher) foretellKey() {
+	select {
+	case <-p.keyTold: // a signal for an earlier request that went out regardless
+	default:
+	}
+	p.keyAsked.Store(true)
+	wait := time.NewTimer(maxKeyForetell)
+	defer wait.Stop()
+	select {
+	case <-p.keyTold:
+	case <-wait.C:
+	case <-p.ctx.Done():
+	}
+}
+
 // readVPX depacketizes VP8 or VP9 frames and hands them, from a key frame on, to the H.264
 // transcoder, whose output the session packages as it would a publisher's H.264. The
 // transcoder forces its own key frames, so the publisher is asked for one only when a frame
@@ -318,7 +350,7 @@ func (p *publisher) keyFrames(t *webrtc.TrackRemote, interval time.Duration) fun
 func (p *publisher) readVPX(t *webrtc.TrackRemote) {
 	p.tracks <- true
 	mime := t.Codec().MimeType
-	askKey := p.keyFrames(t, 0)
+	askKey := p.keyFrames(t, 0, false)
 	enc := newH264Encoder(p.ctx, p.s.cfg, mime, p.log, askKey, func(pts time.Duration, au [][]byte) {
 		p.push(frame{pts: pts, au: au})
 	})
@@ -455,7 +487,17 @@ wait:
 					err = p.sess.WriteMPEG4Audio(ctx, f.pts, f.aac)
 				}
 			} else if video {
+				told := p.keyAsked.Swap(false)
+				if told {
+					p.sess.ExpectKeyFrame()
+				}
 				err = p.sess.WriteH264(ctx, f.pts, f.pts, f.au)
+				if told {
+					select {
+					case p.keyTold <- struct{}{}:
+					default:
+					}
+				}
 			}
 			if err != nil {
 				return err

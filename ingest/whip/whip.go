@@ -59,6 +59,9 @@ type Session interface {
 	Start(ctx context.Context, video, audio mp4codecs.Codec, sentVideo, sentAudio string) error
 	WriteH264(ctx context.Context, pts, dts time.Duration, au [][]byte) error
 	WriteMPEG4Audio(ctx context.Context, pts time.Duration, au []byte) error
+	// ExpectKeyFrame tells the session that the publisher is about to be asked for a key frame;
+	// it is called before the write of the video frame after which the request is sent.
+	ExpectKeyFrame()
 	Meter() metrics.IngestMeter
 	// Detach ends the session; err is ErrDeleted after the publisher's DELETE.
 	Detach(ctx context.Context, err error)

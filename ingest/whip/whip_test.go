@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	mp4codecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/h264reader"
@@ -70,6 +72,7 @@ type fakeSession struct {
 	detachErr    error
 	isDetached   bool
 	lastSPS      [][]byte
+	steps        []step // ExpectKeyFrame and WriteH264 calls, in order
 }
 
 func (s *fakeSession) StreamID() string  { return "st-test" }
@@ -90,6 +93,7 @@ func (s *fakeSession) WriteH264(ctx context.Context, pts, dts time.Duration, au 
 			s.lastSPS = [][]byte{nalu}
 		}
 	}
+	s.steps = append(s.steps, step{at: time.Now()})
 	s.mu.Unlock()
 	return nil
 }
@@ -99,6 +103,18 @@ func (s *fakeSession) WriteMPEG4Audio(ctx context.Context, pts time.Duration, au
 	s.audioPTS = append(s.audioPTS, pts)
 	s.mu.Unlock()
 	return nil
+}
+
+// step is a call to ExpectKeyFrame (told) or WriteH264, and when it returned.
+type step struct {
+	told bool
+	at   time.Time
+}
+
+func (s *fakeSession) ExpectKeyFrame() {
+	s.mu.Lock()
+	s.steps = append(s.steps, step{told: true, at: time.Now()})
+	s.mu.Unlock()
 }
 func (s *fakeSession) Meter() metrics.IngestMeter { return metrics.NopIngest{}.Open("", "", "") }
 func (s *fakeSession) Detach(ctx context.Context, err error) {
@@ -297,6 +313,77 @@ func TestWHIPPublish(t *testing.T) {
 		t.Errorf("the last AAC frame is at %v, the last video frame at %v", lastA, lastV)
 	}
 	t.Logf("%d video frames, %d AAC frames; last at %v and %v", len(sess.videoDTS), len(sess.audioPTS), lastV, lastA)
+}
+
+// TestWHIPKeyFrameForetold: each key frame request (PLI) the publisher gets once video flows was
+// told to the session first, and one video frame written after that, before the PLI went out:
+// the packager must know that the next frames may be the key frame asked for before it decides
+// whether the part ending at the newest frame may go out ahead of the frame after it.
+func TestWHIPKeyFrameForetold(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Fatal("ffmpeg is needed")
+	}
+	vf, af := testMedia(t)
+	ing := &fakeIngest{key: "sk_good"}
+	s, _ := startServer(t, Config{UDPListen: "127.0.0.1:0", Timeout: 3 * time.Second, KeyFrameInterval: 600 * time.Millisecond},
+		ing, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	pctx, pcancel := context.WithCancel(context.Background())
+	defer pcancel()
+	code, _, pc := publishWHIP(t, hs.URL+"/whip", "sk_good", vf, af, pctx)
+	if code != http.StatusCreated {
+		t.Fatalf("publish: status %d", code)
+	}
+	defer pc.Close()
+	var mu sync.Mutex
+	var plis []time.Time
+	go func() {
+		for {
+			pkts, _, err := pc.GetSenders()[0].ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, p := range pkts {
+				if _, ok := p.(*rtcp.PictureLossIndication); ok {
+					mu.Lock()
+					plis = append(plis, time.Now())
+					mu.Unlock()
+				}
+			}
+		}
+	}()
+	time.Sleep(3500 * time.Millisecond)
+	pcancel()
+
+	sess := ing.sessions[0]
+	sess.mu.Lock()
+	steps := slices.Clone(sess.steps)
+	sess.mu.Unlock()
+	mu.Lock()
+	defer mu.Unlock()
+	first := slices.IndexFunc(steps, func(s step) bool { return !s.told })
+	if first < 0 {
+		t.Fatal("no video frame written")
+	}
+	checked, next := 0, 0
+	for _, at := range plis {
+		// A request made before video flowed goes out when the wait for a write runs out.
+		if at.Before(steps[first].at.Add(maxKeyForetell)) {
+			continue
+		}
+		told := slices.IndexFunc(steps[next:], func(s step) bool { return s.told })
+		if told < 0 || next+told+1 >= len(steps) || steps[next+told+1].told || !steps[next+told+1].at.Before(at) {
+			t.Fatalf("a PLI came at %v with no ExpectKeyFrame then a video write before it since %v (%d steps since, told %v)",
+				at.Format("15:04:05.000"), steps[min(next, len(steps)-1)].at.Format("15:04:05.000"), len(steps)-next, told >= 0)
+		}
+		next += told + 2
+		checked++
+	}
+	if checked < 3 {
+		t.Fatalf("%d PLIs after video started (of %d), want one every 600 ms", checked, len(plis))
+	}
+	t.Logf("%d PLIs, each foretold", checked)
 }
 
 // TestWHIPTimeout: a publisher whose ICE never connects (it never applies the answer) is
