@@ -17,6 +17,7 @@ import (
 const benchUsage = `Usage:
   glasscast bench viewers --url <playback URL> [--viewers N] [--duration D] [--ramp D] [--max-error-rate F] [--json] [--cpuprofile FILE]
   glasscast bench viewers --url <playback URL> --find-max [--viewers START] [--max-viewers N] [--duration D]
+  glasscast bench pollers --url <playback URL> [--pollers N] [--every D] [--duration D] [--gzip=false]
   glasscast bench chat --url ws://host:8080/chat --api http://host:8080 [--rooms R] [--clients N] [--rate M] [--duration D]
 `
 
@@ -80,6 +81,25 @@ func runBench(ctx context.Context, args []string) error {
 		if err == nil && !rep.Pass {
 			err = errors.New("the run did not pass")
 		}
+		return err
+	case "pollers":
+		var cfg bench.PollersConfig
+		fs := flag.NewFlagSet("bench pollers", flag.ContinueOnError)
+		fs.StringVar(&cfg.URL, "url", "", "playback (multivariant) URL; its first variant's media playlist is polled")
+		fs.IntVar(&cfg.Pollers, "pollers", 1000, "concurrent plain HLS players (no LL-HLS directives, as Amazon's IVS player)")
+		fs.DurationVar(&cfg.Every, "every", time.Second, "how often each reloads the playlist (the IVS player: once a segment)")
+		fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "how long each polls")
+		gzipOn := fs.Bool("gzip", true, "ask for gzip-encoded playlists, as browsers do")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if cfg.URL == "" {
+			return errors.New("--url is required")
+		}
+		cfg.NoGzip = !*gzipOn
+		debug.SetGCPercent(400)
+		rep, err := bench.Pollers(ctx, cfg)
+		fmt.Print(rep)
 		return err
 	case "chat":
 		return runChatBench(ctx, args[1:])
