@@ -234,7 +234,10 @@ func (tl *timeline) at(ts uint32, arrival time.Duration) time.Duration {
 func (p *publisher) since() time.Duration { return time.Since(p.t0) }
 
 // readVideo depacketizes H.264 into access units, starting at a key frame, and asks the
-// publisher for a key frame every KeyFrameInterval and after a loss.
+// publisher for a key frame every KeyFrameInterval and after a loss. The frames after a lost
+// one are dropped until a key frame comes: they refer to what is missing, and a strict decoder
+// (the IVS player's) stops at the first of them with an error, where a short freeze is all a
+// viewer would otherwise see.
 func (p *publisher) readVideo(t *webrtc.TrackRemote) {
 	p.tracks <- true
 	askKey := p.keyFrames(t, p.s.cfg.KeyFrameInterval, true)
@@ -263,6 +266,7 @@ func (p *publisher) readVideo(t *webrtc.TrackRemote) {
 			if s.PrevDroppedPackets > 0 && keyed {
 				// A frame was lost despite NACKs: what follows decodes wrong until a key frame.
 				dropped += int(s.PrevDroppedPackets)
+				keyed = false
 				askKey()
 			}
 			var au h264.AnnexB

@@ -23,6 +23,8 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	mp4codecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	rtpcodecs "github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/h264reader"
@@ -163,25 +165,9 @@ func publishWHIP(t *testing.T, endpoint, key, videoFile, audioFile string, ctx c
 			t.Fatal(err)
 		}
 	}
-	offer, _ := pc.CreateOffer(nil)
-	gathered := webrtc.GatheringCompletePromise(pc)
-	_ = pc.SetLocalDescription(offer)
-	<-gathered
-	req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(pc.LocalDescription().SDP))
-	req.Header.Set("Content-Type", "application/sdp")
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		pc.Close()
-		return resp.StatusCode, "", nil
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
-		t.Fatal(err)
+	code, loc := signalWHIP(t, pc, endpoint, key)
+	if code != http.StatusCreated {
+		return code, "", nil
 	}
 	go func() {
 		data, _ := os.ReadFile(videoFile)
@@ -224,7 +210,34 @@ func publishWHIP(t *testing.T, endpoint, key, videoFile, audioFile string, ctx c
 			<-tick.C
 		}
 	}()
-	return resp.StatusCode, resp.Header.Get("Location"), pc
+	return code, loc, pc
+}
+
+// signalWHIP offers pc's tracks to endpoint with key and applies the answer; it returns the
+// status and Location, and closes pc when the offer is refused.
+func signalWHIP(t *testing.T, pc *webrtc.PeerConnection, endpoint, key string) (int, string) {
+	t.Helper()
+	offer, _ := pc.CreateOffer(nil)
+	gathered := webrtc.GatheringCompletePromise(pc)
+	_ = pc.SetLocalDescription(offer)
+	<-gathered
+	req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(pc.LocalDescription().SDP))
+	req.Header.Set("Content-Type", "application/sdp")
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		pc.Close()
+		return resp.StatusCode, ""
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header.Get("Location")
 }
 
 // TestWHIPPublish: a pion WHIP client publishes H.264 and Opus; the session gets H.264
@@ -384,6 +397,103 @@ func TestWHIPKeyFrameForetold(t *testing.T) {
 		t.Fatalf("%d PLIs after video started (of %d), want one every 600 ms", checked, len(plis))
 	}
 	t.Logf("%d PLIs, each foretold", checked)
+}
+
+// TestWHIPLossDropsUntilKeyFrame: a video packet that never arrives (the publisher never sent
+// it, so no NACK brings it back) loses its frame, and the frames after it, which refer to it,
+// are not passed on: the session gets the frames before the loss, then nothing until the next
+// key frame (this publisher ignores PLIs and sends one a second).
+func TestWHIPLossDropsUntilKeyFrame(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Fatal("ffmpeg is needed")
+	}
+	vf, _ := testMedia(t)
+	ing := &fakeIngest{key: "sk_good"}
+	s, _ := startServer(t, Config{UDPListen: "127.0.0.1:0", Timeout: 3 * time.Second},
+		ing, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	mux := http.NewServeMux()
+	mux.Handle("/whip", s)
+	mux.Handle("/whip/", s)
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	vt, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "video", "glass")
+	if _, err := pc.AddTransceiverFromTrack(vt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	connected := make(chan struct{})
+	var once sync.Once
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateConnected {
+			once.Do(func() { close(connected) })
+		}
+	})
+	if code, _ := signalWHIP(t, pc, hs.URL+"/whip", "sk_good"); code != http.StatusCreated {
+		t.Fatalf("publish: status %d", code)
+	}
+	select {
+	case <-connected:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not connected in 5 s")
+	}
+	const lost = 35 // the 11th frame of the second GOP (frames 25, 50 and 75 are key frames)
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		data, _ := os.ReadFile(vf)
+		r, _ := h264reader.NewReader(bytes.NewReader(data))
+		pz := rtp.NewPacketizer(1200, 96, 1, &rtpcodecs.H264Payloader{}, rtp.NewRandomSequencer(), 90000)
+		tick := time.NewTicker(40 * time.Millisecond)
+		defer tick.Stop()
+		var pending []byte
+		for frame := 0; ; {
+			nal, err := r.NextNAL()
+			if err != nil {
+				return
+			}
+			pending = append(pending, append([]byte{0, 0, 0, 1}, nal.Data...)...)
+			if nal.UnitType != h264reader.NalUnitTypeCodedSliceIdr && nal.UnitType != h264reader.NalUnitTypeCodedSliceNonIdr {
+				continue
+			}
+			for i, pkt := range pz.Packetize(pending, 3600) {
+				if frame == lost && i == 0 {
+					continue
+				}
+				_ = vt.WriteRTP(pkt)
+			}
+			pending = nil
+			frame++
+			<-tick.C
+		}
+	}()
+	<-sent
+	time.Sleep(300 * time.Millisecond)
+
+	sess := ing.sessions[0]
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	gaps := 0
+	for i := 1; i < len(sess.videoDTS); i++ {
+		step := sess.videoDTS[i] - sess.videoDTS[i-1]
+		if step == 40*time.Millisecond {
+			continue
+		}
+		gaps++
+		if missing := int(step/(40*time.Millisecond)) - 1; !sess.keys[i] || missing != 50-lost {
+			t.Errorf("after frame %d, %d frames missing and the next is key %v; want the %d from the lost one to the next key frame",
+				i-1, missing, sess.keys[i], 50-lost)
+		}
+	}
+	// The last frame stays in the sample builder, which ends a frame at the next one's packet.
+	if want := 100 - (50 - lost) - 1; gaps != 1 || len(sess.videoDTS) != want {
+		t.Fatalf("%d gaps in %d frames written, want one in %d", gaps, len(sess.videoDTS), want)
+	}
 }
 
 // TestWHIPTimeout: a publisher whose ICE never connects (it never applies the answer) is
