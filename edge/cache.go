@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"net/http"
 	"sync"
 	"time"
 
@@ -39,7 +40,7 @@ func (c *Cache) lookup(key string, now time.Time) (o *object, fill bool) {
 		return o, false
 	}
 	if o, ok := c.lru.Get(key); ok {
-		if o.fresh(now) {
+		if o.fresh(now) && !c.overtaken(o) {
 			c.hits++
 			return o, false
 		}
@@ -51,9 +52,38 @@ func (c *Cache) lookup(key string, now time.Time) (o *object, fill bool) {
 	return o, true
 }
 
+// hold limits the reuse of a plain live LL-HLS playlist (liveLowLatencyPlaylist).
+type hold struct {
+	until time.Time // the reuse ends then, if that is before its max-age
+	hint  string    // and once the part its preload hint names is here (its key)
+}
+
+// overtaken reports a held playlist whose hinted part has reached this cache. A player that
+// fetches the hinted part and then reloads the playlist for the next hint (gohlslib does)
+// must get one that lists the part, or it would fetch it again. Under c.mu.
+func (c *Cache) overtaken(o *object) bool {
+	if o.hold.hint == "" {
+		return false
+	}
+	p, ok := c.inflight[o.hold.hint]
+	if !ok {
+		p, ok = c.lru.Peek(o.hold.hint)
+	}
+	if !ok {
+		return false
+	}
+	select {
+	case <-p.ready: // the upstream answered: a hinted part is sent only once it is whole
+		return p.status == http.StatusOK
+	default:
+		return false
+	}
+}
+
 // settle moves a finished fill into the LRU, or forgets it when it must not be reused (a
-// failed or uncacheable fill), then evicts down to the byte bound.
-func (c *Cache) settle(o *object, keep bool) {
+// failed or uncacheable fill), then evicts down to the byte bound. A plain live LL-HLS
+// playlist is kept under h.
+func (c *Cache) settle(o *object, keep bool, h hold) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.inflight[o.key] == o {
@@ -62,6 +92,7 @@ func (c *Cache) settle(o *object, keep bool) {
 	if !keep {
 		return
 	}
+	o.hold = h
 	c.lru.Add(o.key, o)
 	c.bytes += o.size()
 	for c.bytes > c.maxBytes && c.lru.Len() > 1 {

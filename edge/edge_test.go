@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -285,5 +286,93 @@ func TestHTTP2(t *testing.T) {
 	resp.Body.Close()
 	if resp.ProtoMajor != 2 || resp.StatusCode != 200 {
 		t.Fatalf("proto %s status %d", resp.Proto, resp.StatusCode)
+	}
+}
+
+// A plain live LL-HLS playlist is reused for half a part, not its second of max-age and not
+// only while in flight: polling players cost the upstream at most two fills a part, and no
+// copy is older than that. The hinted part of every answer must not have reached the origin
+// more than the hold (plus a part of slack for a slow fill) before the request.
+func TestPlainLivePlaylistHeldHalfAPart(t *testing.T) {
+	r := newRig(t, Config{}, "test")
+	r.publish("test", 3)
+	plain := path("test", "720p/index.m3u8")
+	const partTarget, held = 200 * time.Millisecond, 100 * time.Millisecond
+	for _, base := range []string{r.http, r.fast} {
+		before := r.count(plain)
+		requests := 0
+		for start := time.Now(); time.Since(start) < 1200*time.Millisecond; requests++ {
+			sent := time.Now()
+			resp, body := get(t, base+plain)
+			if resp.StatusCode != 200 || resp.Header.Get("Age") == "" {
+				t.Fatalf("%s: %d, Age %q", base, resp.StatusCode, resp.Header.Get("Age"))
+			}
+			m := reHint.FindStringSubmatch(string(body))
+			if m == nil {
+				t.Fatalf("no preload hint in\n%s", body)
+			}
+			msn, _ := strconv.ParseUint(m[1], 10, 64)
+			part, _ := strconv.Atoi(m[2])
+			if at := r.partTime("720p", msn, part); !at.IsZero() && at.Before(sent.Add(-held-partTarget)) {
+				t.Fatalf("%s: a playlist hinting part %d.%d, which the origin had %v before the request", base, msn, part, sent.Sub(at))
+			}
+		}
+		fills := r.count(plain) - before
+		if requests < 20 || fills < 3 || fills > 14 {
+			t.Fatalf("%s: %d requests in 1.2 s cost %d upstream fills, want 3 to 14 (one per hold of %v)", base, requests, fills, held)
+		}
+		t.Logf("%s: %d requests, %d fills", base, requests, fills)
+	}
+}
+
+// A held plain playlist is dropped once the part it hints is here: a player that fetches the
+// hinted part and then reloads the plain playlist for the next hint, as gohlslib does, must
+// get a playlist that lists the part, not one that hints it again (it would fetch it twice,
+// and its timeline would step back a part). Other viewers keep the held copy fresh, so that
+// without the check nearly every reload would be one the part has overtaken.
+func TestHeldPlaylistOvertakenByItsHint(t *testing.T) {
+	r := newRig(t, Config{}, "test")
+	r.publish("test", 3)
+	plain := path("test", "720p/index.m3u8") + "?_HLS_skip=YES"
+	hintOf := func(body []byte) (uint64, int, string) {
+		m := reHint.FindStringSubmatch(string(body))
+		if m == nil {
+			t.Fatalf("no preload hint in\n%s", body)
+		}
+		msn, _ := strconv.ParseUint(m[1], 10, 64)
+		part, _ := strconv.Atoi(m[2])
+		return msn, part, strings.TrimPrefix(m[0], `#EXT-X-PRELOAD-HINT:TYPE=PART,URI="`)
+	}
+	for _, base := range []string{r.http, r.fast} {
+		ctx, stop := context.WithCancel(context.Background())
+		var polls sync.WaitGroup
+		for range 4 {
+			polls.Add(1)
+			go func() {
+				defer polls.Done()
+				for ctx.Err() == nil {
+					req, _ := http.NewRequestWithContext(ctx, "GET", base+plain, nil)
+					if resp, err := http.DefaultClient.Do(req); err == nil {
+						_, _ = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+				}
+			}()
+		}
+		_, body := get(t, base+plain)
+		msn, part, uri := hintOf(body)
+		for range 12 {
+			if resp, _ := get(t, base+path("test", "720p/"+uri)); resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s: hinted part %s: %d", base, uri, resp.StatusCode)
+			}
+			_, body = get(t, base+plain)
+			m, p, next := hintOf(body)
+			if m < msn || m == msn && p <= part {
+				t.Fatalf("%s: after fetching hinted part %d.%d, the reload hints %d.%d", base, msn, part, m, p)
+			}
+			msn, part, uri = m, p, next
+		}
+		stop()
+		polls.Wait()
 	}
 }

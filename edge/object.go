@@ -24,6 +24,10 @@ type object struct {
 	fetched      time.Time     // when the upstream answered
 	expires      time.Time     // zero: immutable, kept until evicted
 
+	// hold, when set, ends the reuse of a plain live LL-HLS playlist sooner than its max-age.
+	// Set and read only under the Cache's mutex (settle, lookup).
+	hold hold
+
 	mu      sync.RWMutex // readers (the viewers streaming or waiting) share it
 	body    []byte
 	done    bool
@@ -100,6 +104,9 @@ func (o *object) size() int {
 
 // fresh reports whether the object may still be served from cache at now.
 func (o *object) fresh(now time.Time) bool {
+	if !o.hold.until.IsZero() && !now.Before(o.hold.until) {
+		return false
+	}
 	return o.expires.IsZero() || now.Before(o.expires)
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -44,8 +45,8 @@ type fillTimeouts struct {
 // fetch fills o from the first upstream that answers, then streams its body into o. It runs
 // detached from any viewer: a viewer that leaves does not cancel what others wait for.
 func (e *Edge) fetch(o *object, ups []*upstream, pathAndQuery string, directive bool) {
-	keep := false
-	defer func() { e.cache.settle(o, keep) }()
+	keep, h := false, hold{}
+	defer func() { e.cache.settle(o, keep, h) }()
 	to := fillTimeouts{header: e.cfg.UpstreamTimeout, idle: e.cfg.UpstreamTimeout}
 	if directive {
 		to.header = e.cfg.BlockingTimeout
@@ -112,7 +113,10 @@ func (e *Edge) fetch(o *object, ups []*upstream, pathAndQuery string, directive 
 		}
 		if rerr == io.EOF {
 			o.finish(nil)
-			keep = cacheable && !(!directive && liveLowLatencyPlaylist(o))
+			keep = cacheable
+			if d, hint, live := liveLowLatencyPlaylist(o); live && !directive {
+				keep, h = cacheable && d > 0, hold{until: o.fetched.Add(d), hint: hint}
+			}
 			return
 		}
 		if rerr != nil {
@@ -164,16 +168,77 @@ func (e *Edge) fail(o *object, status int, err error) {
 	e.log.Debug("fill failed", "key", o.key, "status", status, "err", err)
 }
 
-// liveLowLatencyPlaylist reports a plain (no directive) LL-HLS media playlist. It is valid only
-// until the next part, a fraction of a second, so concurrent requests share one fill but later
-// ones fetch again: a stale copy next to a fresh delta update would look like time going back.
-// Viewers at the live edge use blocking requests, which are cached per directive.
-func liveLowLatencyPlaylist(o *object) bool {
+// liveLowLatencyPlaylist reports a live LL-HLS media playlist, how long a plain (no
+// directive) copy of it may be reused, half its PART-TARGET, and the cache key of the part its
+// preload hint names ("" if none can be told). It is current only until the next part, so it
+// is not kept for its max-age: a copy a second old next to a fresh delta update would look
+// like time going back, and would start a tuning-in player a second late. But not keeping it
+// at all made every plain request a fill (an upstream request, a render and a gzip; twice a
+// part's cost on serve, and an origin request per poll behind a tier), so players that poll
+// plain playlists (the IVS player reloads one a segment, as non-LL players do) cost the
+// upstream one request each. Held half a part, a copy is at most that much older than a fresh
+// one, and a rendition costs its upstream at most two plain fills a part; and it is dropped as
+// soon as its hinted part reaches this cache (Cache.overtaken). Viewers at the live edge use
+// blocking requests, which are cached per directive.
+func liveLowLatencyPlaylist(o *object) (d time.Duration, hint string, live bool) {
 	if !isPlaylist(o.contentType) || o.status != http.StatusOK {
-		return false
+		return 0, "", false
 	}
 	body, _ := o.complete()
-	return bytes.Contains(body, []byte("#EXT-X-PART-INF")) && !bytes.Contains(body, []byte("#EXT-X-ENDLIST"))
+	i := bytes.Index(body, []byte("#EXT-X-PART-INF:"))
+	if i < 0 || bytes.Contains(body, []byte("#EXT-X-ENDLIST")) {
+		return 0, "", false
+	}
+	return partTarget(body[i:]) / 2, hintKey(o.key, body), true
+}
+
+// hintKey is the cache key of the part that playlist body, cached under key, names in its
+// EXT-X-PRELOAD-HINT: the URI's path resolved against the playlist's, as a player requests it.
+// "" when there is no such hint or it names another host.
+func hintKey(key string, body []byte) string {
+	i := bytes.Index(body, []byte("#EXT-X-PRELOAD-HINT:"))
+	if i < 0 {
+		return ""
+	}
+	line, _, _ := bytes.Cut(body[i:], []byte("\n"))
+	if !bytes.Contains(line, []byte("TYPE=PART")) {
+		return ""
+	}
+	_, uri, ok := bytes.Cut(line, []byte(`URI="`))
+	if !ok {
+		return ""
+	}
+	uri, _, ok = bytes.Cut(uri, []byte(`"`))
+	if !ok {
+		return ""
+	}
+	base, err := url.Parse(key)
+	if err != nil {
+		return ""
+	}
+	ref, err := url.Parse(string(uri))
+	if err != nil || ref.Host != "" {
+		return ""
+	}
+	return base.ResolveReference(ref).Path
+}
+
+// partTarget reads PART-TARGET from the playlist text starting at its EXT-X-PART-INF tag; 0
+// when it is missing or malformed.
+func partTarget(tag []byte) time.Duration {
+	line, _, _ := bytes.Cut(tag, []byte("\n"))
+	_, v, ok := bytes.Cut(line, []byte("PART-TARGET="))
+	if !ok {
+		return 0
+	}
+	if j := bytes.IndexByte(v, ','); j >= 0 {
+		v = v[:j]
+	}
+	secs, err := strconv.ParseFloat(string(bytes.TrimSpace(v)), 64)
+	if err != nil || secs <= 0 || secs > 60 {
+		return 0
+	}
+	return time.Duration(secs * float64(time.Second))
 }
 
 // cachePolicy decides how long a response may be reused. Immutable objects (init, parts,
