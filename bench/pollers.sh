@@ -28,6 +28,7 @@ round() { # binary
     m0=$(misses); s0=$(ticks $serve); t0=$(date +%s.%N)
     r=$("$work/glasscast" bench pollers --url "$url" --pollers "$n" --every 1s --duration "${secs}s")
     s1=$(ticks $serve); t1=$(date +%s.%N); m1=$(misses)
+    kill $feed 2>/dev/null; wait $feed 2>/dev/null || true # before serve, so ffmpeg does not report a broken pipe
     python3 -c "w=$t1-$t0; print('%s: serve %.3f cores, upstream fills %.0f/s; %s' % ('$1', ($s1-$s0)/$hz/w, ($m1-$m0)/w, '''$r'''.strip()))"
   )
 }
