@@ -44,8 +44,8 @@ func (r PollersReport) String() string {
 // Pollers runs the load and returns its report; the error is non-nil when the media playlist
 // could not be found or any reload failed.
 func Pollers(ctx context.Context, cfg PollersConfig) (PollersReport, error) {
-	if cfg.Pollers <= 0 || cfg.Every <= 0 {
-		return PollersReport{}, errors.New("pollers: the count and the interval must be positive")
+	if cfg.Pollers <= 0 || cfg.Every <= 0 || cfg.Duration <= 0 {
+		return PollersReport{}, errors.New("pollers: the count, the interval and the duration must be positive")
 	}
 	st := &stats{errors: map[string]int64{}}
 	client := &fasthttp.Client{

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,15 +81,33 @@ func (c *Cache) overtaken(o *object) bool {
 	}
 }
 
+// arrived notes that the upstream answered for the media object under key (a part, init or
+// segment). A plain playlist of the same rendition still being filled may have been rendered
+// before it, and would hint it again to a player that has just fetched it (overtaken, for
+// the copies already held): later requests no longer share that fill, but start their own.
+func (c *Cache) arrived(key string) {
+	dir := key[:strings.LastIndexByte(key, '/')+1]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.inflight {
+		name, query, _ := strings.Cut(k[min(len(dir), len(k)):], "?")
+		if strings.HasPrefix(k, dir) && strings.HasSuffix(name, ".m3u8") && !strings.Contains(name, "/") &&
+			!strings.Contains(query, "_HLS_msn=") {
+			delete(c.inflight, k)
+		}
+	}
+}
+
 // settle moves a finished fill into the LRU, or forgets it when it must not be reused (a
-// failed or uncacheable fill), then evicts down to the byte bound. A plain live LL-HLS
-// playlist is kept under h.
+// failed or uncacheable fill, or one superseded), then evicts down to the byte bound. A plain
+// live LL-HLS playlist is kept under h.
 func (c *Cache) settle(o *object, keep bool, h hold) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.inflight[o.key] == o {
-		delete(c.inflight, o.key)
+	if c.inflight[o.key] != o {
+		return // superseded (arrived): a newer fill has the key
 	}
+	delete(c.inflight, o.key)
 	if !keep {
 		return
 	}

@@ -99,6 +99,9 @@ func (e *Edge) fetch(o *object, ups []*upstream, pathAndQuery string, directive 
 		o.expires = now.Add(ttl - o.upstreamAge)
 	}
 	close(o.ready)
+	if o.status == http.StatusOK && !isPlaylist(o.contentType) {
+		e.cache.arrived(o.key)
+	}
 
 	// Copy the body as it arrives; a stall longer than the idle timeout aborts the fill so no
 	// cache keeps a truncated object.
@@ -176,10 +179,11 @@ func (e *Edge) fail(o *object, status int, err error) {
 // at all made every plain request a fill (an upstream request, a render and a gzip; twice a
 // part's cost on serve, and an origin request per poll behind a tier), so players that poll
 // plain playlists (the IVS player reloads one a segment, as non-LL players do) cost the
-// upstream one request each. Held half a part, a copy is at most that much older than a fresh
-// one, and a rendition costs its upstream at most two plain fills a part; and it is dropped as
-// soon as its hinted part reaches this cache (Cache.overtaken). Viewers at the live edge use
-// blocking requests, which are cached per directive.
+// upstream one request each. Held half a part, a copy is at most that much older than its
+// upstream's (which may hold one too, behind a tier), and a rendition costs its upstream two or
+// three plain fills a part: a copy is also dropped as soon as its hinted part reaches this
+// cache (Cache.overtaken, Cache.arrived). Viewers at the live edge use blocking requests, which
+// are cached per directive.
 func liveLowLatencyPlaylist(o *object) (d time.Duration, hint string, live bool) {
 	if !isPlaylist(o.contentType) || o.status != http.StatusOK {
 		return 0, "", false
@@ -194,7 +198,7 @@ func liveLowLatencyPlaylist(o *object) (d time.Duration, hint string, live bool)
 
 // hintKey is the cache key of the part that playlist body, cached under key, names in its
 // EXT-X-PRELOAD-HINT: the URI's path resolved against the playlist's, as a player requests it.
-// "" when there is no such hint or it names another host.
+// "" when there is no such hint or its URI is absolute.
 func hintKey(key string, body []byte) string {
 	i := bytes.Index(body, []byte("#EXT-X-PRELOAD-HINT:"))
 	if i < 0 {

@@ -208,9 +208,9 @@ func (s *segmenter) pushLead(f frame) error {
 			s.prevGop, s.gop = s.gop, dts-s.keyAt
 		}
 		s.keyed, s.keyAt = true, dts
-		s.keyDue = false
-	} else if s.keyDue {
-		s.waitKey(dts)
+	}
+	if s.keyDue {
+		s.waitKey(dts, f.key)
 	}
 	return s.emitEarly(t, dts)
 }
@@ -267,13 +267,16 @@ func (s *segmenter) expectKey() {
 	}
 }
 
-// waitKey counts how long the key frame asked for has kept away, at lead frame time dts: a
-// publisher that has not answered within a second ignores such requests (not every WHIP
-// client honours a PLI), and its parts go out early again.
-func (s *segmenter) waitKey(dts int64) {
-	if s.dueSince < 0 {
+// waitKey follows the wait for the key frame asked for at lead frame time dts, key if that
+// frame is one. The frame written just after the request was encoded before it, so it is not
+// the answer even when it is a key frame; a later key frame is. A publisher that has not
+// answered within a second ignores such requests (not every WHIP client honours a PLI), and
+// its parts go out early again.
+func (s *segmenter) waitKey(dts int64, key bool) {
+	switch {
+	case s.dueSince < 0:
 		s.dueSince = dts
-	} else if dts-s.dueSince > toTicks(time.Second, s.p.lead.timescale) {
+	case key || dts-s.dueSince > toTicks(time.Second, s.p.lead.timescale):
 		s.keyDue = false
 	}
 }

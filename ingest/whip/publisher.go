@@ -33,8 +33,9 @@ const (
 	// minKeyRequest is the least time between two key frame requests (PLIs).
 	minKeyRequest = 500 * time.Millisecond
 	// maxKeyForetell is how long a key frame request waits for the packager to have been told
-	// of it (one video frame's write) before it goes out regardless.
-	maxKeyForetell = 250 * time.Millisecond
+	// of it (one video frame's write) before it goes out regardless; frames come every few
+	// tens of milliseconds while video is passed on, and the wait is skipped when it is not.
+	maxKeyForetell = time.Second
 )
 
 // frame is an access unit on its way to the session: H.264 NALUs or an AAC frame.
@@ -65,6 +66,8 @@ type publisher struct {
 	// before its next video write and then signals keyTold, after which the PLI is sent.
 	keyAsked atomic.Bool
 	keyTold  chan struct{}
+	// passing is set while readVideo passes H.264 frames on: from a key frame until a loss.
+	passing atomic.Bool
 	// sentVideo is the video track's codec when it is transcoded ("vp8", "vp9"); written by
 	// onTrack before the track's reader starts, read by pump after that reader's first frame.
 	sentVideo string
@@ -267,6 +270,7 @@ func (p *publisher) readVideo(t *webrtc.TrackRemote) {
 				// A frame was lost despite NACKs: what follows decodes wrong until a key frame.
 				dropped += int(s.PrevDroppedPackets)
 				keyed = false
+				p.passing.Store(false)
 				askKey()
 			}
 			var au h264.AnnexB
@@ -276,6 +280,9 @@ func (p *publisher) readVideo(t *webrtc.TrackRemote) {
 			key := h264.IsRandomAccess(au)
 			if !keyed && !key {
 				continue
+			}
+			if !keyed {
+				p.passing.Store(true)
 			}
 			keyed = true
 			dts := tl.at(s.PacketTimestamp, now)
@@ -328,11 +335,15 @@ func (p *publisher) keyFrames(t *webrtc.TrackRemote, interval time.Duration, for
 }
 
 // foretellKey has the pump tell the session that a key frame is about to be asked for, and
-// waits until it has written one more video frame after that (or maxKeyForetell): the answer,
+// waits until it has written one more video frame after that (or maxKeyForetell), unless no
+// frame is being passed on (before the first key frame, or after a loss): the answer,
 // which the encoder makes of its next capture, off the cadence of its key frames, may then end
 // a segment, and the packager must not have sent the part before it early. The frames already
 // on their way were encoded before the request, so none of them is the answer.
 func (p *publisher) foretellKey() {
+	if !p.passing.Load() {
+		return // the next frame passed on is a key frame: no part waits on what follows it
+	}
 	select {
 	case <-p.keyTold: // a signal for an earlier request that went out regardless
 	default:
@@ -390,6 +401,9 @@ func (p *publisher) readVPX(t *webrtc.TrackRemote) {
 			}
 			if !keyed && !key {
 				continue
+			}
+			if !keyed {
+				p.passing.Store(true)
 			}
 			keyed = true
 			dts := tl.at(s.PacketTimestamp, now)

@@ -107,7 +107,7 @@ func (s *fakeSession) WriteMPEG4Audio(ctx context.Context, pts time.Duration, au
 	return nil
 }
 
-// step is a call to ExpectKeyFrame (told) or WriteH264, and when it returned.
+// step is a call to ExpectKeyFrame (told) or WriteH264, and when it was made.
 type step struct {
 	told bool
 	at   time.Time
@@ -381,8 +381,8 @@ func TestWHIPKeyFrameForetold(t *testing.T) {
 	}
 	checked, next := 0, 0
 	for _, at := range plis {
-		// A request made before video flowed goes out when the wait for a write runs out.
-		if at.Before(steps[first].at.Add(maxKeyForetell)) {
+		// A request made before video flowed goes out at once.
+		if at.Before(steps[first].at) {
 			continue
 		}
 		told := slices.IndexFunc(steps[next:], func(s step) bool { return s.told })
