@@ -130,34 +130,14 @@ func publishIVF(t *testing.T, endpoint, mime string, ctx context.Context, step t
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
-	connected := make(chan struct{})
-	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		if st == webrtc.PeerConnectionStateConnected {
-			close(connected)
-		}
-	})
+	connected := onConnected(pc)
 	vt, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 90000}, "video", "glass")
 	if _, err := pc.AddTransceiverFromTrack(vt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
 		t.Fatal(err)
 	}
-	offer, _ := pc.CreateOffer(nil)
-	gathered := webrtc.GatheringCompletePromise(pc)
-	_ = pc.SetLocalDescription(offer)
-	<-gathered
-	req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(pc.LocalDescription().SDP))
-	req.Header.Set("Content-Type", "application/sdp")
-	req.Header.Set("Authorization", "Bearer sk_good")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("offer: %d %s", resp.StatusCode, body)
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
-		t.Fatal(err)
+	code, loc := signalWHIP(t, pc, endpoint, "sk_good")
+	if code != http.StatusCreated {
+		t.Fatalf("offer: status %d", code)
 	}
 	var frames [][]byte
 	for i, file := range files {
@@ -199,7 +179,7 @@ func publishIVF(t *testing.T, endpoint, mime string, ctx context.Context, step t
 			<-tick.C
 		}
 	}()
-	return resp.Header.Get("Location")
+	return loc
 }
 
 // size is the picture size of the last SPS the session got.

@@ -169,26 +169,9 @@ func publishWHIP(t *testing.T, endpoint, key, videoFile, audioFile string, ctx c
 	if code != http.StatusCreated {
 		return code, "", nil
 	}
-	go func() {
-		data, _ := os.ReadFile(videoFile)
-		r, _ := h264reader.NewReader(bytes.NewReader(data))
-		tick := time.NewTicker(40 * time.Millisecond)
-		defer tick.Stop()
-		var pending []byte
-		for ctx.Err() == nil {
-			nal, err := r.NextNAL()
-			if err != nil {
-				return
-			}
-			pending = append(pending, append([]byte{0, 0, 0, 1}, nal.Data...)...)
-			if nal.UnitType != h264reader.NalUnitTypeCodedSliceIdr && nal.UnitType != h264reader.NalUnitTypeCodedSliceNonIdr {
-				continue
-			}
-			_ = vt.WriteSample(media.Sample{Data: pending, Duration: 40 * time.Millisecond})
-			pending = nil
-			<-tick.C
-		}
-	}()
+	go sendH264(ctx, videoFile, func(_ int, au []byte) {
+		_ = vt.WriteSample(media.Sample{Data: au, Duration: 40 * time.Millisecond})
+	})
 	go func() {
 		f, _ := os.Open(audioFile)
 		defer f.Close()
@@ -211,6 +194,42 @@ func publishWHIP(t *testing.T, endpoint, key, videoFile, audioFile string, ctx c
 		}
 	}()
 	return code, loc, pc
+}
+
+// sendH264 sends the access units of an Annex-B H.264 file, one every 40 ms, numbered from 0,
+// until the file or ctx ends.
+func sendH264(ctx context.Context, file string, send func(frame int, au []byte)) {
+	data, _ := os.ReadFile(file)
+	r, _ := h264reader.NewReader(bytes.NewReader(data))
+	tick := time.NewTicker(40 * time.Millisecond)
+	defer tick.Stop()
+	var pending []byte
+	for frame := 0; ctx.Err() == nil; {
+		nal, err := r.NextNAL()
+		if err != nil {
+			return
+		}
+		pending = append(pending, append([]byte{0, 0, 0, 1}, nal.Data...)...)
+		if nal.UnitType != h264reader.NalUnitTypeCodedSliceIdr && nal.UnitType != h264reader.NalUnitTypeCodedSliceNonIdr {
+			continue
+		}
+		send(frame, pending)
+		pending = nil
+		frame++
+		<-tick.C
+	}
+}
+
+// onConnected returns a channel closed once pc is connected.
+func onConnected(pc *webrtc.PeerConnection) <-chan struct{} {
+	connected := make(chan struct{})
+	var once sync.Once
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateConnected {
+			once.Do(func() { close(connected) })
+		}
+	})
+	return connected
 }
 
 // signalWHIP offers pc's tracks to endpoint with key and applies the answer; it returns the
@@ -427,13 +446,7 @@ func TestWHIPLossDropsUntilKeyFrame(t *testing.T) {
 	if _, err := pc.AddTransceiverFromTrack(vt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
 		t.Fatal(err)
 	}
-	connected := make(chan struct{})
-	var once sync.Once
-	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		if st == webrtc.PeerConnectionStateConnected {
-			once.Do(func() { close(connected) })
-		}
-	})
+	connected := onConnected(pc)
 	if code, _ := signalWHIP(t, pc, hs.URL+"/whip", "sk_good"); code != http.StatusCreated {
 		t.Fatalf("publish: status %d", code)
 	}
@@ -443,36 +456,15 @@ func TestWHIPLossDropsUntilKeyFrame(t *testing.T) {
 		t.Fatal("not connected in 5 s")
 	}
 	const lost = 35 // the 11th frame of the second GOP (frames 25, 50 and 75 are key frames)
-	sent := make(chan struct{})
-	go func() {
-		defer close(sent)
-		data, _ := os.ReadFile(vf)
-		r, _ := h264reader.NewReader(bytes.NewReader(data))
-		pz := rtp.NewPacketizer(1200, 96, 1, &rtpcodecs.H264Payloader{}, rtp.NewRandomSequencer(), 90000)
-		tick := time.NewTicker(40 * time.Millisecond)
-		defer tick.Stop()
-		var pending []byte
-		for frame := 0; ; {
-			nal, err := r.NextNAL()
-			if err != nil {
-				return
-			}
-			pending = append(pending, append([]byte{0, 0, 0, 1}, nal.Data...)...)
-			if nal.UnitType != h264reader.NalUnitTypeCodedSliceIdr && nal.UnitType != h264reader.NalUnitTypeCodedSliceNonIdr {
+	pz := rtp.NewPacketizer(1200, 96, 1, &rtpcodecs.H264Payloader{}, rtp.NewRandomSequencer(), 90000)
+	sendH264(context.Background(), vf, func(frame int, au []byte) {
+		for i, pkt := range pz.Packetize(au, 3600) {
+			if frame == lost && i == 0 {
 				continue
 			}
-			for i, pkt := range pz.Packetize(pending, 3600) {
-				if frame == lost && i == 0 {
-					continue
-				}
-				_ = vt.WriteRTP(pkt)
-			}
-			pending = nil
-			frame++
-			<-tick.C
+			_ = vt.WriteRTP(pkt)
 		}
-	}()
-	<-sent
+	})
 	time.Sleep(300 * time.Millisecond)
 
 	sess := ing.sessions[0]
