@@ -66,7 +66,7 @@ type publisher struct {
 	// before its next video write and then signals keyTold, after which the PLI is sent.
 	keyAsked atomic.Bool
 	keyTold  chan struct{}
-	// passing is set while readVideo passes H.264 frames on: from a key frame until a loss.
+	// passing is set once readVideo passes H.264 frames on, from the first key frame.
 	passing atomic.Bool
 	// sentVideo is the video track's codec when it is transcoded ("vp8", "vp9"); written by
 	// onTrack before the track's reader starts, read by pump after that reader's first frame.
@@ -238,9 +238,9 @@ func (p *publisher) since() time.Duration { return time.Since(p.t0) }
 
 // readVideo depacketizes H.264 into access units, starting at a key frame, and asks the
 // publisher for a key frame every KeyFrameInterval and after a loss. The frames after a lost
-// one are dropped until a key frame comes: they refer to what is missing, and a strict decoder
-// (the IVS player's) stops at the first of them with an error, where a short freeze is all a
-// viewer would otherwise see.
+// one are still passed on: the sample builder gives a lost packet up only after a second, and
+// dropping what it held until the key frame asked for then left a second's gap, a part longer
+// than PART-TARGET, in the stream (a strict decoder, the IVS player's, may stop at them instead).
 func (p *publisher) readVideo(t *webrtc.TrackRemote) {
 	p.tracks <- true
 	askKey := p.keyFrames(t, p.s.cfg.KeyFrameInterval, true)
@@ -269,8 +269,6 @@ func (p *publisher) readVideo(t *webrtc.TrackRemote) {
 			if s.PrevDroppedPackets > 0 && keyed {
 				// A frame was lost despite NACKs: what follows decodes wrong until a key frame.
 				dropped += int(s.PrevDroppedPackets)
-				keyed = false
-				p.passing.Store(false)
 				askKey()
 			}
 			var au h264.AnnexB
@@ -336,7 +334,7 @@ func (p *publisher) keyFrames(t *webrtc.TrackRemote, interval time.Duration, for
 
 // foretellKey has the pump tell the session that a key frame is about to be asked for, and
 // waits until it has written one more video frame after that (or maxKeyForetell), unless no
-// frame is being passed on (before the first key frame, or after a loss): the answer,
+// frame is being passed on yet (before the first key frame): the answer,
 // which the encoder makes of its next capture, off the cadence of its key frames, may then end
 // a segment, and the packager must not have sent the part before it early. The frames already
 // on their way were encoded before the request, so none of them is the answer.
@@ -401,9 +399,6 @@ func (p *publisher) readVPX(t *webrtc.TrackRemote) {
 			}
 			if !keyed && !key {
 				continue
-			}
-			if !keyed {
-				p.passing.Store(true)
 			}
 			keyed = true
 			dts := tl.at(s.PacketTimestamp, now)
