@@ -90,9 +90,12 @@ func (c *Cache) arrived(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k := range c.inflight {
-		name, query, _ := strings.Cut(k[min(len(dir), len(k)):], "?")
-		if strings.HasPrefix(k, dir) && strings.HasSuffix(name, ".m3u8") && !strings.Contains(name, "/") &&
-			!strings.Contains(query, "_HLS_msn=") {
+		rest, ok := strings.CutPrefix(k, dir)
+		if !ok {
+			continue
+		}
+		name, query, _ := strings.Cut(rest, "?")
+		if strings.HasSuffix(name, ".m3u8") && !strings.Contains(name, "/") && !strings.Contains(query, "_HLS_msn=") {
 			delete(c.inflight, k)
 		}
 	}

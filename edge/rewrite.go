@@ -63,19 +63,27 @@ func appendURI(out, uri []byte, q string) []byte {
 
 // appendAttrURI rewrites the URI="..." attribute of a tag line, if it has one.
 func appendAttrURI(out, tag []byte, q string) []byte {
-	i := bytes.Index(tag, []byte(`URI="`))
-	if i < 0 {
+	start, end, ok := attrURI(tag)
+	if !ok {
 		return append(out, tag...)
 	}
-	start := i + len(`URI="`)
-	end := bytes.IndexByte(tag[start:], '"')
-	if end < 0 {
-		return append(out, tag...)
-	}
-	end += start
 	out = append(out, tag[:start]...)
 	out = appendURI(out, tag[start:end], q)
 	return append(out, tag[end:]...)
+}
+
+// attrURI finds the value of the URI="..." attribute of a tag line: tag[start:end].
+func attrURI(tag []byte) (start, end int, ok bool) {
+	i := bytes.Index(tag, []byte(`URI="`))
+	if i < 0 {
+		return 0, 0, false
+	}
+	start = i + len(`URI="`)
+	end = bytes.IndexByte(tag[start:], '"')
+	if end < 0 {
+		return 0, 0, false
+	}
+	return start, start + end, true
 }
 
 // isPlaylist tells playlists (rewritten, compressed) from media objects (passed through).

@@ -208,11 +208,7 @@ func hintKey(key string, body []byte) string {
 	if !bytes.Contains(line, []byte("TYPE=PART")) {
 		return ""
 	}
-	_, uri, ok := bytes.Cut(line, []byte(`URI="`))
-	if !ok {
-		return ""
-	}
-	uri, _, ok = bytes.Cut(uri, []byte(`"`))
+	start, end, ok := attrURI(line)
 	if !ok {
 		return ""
 	}
@@ -220,7 +216,7 @@ func hintKey(key string, body []byte) string {
 	if err != nil {
 		return ""
 	}
-	ref, err := url.Parse(string(uri))
+	ref, err := url.Parse(string(line[start:end]))
 	if err != nil || ref.Host != "" {
 		return ""
 	}

@@ -334,10 +334,10 @@ func (p *publisher) keyFrames(t *webrtc.TrackRemote, interval time.Duration, for
 
 // foretellKey has the pump tell the session that a key frame is about to be asked for, and
 // waits until it has written one more video frame after that (or maxKeyForetell), unless no
-// frame is being passed on yet (before the first key frame): the answer,
-// which the encoder makes of its next capture, off the cadence of its key frames, may then end
-// a segment, and the packager must not have sent the part before it early. The frames already
-// on their way were encoded before the request, so none of them is the answer.
+// frame is being passed on yet (before the first key frame): the answer, which the encoder
+// makes of its next capture, off the cadence of its key frames, may then end a segment, and
+// the packager must not have sent the part before it early. The frames already on their way
+// were encoded before the request, so none of them is the answer.
 func (p *publisher) foretellKey() {
 	if !p.passing.Load() {
 		return // the next frame passed on is a key frame: no part waits on what follows it
