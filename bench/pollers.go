@@ -4,15 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/valyala/fasthttp"
-
-	"glasscast/origin/llhlscheck"
 )
 
 // PollersConfig describes a run of plain HLS players: each reloads its media playlist on a
@@ -48,23 +42,9 @@ func Pollers(ctx context.Context, cfg PollersConfig) (PollersReport, error) {
 		return PollersReport{}, errors.New("pollers: the count, the interval and the duration must be positive")
 	}
 	st := &stats{errors: map[string]int64{}}
-	client := &fasthttp.Client{
-		Dial:                     func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, 5*time.Second) },
-		MaxConnsPerHost:          cfg.Pollers + 10,
-		MaxIdleConnDuration:      cfg.Every + 30*time.Second,
-		NoDefaultUserAgentHeader: true,
-		DisablePathNormalizing:   true,
-	}
+	client := newClient(cfg.Pollers+10, cfg.Every+30*time.Second)
 	first := &viewer{client: client, st: st, noGzip: cfg.NoGzip}
-	body, loc, err := first.getFinal(ctx, cfg.URL)
-	if err != nil {
-		return PollersReport{}, fmt.Errorf("pollers: multivariant: %w", err)
-	}
-	mv, err := llhlscheck.ParseMultivariant(body)
-	if err != nil || len(mv.Variants) == 0 {
-		return PollersReport{}, fmt.Errorf("pollers: no variant in the multivariant playlist (%v)", err)
-	}
-	base, err := url.Parse(loc)
+	mv, base, err := first.multivariant(ctx, cfg.URL)
 	if err != nil {
 		return PollersReport{}, fmt.Errorf("pollers: %w", err)
 	}

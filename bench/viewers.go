@@ -133,13 +133,7 @@ func (s *stats) fail(kind string) {
 // exceeded cfg.MaxErrorRate.
 func Viewers(ctx context.Context, cfg ViewersConfig) (ViewersReport, error) {
 	st := &stats{errors: map[string]int64{}}
-	client := &fasthttp.Client{
-		Dial:                     func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, 5*time.Second) },
-		MaxConnsPerHost:          cfg.Viewers*3 + 100, // a player holds one or two at a time
-		MaxIdleConnDuration:      30 * time.Second,
-		NoDefaultUserAgentHeader: true,
-		DisablePathNormalizing:   true,
-	}
+	client := newClient(cfg.Viewers*3+100, 30*time.Second) // a player holds one or two connections at a time
 	start := time.Now()
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration+cfg.Ramp)
 	defer cancel()
@@ -226,22 +220,12 @@ func progress(w io.Writer, st *stats, start time.Time, stop chan struct{}) {
 // hls.js's stream controllers do. It returns the player's longest stall.
 func play(ctx context.Context, v *viewer, mvURL string) time.Duration {
 	var tracks []*viewer
-	body, loc, err := v.getFinal(ctx, mvURL)
-	var final *url.URL
-	if err == nil {
-		final, err = url.Parse(loc)
-	}
-	if err == nil {
-		mv, perr := llhlscheck.ParseMultivariant(body)
-		if perr != nil || len(mv.Variants) == 0 {
-			v.st.fail("bad-multivariant")
-		} else {
-			v.media = resolve(final, mv.Variants[0].URI)
-			tracks = append(tracks, v)
-			if uri := audioRendition(mv); uri != "" {
-				tracks = append(tracks, &viewer{client: v.client, st: v.st, header: v.header, noGzip: v.noGzip, lastPart: v.lastPart,
-					media: resolve(final, uri)})
-			}
+	if mv, final, err := v.multivariant(ctx, mvURL); err == nil {
+		v.media = resolve(final, mv.Variants[0].URI)
+		tracks = append(tracks, v)
+		if uri := audioRendition(mv); uri != "" {
+			tracks = append(tracks, &viewer{client: v.client, st: v.st, header: v.header, noGzip: v.noGzip, lastPart: v.lastPart,
+				media: resolve(final, uri)})
 		}
 	}
 	if len(tracks) == 0 {
@@ -269,6 +253,41 @@ func play(ctx context.Context, v *viewer, mvURL string) time.Duration {
 		stall = max(stall, t.stall)
 	}
 	return stall
+}
+
+// newClient is the load client's HTTP client: up to maxConns connections, each kept idle for
+// idle at most.
+func newClient(maxConns int, idle time.Duration) *fasthttp.Client {
+	return &fasthttp.Client{
+		Dial:                     func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, 5*time.Second) },
+		MaxConnsPerHost:          maxConns,
+		MaxIdleConnDuration:      idle,
+		NoDefaultUserAgentHeader: true,
+		DisablePathNormalizing:   true,
+	}
+}
+
+// multivariant reads the multivariant playlist at u; it has at least one variant, and its URIs
+// resolve against the returned URL (the final one, after redirects). A playlist without a
+// variant is counted as a "bad-multivariant" error.
+func (v *viewer) multivariant(ctx context.Context, u string) (*llhlscheck.Multivariant, *url.URL, error) {
+	body, loc, err := v.getFinal(ctx, u)
+	if err != nil {
+		return nil, nil, err
+	}
+	final, err := url.Parse(loc)
+	if err != nil {
+		return nil, nil, err
+	}
+	mv, err := llhlscheck.ParseMultivariant(body)
+	if err == nil && len(mv.Variants) == 0 {
+		err = errors.New("no variant")
+	}
+	if err != nil {
+		v.st.fail("bad-multivariant")
+		return nil, nil, fmt.Errorf("multivariant %s: %w", loc, err)
+	}
+	return mv, final, nil
 }
 
 // over is when the viewer's time is up: its context's deadline, or now if it has none or it
