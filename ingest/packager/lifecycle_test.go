@@ -3,6 +3,7 @@ package packager
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"strconv"
 	"testing"
@@ -74,7 +75,9 @@ func TestReconnect(t *testing.T) {
 	}
 }
 
-// TestParameterChange: new SPS/PPS mid-stream start a segment with a new init.
+// TestParameterChange: new SPS/PPS mid-stream start a segment with a new init, marked as a
+// discontinuity; from there every key frame carries them in-band too (Amazon's IVS player
+// decodes with the first init's otherwise, and stops), and no other frame does.
 func TestParameterChange(t *testing.T) {
 	a := synth{num: 30, den: 1, gop: 60, frames: 90, sps: sps720}.input()
 	b := synth{num: 30, den: 1, gop: 60, frames: 90, sps: sps360, start: 3 * time.Second}.input()
@@ -105,6 +108,30 @@ func TestParameterChange(t *testing.T) {
 	}
 	if d != time.Second {
 		t.Errorf("segment before the change lasts %v", d)
+	}
+	inBand := append(binary.BigEndian.AppendUint32(nil, uint32(len(sps360))), sps360...)
+	inBand = append(binary.BigEndian.AppendUint32(inBand, uint32(len(pps))), pps...)
+	keys := 0
+	for i, part := range rec.parts {
+		var ps fmp4.Parts
+		if err := ps.Unmarshal(part.Data); err != nil {
+			t.Fatal(err)
+		}
+		for j, sample := range ps[0].Tracks[0].Samples {
+			want := i >= at && !sample.IsNonSyncSample
+			if want {
+				keys++
+			}
+			if got := bytes.HasPrefix(sample.Payload, inBand); got != want {
+				t.Errorf("part %d sample %d (key %v): parameter sets in-band %v", i, j, !sample.IsNonSyncSample, got)
+			}
+		}
+		if part.Discontinuity != (i == at) {
+			t.Errorf("part %d.%d: discontinuity %v", part.MSN, part.Index, part.Discontinuity)
+		}
+	}
+	if keys != 2 {
+		t.Errorf("%d key frames after the change, want 2", keys)
 	}
 }
 

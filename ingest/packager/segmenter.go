@@ -3,6 +3,7 @@ package packager
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"time"
@@ -62,6 +63,7 @@ type segmenter struct {
 	index               int
 	seq                 uint32
 	discontinuity       bool
+	inBand              bool // the video key frames carry the parameter sets (s.cur) in-band: they changed
 
 	// Early parts (Config.EarlyParts).
 	early    bool  // the lead's newest frame went out in a part, its duration foreseen
@@ -385,7 +387,12 @@ func (s *segmenter) opened(at int64, f frame, forced bool) error {
 			"msn", s.msn, "segmentTarget", s.p.cfg.SegmentTarget)
 	}
 	if s.newParams(f) {
-		s.cur = *f.params
+		// New parameter sets (a publisher changed its resolution or profile) change the
+		// encoding parameters, which HLS marks with a discontinuity. Amazon's IVS player does
+		// not reconfigure its decoder from the new init segment: it keeps giving its decoder
+		// the first one's with each key frame, and stops with a decode error, unless the key
+		// frames carry the current parameter sets in-band after those.
+		s.cur, s.discontinuity, s.inBand = *f.params, true, true
 		return s.emitInit()
 	}
 	return nil
@@ -396,6 +403,13 @@ func (s *segmenter) place(t *track, f frame, dts int64) {
 	payload := f.payload
 	if f.au != nil {
 		start := len(s.arena)
+		if s.inBand && f.video && f.key {
+			for _, ps := range [][]byte{s.cur.vps, s.cur.sps, s.cur.pps} {
+				if ps != nil {
+					s.arena = append(binary.BigEndian.AppendUint32(s.arena, uint32(len(ps))), ps...)
+				}
+			}
+		}
 		s.arena = appendAVCC(s.arena, f.au, s.p.h265)
 		payload = s.arena[start:len(s.arena):len(s.arena)]
 	}
