@@ -30,6 +30,12 @@ const (
 	trackSettle = 3 * time.Second
 	// maxLatePackets is how far (in packets) the sample builder waits for a lost packet.
 	maxLatePackets = 256
+	// maxLossWait is how long (in media time) the sample builder waits for a lost packet
+	// before it gives the frame up, holding the frames after it meanwhile. NACKs go out every
+	// 100 ms, so this leaves two retransmissions to a publisher up to 150 ms away; a frame that
+	// is lost for good freezes the video from it until the key frame then asked for, so the
+	// wait is most of that freeze.
+	maxLossWait = 500 * time.Millisecond
 	// minKeyRequest is the least time between two key frame requests (PLIs).
 	minKeyRequest = 500 * time.Millisecond
 	// maxKeyForetell is how long a key frame request waits for the packager to have been told
@@ -66,7 +72,7 @@ type publisher struct {
 	// before its next video write and then signals keyTold, after which the PLI is sent.
 	keyAsked atomic.Bool
 	keyTold  chan struct{}
-	// passing is set once readVideo passes H.264 frames on, from the first key frame.
+	// passing is set while readVideo passes H.264 frames on: from a key frame to a loss.
 	passing atomic.Bool
 	// sentVideo is the video track's codec when it is transcoded ("vp8", "vp9"); written by
 	// onTrack before the track's reader starts, read by pump after that reader's first frame.
@@ -238,13 +244,15 @@ func (p *publisher) since() time.Duration { return time.Since(p.t0) }
 
 // readVideo depacketizes H.264 into access units, starting at a key frame, and asks the
 // publisher for a key frame every KeyFrameInterval and after a loss. The frames after a lost
-// one are still passed on: the sample builder gives a lost packet up only after a second, and
-// dropping what it held until the key frame asked for then left a second's gap, a part longer
-// than PART-TARGET, in the stream (a strict decoder, the IVS player's, may stop at them instead).
+// one are dropped until a key frame comes: they refer to it, and when it was a key frame with
+// new parameter sets (a browser lowering its resolution under load sends one) they do not
+// even decode with the ones the player has, and Amazon's IVS player stops at the first with
+// ErrorInvalidData. A viewer sees a freeze of maxLossWait and the key frame's round trip
+// instead; its part runs longer than PART-TARGET.
 func (p *publisher) readVideo(t *webrtc.TrackRemote) {
 	p.tracks <- true
 	askKey := p.keyFrames(t, p.s.cfg.KeyFrameInterval, true)
-	sb := samplebuilder.New(maxLatePackets, &codecs.H264Packet{}, 90000, samplebuilder.WithMaxTimeDelay(time.Second))
+	sb := samplebuilder.New(maxLatePackets, &codecs.H264Packet{}, 90000, samplebuilder.WithMaxTimeDelay(maxLossWait))
 	tl := timeline{clock: 90000}
 	meter := p.sess.Meter()
 	keyed := false
@@ -268,7 +276,11 @@ func (p *publisher) readVideo(t *webrtc.TrackRemote) {
 		for s := sb.Pop(); s != nil; s = sb.Pop() {
 			if s.PrevDroppedPackets > 0 && keyed {
 				// A frame was lost despite NACKs: what follows decodes wrong until a key frame.
+				// The request goes out at once: no frame is passed on to tell the packager by.
 				dropped += int(s.PrevDroppedPackets)
+				p.log.Info("whip: video packets lost; dropping the frames until a key frame", "packets", s.PrevDroppedPackets, "at", tl.at(s.PacketTimestamp, now))
+				keyed = false
+				p.passing.Store(false)
 				askKey()
 			}
 			var au h264.AnnexB
@@ -334,13 +346,13 @@ func (p *publisher) keyFrames(t *webrtc.TrackRemote, interval time.Duration, for
 
 // foretellKey has the pump tell the session that a key frame is about to be asked for, and
 // waits until it has written one more video frame after that (or maxKeyForetell), unless no
-// frame is being passed on yet (before the first key frame): the answer, which the encoder
-// makes of its next capture, off the cadence of its key frames, may then end a segment, and
-// the packager must not have sent the part before it early. The frames already on their way
-// were encoded before the request, so none of them is the answer.
+// frame is being passed on (before the first key frame, or after a loss): the answer, which
+// the encoder makes of its next capture, off the cadence of its key frames, may then end a
+// segment, and the packager must not have sent the part before it early. The frames already
+// on their way were encoded before the request, so none of them is the answer.
 func (p *publisher) foretellKey() {
 	if !p.passing.Load() {
-		return // the next frame passed on is a key frame: no part waits on what follows it
+		return // the next frame passed on is a key frame, whenever it comes: nothing to foretell
 	}
 	select {
 	case <-p.keyTold: // a signal for an earlier request that went out regardless
@@ -372,7 +384,7 @@ func (p *publisher) readVPX(t *webrtc.TrackRemote) {
 	if strings.EqualFold(mime, webrtc.MimeTypeVP9) {
 		depack = &codecs.VP9Packet{}
 	}
-	sb := samplebuilder.New(maxLatePackets, depack, 90000, samplebuilder.WithMaxTimeDelay(time.Second))
+	sb := samplebuilder.New(maxLatePackets, depack, 90000, samplebuilder.WithMaxTimeDelay(maxLossWait))
 	tl := timeline{clock: 90000}
 	meter := p.sess.Meter()
 	keyed := false

@@ -23,6 +23,8 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	mp4codecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	rtpcodecs "github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/h264reader"
@@ -453,6 +455,77 @@ func TestWHIPTimeout(t *testing.T) {
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != http.StatusNoContent || resp.Header.Get("Accept-Post") != "application/sdp" {
 		t.Fatalf("OPTIONS: %v %v", resp, err)
+	}
+}
+
+// TestWHIPLossDropsUntilKeyFrame: a video packet that never arrives (the publisher never sent
+// it, so no NACK brings it back) loses its frame, and the frames after it, which refer to it,
+// are not passed on: the session gets the frames before the loss, then nothing until the next
+// key frame (this publisher ignores PLIs and sends one a second). The loss is seen maxLossWait
+// after it, and the frames held meanwhile are dropped with it.
+func TestWHIPLossDropsUntilKeyFrame(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Fatal("ffmpeg is needed")
+	}
+	vf, _ := testMedia(t)
+	ing := &fakeIngest{key: "sk_good"}
+	s, _ := startServer(t, Config{UDPListen: "127.0.0.1:0", Timeout: 3 * time.Second},
+		ing, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	mux := http.NewServeMux()
+	mux.Handle("/whip", s)
+	mux.Handle("/whip/", s)
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	vt, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "video", "glass")
+	if _, err := pc.AddTransceiverFromTrack(vt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	connected := onConnected(pc)
+	if code, _ := signalWHIP(t, pc, hs.URL+"/whip", "sk_good"); code != http.StatusCreated {
+		t.Fatalf("publish: status %d", code)
+	}
+	select {
+	case <-connected:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not connected in 5 s")
+	}
+	const lost = 35 // the 11th frame of the second GOP (frames 25, 50 and 75 are key frames)
+	pz := rtp.NewPacketizer(1200, 96, 1, &rtpcodecs.H264Payloader{}, rtp.NewRandomSequencer(), 90000)
+	sendH264(context.Background(), vf, func(frame int, au []byte) {
+		for i, pkt := range pz.Packetize(au, 3600) {
+			if frame == lost && i == 0 {
+				continue
+			}
+			_ = vt.WriteRTP(pkt)
+		}
+	})
+	time.Sleep(300 * time.Millisecond)
+
+	sess := ing.sessions[0]
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	gaps := 0
+	for i := 1; i < len(sess.videoDTS); i++ {
+		step := sess.videoDTS[i] - sess.videoDTS[i-1]
+		if step == 40*time.Millisecond {
+			continue
+		}
+		gaps++
+		if missing := int(step/(40*time.Millisecond)) - 1; !sess.keys[i] || missing != 50-lost {
+			t.Errorf("after frame %d, %d frames missing and the next is key %v; want the %d from the lost one to the next key frame",
+				i-1, missing, sess.keys[i], 50-lost)
+		}
+	}
+	// The last frame stays in the sample builder, which ends a frame at the next one's packet.
+	if want := 100 - (50 - lost) - 1; gaps != 1 || len(sess.videoDTS) != want {
+		t.Fatalf("%d gaps in %d frames written, want one in %d", gaps, len(sess.videoDTS), want)
 	}
 }
 
