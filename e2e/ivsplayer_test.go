@@ -33,9 +33,11 @@ type ivsSample struct {
 }
 
 type ivsError struct {
-	Type   string `json:"type"`
-	Code   int    `json:"code"`
-	Source string `json:"source"`
+	Type    string `json:"type"`
+	Code    int    `json:"code"`
+	Source  string `json:"source"`
+	Message string `json:"message"`
+	At      int64  `json:"at"`
 }
 
 type ivsReport struct {
