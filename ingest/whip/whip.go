@@ -121,8 +121,8 @@ const maxOffer = 64 << 10
 // udpReadBuffer is the ICE UDP socket's receive buffer. Every session's media arrives on that
 // one socket, and the kernel's usual 208 KB holds well under a second of a few publishers'
 // video: when the reader is held off the cores for longer, the kernel drops packets
-// (RcvbufErrors), each loss costs a key-frame request, and viewers see it. The kernel caps
-// the size at net.core.rmem_max.
+// (RcvbufErrors), each loss costs a key-frame request, and viewers see a freeze. The kernel
+// caps the size at net.core.rmem_max unless the process may lift the cap (setReadBuffer).
 const udpReadBuffer = 4 << 20
 
 // Server is the WHIP endpoint: an http.Handler, and an ingest listener whose Serve ends every
@@ -161,7 +161,7 @@ func New(cfg Config, ing Ingest, log *slog.Logger) (*Server, error) {
 		}
 		s.udp = conn
 		if uc, ok := conn.(*net.UDPConn); ok {
-			_ = uc.SetReadBuffer(udpReadBuffer) // a smaller buffer still works
+			setReadBuffer(uc, udpReadBuffer)
 		}
 		m := webrtc.NewICEUDPMux(nil, conn)
 		s.muxes = append(s.muxes, m)
