@@ -209,7 +209,8 @@ func TestWHIPInIVSPlayer(t *testing.T) {
 		return v
 	}
 	fps, kfi := stat("IngestFramerate"), stat("KeyframeInterval")
-	t.Logf("IngestFramerate %v, KeyframeInterval %v (5 s maxima)", fps, kfi)
+	t.Logf("IngestFramerate %v, KeyframeInterval %v (5 s maxima); the browser changed its resolution %d times",
+		fps, kfi, strings.Count(n.Logs(), "video parameters changed"))
 	if len(fps) == 0 || slices.Max(fps) < 5 || slices.Max(fps) > 31 {
 		t.Fatalf("IngestFramerate of the WHIP input %v, want 5–30 fps", fps)
 	}

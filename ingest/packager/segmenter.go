@@ -626,6 +626,9 @@ func (s *segmenter) emitInit() error {
 	if s.inits > 0 || p.cfg.Start.resumed() && !bytes.Equal(b, p.cfg.Start.Init) {
 		s.gen++
 	}
+	if s.inits > 0 {
+		p.log.Info("video parameters changed mid-stream; new init segment", "generation", s.gen, "width", r.Width, "height", r.Height, "codecs", joinCodecs(codecNames))
+	}
 	s.inits++
 	s.initBytes = b
 	r.Codecs = joinCodecs(codecNames)
