@@ -109,29 +109,74 @@ func TestParameterChange(t *testing.T) {
 	if d != time.Second {
 		t.Errorf("segment before the change lasts %v", d)
 	}
-	inBand := append(binary.BigEndian.AppendUint32(nil, uint32(len(sps360))), sps360...)
+	checkInBand(t, rec.parts, at, sps360, 2)
+}
+
+// TestParametersInBandAfterReconnect: a publisher that reconnects at another size, or at the
+// same one after a change (a player that joined before holds an older packager's), has every
+// key frame carry its parameter sets in-band; and so does a change in the frames the packager
+// probes its start from.
+func TestParametersInBandAfterReconnect(t *testing.T) {
+	a := synth{num: 30, den: 1, gop: 30, frames: 40, sps: sps720}.input()
+	b := synth{num: 30, den: 1, gop: 30, frames: 70, sps: sps360}.input()
+	rec := &recorder{}
+	p, _ := New(Config{}, a.video, nil, rec)
+	feed(t, p, a, a.units)
+	if err := p.Close(testCtx); err != nil {
+		t.Fatal(err)
+	}
+	at := len(rec.parts)
+	checkInBand(t, rec.parts, at, nil, 0)
+	r, _ := New(Config{Start: p.State()}, b.video, nil, rec)
+	feed(t, r, b, b.units)
+	if err := r.Close(testCtx); err != nil {
+		t.Fatal(err)
+	}
+	checkInBand(t, rec.parts, at, sps360, 3)
+
+	// Two frames at 720p, then 360p, all within the probe.
+	c := synth{num: 30, den: 1, gop: 30, frames: 2, sps: sps720}.input()
+	d := synth{num: 30, den: 1, gop: 30, frames: 40, sps: sps360, start: 2 * time.Second / 30}.input()
+	rec = &recorder{}
+	q, _ := New(Config{}, c.video, nil, rec)
+	feed(t, q, c, c.units)
+	feed(t, q, d, d.units)
+	if err := q.Close(testCtx); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.inits) != 2 {
+		t.Fatalf("%d inits", len(rec.inits))
+	}
+	checkInBand(t, rec.parts, rec.inits[1].atParts, sps360, 2)
+}
+
+// checkInBand checks that parts from from on, and no others, have every key frame start with
+// sps and the test PPS in-band, that part from alone is marked a discontinuity (none is, with
+// sps nil), and that keys key frames carried them.
+func checkInBand(t *testing.T, parts []media.Part, from int, sps []byte, keys int) {
+	t.Helper()
+	inBand := append(binary.BigEndian.AppendUint32(nil, uint32(len(sps))), sps...)
 	inBand = append(binary.BigEndian.AppendUint32(inBand, uint32(len(pps))), pps...)
-	keys := 0
-	for i, part := range rec.parts {
+	got := 0
+	for i, part := range parts {
 		var ps fmp4.Parts
 		if err := ps.Unmarshal(part.Data); err != nil {
 			t.Fatal(err)
 		}
 		for j, sample := range ps[0].Tracks[0].Samples {
-			want := i >= at && !sample.IsNonSyncSample
-			if want {
-				keys++
-			}
-			if got := bytes.HasPrefix(sample.Payload, inBand); got != want {
-				t.Errorf("part %d sample %d (key %v): parameter sets in-band %v", i, j, !sample.IsNonSyncSample, got)
+			want := sps != nil && i >= from && !sample.IsNonSyncSample
+			if has := bytes.HasPrefix(sample.Payload, inBand); has != want {
+				t.Errorf("part %d sample %d (key %v): parameter sets in-band %v", i, j, !sample.IsNonSyncSample, has)
+			} else if has {
+				got++
 			}
 		}
-		if part.Discontinuity != (i == at) {
+		if part.Discontinuity != (sps != nil && i == from) {
 			t.Errorf("part %d.%d: discontinuity %v", part.MSN, part.Index, part.Discontinuity)
 		}
 	}
-	if keys != 2 {
-		t.Errorf("%d key frames after the change, want 2", keys)
+	if got != keys {
+		t.Errorf("%d key frames with their parameter sets in-band, want %d", got, keys)
 	}
 }
 

@@ -63,7 +63,7 @@ type segmenter struct {
 	index               int
 	seq                 uint32
 	discontinuity       bool
-	inBand              bool // the video key frames carry the parameter sets (s.cur) in-band: they changed
+	inBand              bool // H.264 key frames carry the SPS and PPS (s.cur) in-band: they changed, or may have
 
 	// Early parts (Config.EarlyParts).
 	early    bool  // the lead's newest frame went out in a part, its duration foreseen
@@ -93,6 +93,9 @@ func (s *segmenter) init(p *Packager) {
 	s.msn, s.seq, s.outBase = st.MSN, max(st.Sequence, 1), st.Time
 	s.gen = st.Generation
 	s.discontinuity = st.resumed()
+	// A reconnecting publisher may send other parameter sets, and a player that joined before
+	// may hold an older packager's: in-band they reach it whatever init it has.
+	s.inBand = st.resumed() && !p.h265
 	if st.AdBreak != nil {
 		out := *st.AdBreak
 		p.ads.open, p.ads.outAt = &out, st.AdBreakAt
@@ -391,8 +394,9 @@ func (s *segmenter) opened(at int64, f frame, forced bool) error {
 		// encoding parameters, which HLS marks with a discontinuity. Amazon's IVS player does
 		// not reconfigure its decoder from the new init segment: it keeps giving its decoder
 		// the first one's with each key frame, and stops with a decode error, unless the key
-		// frames carry the current parameter sets in-band after those.
-		s.cur, s.discontinuity, s.inBand = *f.params, true, true
+		// frames carry the current parameter sets in-band after those. (An hvc1 sample entry
+		// forbids in-band parameter sets; H.265 goes without.)
+		s.cur, s.discontinuity, s.inBand = *f.params, true, !s.p.h265
 		return s.emitInit()
 	}
 	return nil
@@ -401,16 +405,18 @@ func (s *segmenter) opened(at int64, f frame, forced bool) error {
 // place makes f the pending sample of t, in the part being built.
 func (s *segmenter) place(t *track, f frame, dts int64) {
 	payload := f.payload
-	if f.au != nil {
+	if inBand := s.inBand && f.video && f.key; f.au != nil || inBand {
 		start := len(s.arena)
-		if s.inBand && f.video && f.key {
-			for _, ps := range [][]byte{s.cur.vps, s.cur.sps, s.cur.pps} {
-				if ps != nil {
-					s.arena = append(binary.BigEndian.AppendUint32(s.arena, uint32(len(ps))), ps...)
-				}
+		if inBand {
+			for _, ps := range [][]byte{s.cur.sps, s.cur.pps} {
+				s.arena = append(binary.BigEndian.AppendUint32(s.arena, uint32(len(ps))), ps...)
 			}
 		}
-		s.arena = appendAVCC(s.arena, f.au, s.p.h265)
+		if f.au != nil {
+			s.arena = appendAVCC(s.arena, f.au, s.p.h265)
+		} else {
+			s.arena = append(s.arena, f.payload...) // a frame from the probe, already in AVCC form
+		}
 		payload = s.arena[start:len(s.arena):len(s.arena)]
 	}
 	sample := &fmp4.Sample{IsNonSyncSample: !f.key, Payload: payload}
