@@ -255,7 +255,7 @@ func (p *publisher) readVideo(t *webrtc.TrackRemote) {
 	sb := samplebuilder.New(maxLatePackets, &codecs.H264Packet{}, 90000, samplebuilder.WithMaxTimeDelay(maxLossWait))
 	tl := timeline{clock: 90000}
 	meter := p.sess.Meter()
-	keyed := false
+	keyed, started := false, false // passing frames on; a key frame has come
 	dropped := 0
 	defer func() {
 		if dropped > 0 {
@@ -274,30 +274,43 @@ func (p *publisher) readVideo(t *webrtc.TrackRemote) {
 		}
 		sb.Push(pkt)
 		for s := sb.Pop(); s != nil; s = sb.Pop() {
-			if s.PrevDroppedPackets > 0 && keyed {
-				// A frame was lost despite NACKs: what follows decodes wrong until a key frame.
-				// The request goes out at once: no frame is passed on to tell the packager by.
-				dropped += int(s.PrevDroppedPackets)
-				p.log.Info("whip: video packets lost; dropping the frames until a key frame", "packets", s.PrevDroppedPackets, "at", tl.at(s.PacketTimestamp, now))
-				keyed = false
-				p.passing.Store(false)
-				askKey()
-			}
 			var au h264.AnnexB
-			if err := au.Unmarshal(s.Data); err != nil || len(au) == 0 {
-				continue
+			valid := au.Unmarshal(s.Data) == nil && len(au) > 0
+			key := valid && h264.IsRandomAccess(au)
+			if s.PrevDroppedPackets > 0 && started {
+				dropped += int(s.PrevDroppedPackets)
+				if !key {
+					// A frame was lost despite NACKs: what follows refers to it, so nothing is
+					// passed on until a key frame, asked for again at each loss until one comes.
+					p.log.Info("whip: video packets lost; dropping the frames until a key frame", "packets", s.PrevDroppedPackets, "at", tl.at(s.PacketTimestamp, now))
+					keyed = false
+					p.stopPassing()
+					askKey()
+				}
 			}
-			key := h264.IsRandomAccess(au)
-			if !keyed && !key {
+			if !valid || !keyed && !key {
 				continue
 			}
 			if !keyed {
 				p.passing.Store(true)
 			}
-			keyed = true
+			keyed, started = true, true
 			dts := tl.at(s.PacketTimestamp, now)
 			meter.Video(len(s.Data), key, dts)
 			p.push(frame{pts: dts, au: au})
+		}
+	}
+}
+
+// stopPassing notes that no video is passed on until a key frame. A key frame request waiting
+// to be foretold by the next frame written (foretellKey) goes out at once, since that frame
+// will be the key frame.
+func (p *publisher) stopPassing() {
+	p.passing.Store(false)
+	if p.keyAsked.Swap(false) {
+		select {
+		case p.keyTold <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -359,6 +372,9 @@ func (p *publisher) foretellKey() {
 	default:
 	}
 	p.keyAsked.Store(true)
+	if !p.passing.Load() && p.keyAsked.Swap(false) {
+		return // a loss stopped the frames after the check above (stopPassing)
+	}
 	wait := time.NewTimer(maxKeyForetell)
 	defer wait.Stop()
 	select {

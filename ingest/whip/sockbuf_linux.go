@@ -6,9 +6,9 @@ import (
 )
 
 // setReadBuffer asks for an n-byte receive buffer on c. The kernel caps SO_RCVBUF at
-// net.core.rmem_max (208 KB unless raised); a process allowed to (CAP_NET_ADMIN, as root in
-// a container usually is) sets it past that cap with SO_RCVBUFFORCE, as other UDP media
-// servers do, and one that is not gets what the cap allows.
+// net.core.rmem_max (208 KB unless raised); a process with CAP_NET_ADMIN sets it past that
+// cap with SO_RCVBUFFORCE, as other UDP media servers do, and one without gets what the cap
+// allows.
 func setReadBuffer(c *net.UDPConn, n int) {
 	if raw, err := c.SyscallConn(); err == nil {
 		var serr error
