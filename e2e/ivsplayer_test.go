@@ -311,12 +311,20 @@ func TestIVSPlayerErrors(t *testing.T) {
 // names the input in failures ("SRT-fed ladder").
 func playCuesInIVSPlayer(t *testing.T, ctx context.Context, c *ivs.Client, ch *types.Channel, payloads []string, stop func(), fed string) {
 	t.Helper()
-	var once sync.Once
+	playCuesInIVSPlayerFrom(t, ctx, c, ch, payloads, stop, fed, func() {})
+}
+
+// playCuesInIVSPlayerFrom is playCuesInIVSPlayer that calls playing (on its own goroutine) when
+// the player is first seen playing.
+func playCuesInIVSPlayerFrom(t *testing.T, ctx context.Context, c *ivs.Client, ch *types.Channel, payloads []string, stop func(), fed string, playing func()) {
+	t.Helper()
+	var once, started sync.Once
 	var lowLatency bool
 	rep := runIVSPlayer(t, *ch.PlaybackUrl, 60, true, func(s ivsSample) {
 		if s.IVS == nil || s.IVS.State != "Playing" {
 			return
 		}
+		started.Do(func() { go playing() })
 		lowLatency = lowLatency || s.IVS.LowLatency
 		if s.IVS.Position > 3 {
 			once.Do(func() {

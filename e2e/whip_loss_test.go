@@ -24,14 +24,15 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media/h264reader"
 )
 
-// TestWHIPLossInIVSPlayer: Amazon's IVS player plays a WHIP channel whose publisher loses
-// video frames for good (their packets are never sent, so no NACK brings them back): the key
-// frame with which it lowers its resolution, as a browser does under load, then in every 4 s a
-// frame inside a GOP and a key frame. The frames after a lost one refer to it, and the IVS
-// player stops at the first that does not decode with ErrorInvalidData (Decode), as in CI runs
-// where Chromium's packets were lost: they must not reach it. The player plays through the
-// freezes and ends with ENDED. The publisher is pion, not a browser, so that the losses are
-// chosen; like an encoder, it answers a key frame request (PLI) at its next frame.
+// TestWHIPLossInIVSPlayer: Amazon's IVS player plays a WHIP channel whose publisher, once the
+// player is playing, loses video frames for good (their packets are never sent, so no NACK
+// brings them back): the key frame with which it lowers its resolution, as a browser does
+// under load, then a frame inside a GOP and a key frame. The frames after a lost one refer to
+// it, and the IVS player stops at the first that does not decode with ErrorInvalidData
+// (Decode), as in CI runs where Chromium's packets were lost: they must not reach it. The
+// player plays through the freezes and the new size to ENDED. The publisher is pion, not a
+// browser, so that the losses are chosen; like an encoder, it answers a key frame request
+// (PLI) at its next frame.
 func TestWHIPLossInIVSPlayer(t *testing.T) {
 	needBrowser(t)
 	n := startServe(t, "", "--ingest-reconnect-grace", "1s")
@@ -40,30 +41,36 @@ func TestWHIPLossInIVSPlayer(t *testing.T) {
 	ctx := ctxT(t, 3*time.Minute)
 	ch, key := testChannel(t, ctx, c, &ivs.CreateChannelInput{Name: aws.String("whip-loss"), Type: types.ChannelTypeBasicChannelType, InsecureIngest: true})
 
-	lostP, lostKey := -1, -1
-	pub := publishLossy(t, ctx, n.endpoint()+"/whip", key, []string{"640x360", "480x270"}, 150, func(frame int, key, resized bool) bool {
-		round := frame / 100
-		switch at := frame % 100; {
-		case resized:
-			return true
-		case !key && at >= 30 && lostP < round:
-			lostP = round
-			return true
-		case key && at >= 70 && lostKey < round:
-			lostKey = round
-			return true
-		}
-		return false
-	})
+	pub := publishLossy(t, ctx, n.endpoint()+"/whip", key, []string{"640x360", "480x270"})
 	waitLive(t, ctx, c, ch.Arn)
 	waitPlayable(t, *ch.PlaybackUrl)
-	playCuesInIVSPlayer(t, ctx, c, ch, []string{`{"loss":1}`, `{"loss":2}`}, pub.stop, "WHIP channel with lost packets")
-	waitOffline(t, ctx, c, ch.Arn, 15*time.Second)
-	if !pub.resized.Load() || pub.lostKeys.Load() < 2 || pub.lost.Load() < 3 {
-		t.Fatalf("the publisher lost %d frames (%d key frames), resized: %v", pub.lost.Load(), pub.lostKeys.Load(), pub.resized.Load())
+	// Armed as the player starts playing: the resize within a second (the player's decoder
+	// still holds the first size then), a P-frame lost 1.2 s after arming and a key frame
+	// after 2.8 s; the cues go out 3 s into playback and the stream stops 4.5 s after them.
+	lostP, lostKey := false, false
+	arm := func() {
+		pub.arm(func(frame int, key, resized bool) bool {
+			switch {
+			case resized:
+				return true
+			case !key && frame >= 30 && !lostP:
+				lostP = true
+				return true
+			case key && frame >= 70 && !lostKey:
+				lostKey = true
+				return true
+			}
+			return false
+		})
 	}
-	if !strings.Contains(n.Logs(), "dropping the frames until a key frame") {
-		t.Fatalf("serve did not see the lost packets:\n%s", n.Logs())
+	playCuesInIVSPlayerFrom(t, ctx, c, ch, []string{`{"loss":1}`, `{"loss":2}`}, pub.stop, "WHIP channel with lost packets", arm)
+	waitOffline(t, ctx, c, ch.Arn, 15*time.Second)
+	if !pub.resized.Load() || pub.lostKeys.Load() != 2 || pub.lost.Load() != 3 {
+		t.Fatalf("the publisher lost %d frames (%d key frames), resized: %v; want 3 (2), resized", pub.lost.Load(), pub.lostKeys.Load(), pub.resized.Load())
+	}
+	logs := n.Logs()
+	if !strings.Contains(logs, "dropping the frames until a key frame") || !strings.Contains(logs, "video parameters changed mid-stream") {
+		t.Fatalf("serve saw no loss or no new size:\n%s", logs)
 	}
 	t.Logf("%d frames lost (%d of them key frames), %d key frames asked for", pub.lost.Load(), pub.lostKeys.Load(), pub.plis.Load())
 }
@@ -75,14 +82,18 @@ type lossyPublisher struct {
 	plis           atomic.Int64
 	resized        atomic.Bool
 	stopped        sync.Once
+	lose           atomic.Pointer[func(frame int, key, resized bool) bool]
 }
 
-// publishLossy publishes a 25 fps test pattern with a key frame every second over WHIP, in real
-// time and looped, until stop: at sizes[0], then from the first key frame at or after frame
-// switchAt at sizes[1]. lose picks, by their number since the start, whether they are key
-// frames and whether they are the first at the new size, the frames none of whose packets are
-// sent. A PLI makes the next frame sent the file's next key frame.
-func publishLossy(t *testing.T, ctx context.Context, endpoint, key string, sizes []string, switchAt int, lose func(frame int, key, resized bool) bool) *lossyPublisher {
+// arm has the publisher switch to its second size at its next key frame, and from then on
+// not send the frames lose picks, by their number since arm, whether they are key frames
+// and whether they are the first at the new size.
+func (p *lossyPublisher) arm(lose func(frame int, key, resized bool) bool) { p.lose.Store(&lose) }
+
+// publishLossy publishes a 25 fps test pattern at sizes[0] with a key frame every second over
+// WHIP, in real time and looped, until stop; once armed, from its next key frame at
+// sizes[1]. A PLI makes the next frame sent the file's next key frame.
+func publishLossy(t *testing.T, ctx context.Context, endpoint, key string, sizes []string) *lossyPublisher {
 	t.Helper()
 	var files [2][][]byte
 	var keyFlags [2][]bool
@@ -177,9 +188,14 @@ func publishLossy(t *testing.T, ctx context.Context, endpoint, key string, sizes
 		defer tick.Stop()
 		aus, keys := files[0], keyFlags[0]
 		i := 0
+		armed := -1 // the frame at which the publisher was armed
 		for frame := 0; sendCtx.Err() == nil; frame++ {
+			lose := p.lose.Load()
+			if lose != nil && armed < 0 {
+				armed = frame
+			}
 			resized := false
-			if frame >= switchAt && keys[i] && !p.resized.Load() {
+			if lose != nil && keys[i] && !p.resized.Load() {
 				aus, keys, i, resized = files[1], keyFlags[1], 0, true
 				p.resized.Store(true)
 			}
@@ -189,7 +205,7 @@ func publishLossy(t *testing.T, ctx context.Context, endpoint, key string, sizes
 				}
 			}
 			pkts := pz.Packetize(aus[i], 3600) // a lost frame's sequence numbers go unused
-			if lose(frame, keys[i], resized) {
+			if lose != nil && (*lose)(frame-armed, keys[i], resized) {
 				p.lost.Add(1)
 				if keys[i] {
 					p.lostKeys.Add(1)
