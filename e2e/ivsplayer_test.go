@@ -37,6 +37,7 @@ type ivsError struct {
 	Code    int    `json:"code"`
 	Source  string `json:"source"`
 	Message string `json:"message"`
+	Details string `json:"details"` // hls.js's
 	At      int64  `json:"at"`
 }
 
@@ -311,12 +312,12 @@ func TestIVSPlayerErrors(t *testing.T) {
 // names the input in failures ("SRT-fed ladder").
 func playCuesInIVSPlayer(t *testing.T, ctx context.Context, c *ivs.Client, ch *types.Channel, payloads []string, stop func(), fed string) {
 	t.Helper()
-	playCuesInIVSPlayerFrom(t, ctx, c, ch, payloads, stop, fed, func() {})
+	_ = playCuesInIVSPlayerFrom(t, ctx, c, ch, payloads, stop, fed, func() {})
 }
 
 // playCuesInIVSPlayerFrom is playCuesInIVSPlayer that calls playing (on its own goroutine) when
-// the player is first seen playing.
-func playCuesInIVSPlayerFrom(t *testing.T, ctx context.Context, c *ivs.Client, ch *types.Channel, payloads []string, stop func(), fed string, playing func()) {
+// the player is first seen playing, and returns the page's report (hls.js plays beside it).
+func playCuesInIVSPlayerFrom(t *testing.T, ctx context.Context, c *ivs.Client, ch *types.Channel, payloads []string, stop func(), fed string, playing func()) ivsReport {
 	t.Helper()
 	var once, started sync.Once
 	var lowLatency bool
@@ -356,4 +357,5 @@ func playCuesInIVSPlayerFrom(t *testing.T, ctx context.Context, c *ivs.Client, c
 	if !slices.Equal(got, payloads) {
 		t.Fatalf("the IVS player fired %q, want %q", got, payloads)
 	}
+	return rep
 }

@@ -63,7 +63,13 @@ func TestWHIPLossInIVSPlayer(t *testing.T) {
 			return false
 		})
 	}
-	playCuesInIVSPlayerFrom(t, ctx, c, ch, []string{`{"loss":1}`, `{"loss":2}`}, pub.stop, "WHIP channel with lost packets", arm)
+	rep := playCuesInIVSPlayerFrom(t, ctx, c, ch, []string{`{"loss":1}`, `{"loss":2}`}, pub.stop, "WHIP channel with lost packets", arm)
+	// hls.js plays the same channel on the page, through the same losses and the new size.
+	for _, e := range rep.Errors {
+		if e.Type == "hls.js" {
+			t.Fatalf("hls.js: fatal %s (warnings %q)", e.Details, rep.HLSWarnings)
+		}
+	}
 	waitOffline(t, ctx, c, ch.Arn, 15*time.Second)
 	if !pub.resized.Load() || pub.lostKeys.Load() != 2 || pub.lost.Load() != 3 {
 		t.Fatalf("the publisher lost %d frames (%d key frames), resized: %v; want 3 (2), resized", pub.lost.Load(), pub.lostKeys.Load(), pub.resized.Load())
@@ -72,7 +78,7 @@ func TestWHIPLossInIVSPlayer(t *testing.T) {
 	if !strings.Contains(logs, "dropping the frames until a key frame") || !strings.Contains(logs, "video parameters changed mid-stream") {
 		t.Fatalf("serve saw no loss or no new size:\n%s", logs)
 	}
-	t.Logf("%d frames lost (%d of them key frames), %d key frames asked for", pub.lost.Load(), pub.lostKeys.Load(), pub.plis.Load())
+	t.Logf("%d frames lost (%d of them key frames), %d key frames asked for; hls.js warnings %q", pub.lost.Load(), pub.lostKeys.Load(), pub.plis.Load(), rep.HLSWarnings)
 }
 
 // lossyPublisher is a pion WHIP publisher of one H.264 track that never sends some frames.
