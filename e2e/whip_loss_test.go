@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -159,24 +160,15 @@ func publishLossy(t *testing.T, ctx context.Context, endpoint, key string, sizes
 		t.Fatal(err)
 	}
 	<-gathered
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(pc.LocalDescription().SDP))
-	req.Header.Set("Content-Type", "application/sdp")
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
+	status, location, answer := offerWHIP(t, ctx, endpoint, key, pc.LocalDescription().SDP)
+	if status != http.StatusCreated {
+		t.Fatalf("WHIP offer: %d %s", status, answer)
+	}
+	session, err := url.Parse(location)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var answer bytes.Buffer
-	_, _ = answer.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("WHIP offer: %d %s", resp.StatusCode, answer.String())
-	}
-	session, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer.String()}); err != nil {
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -244,6 +236,28 @@ func publishLossy(t *testing.T, ctx context.Context, endpoint, key string, sizes
 	}
 	t.Cleanup(p.stop)
 	return p
+}
+
+// offerWHIP POSTs an SDP offer to a WHIP endpoint with key as the bearer token, and returns
+// the status, the session's Location and the body (the answer, or the error).
+func offerWHIP(t *testing.T, ctx context.Context, endpoint, key, offer string) (status int, location, body string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(offer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/sdp")
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header.Get("Location"), string(b)
 }
 
 // readAccessUnits splits an Annex-B H.264 file into access units (each ending at a slice;

@@ -170,16 +170,8 @@ func TestWHIPGoLiveInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, n.endpoint()+"/whip", strings.NewReader(offer.SDP))
-	req.Header.Set("Content-Type", "application/sdp")
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusConflict {
-		t.Fatalf("WHIP offer while RTMP is live: %d, want 409", resp.StatusCode)
+	if status, _, _ := offerWHIP(t, ctx, n.endpoint()+"/whip", key, offer.SDP); status != http.StatusConflict {
+		t.Fatalf("WHIP offer while RTMP is live: %d, want 409", status)
 	}
 	rt.stop()
 	t.Logf("whole test %v", time.Since(start).Round(time.Second))
