@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,7 +80,13 @@ func TestWHIPLossInIVSPlayer(t *testing.T) {
 	if !strings.Contains(logs, "dropping the frames until a key frame") || !strings.Contains(logs, "video parameters changed mid-stream") {
 		t.Fatalf("serve saw no loss or no new size:\n%s", logs)
 	}
-	t.Logf("%d frames lost (%d of them key frames), %d key frames asked for; hls.js warnings %q", pub.lost.Load(), pub.lostKeys.Load(), pub.plis.Load(), rep.HLSWarnings)
+	// Each loss freezes the video until the key frame then asked for, in one part.
+	var long []string
+	for _, m := range regexp.MustCompile(`part longer than PART-TARGET.* duration=(\S+)`).FindAllStringSubmatch(logs, -1) {
+		long = append(long, m[1])
+	}
+	t.Logf("%d frames lost (%d of them key frames), %d key frames asked for; parts longer than PART-TARGET %v; hls.js warnings %q",
+		pub.lost.Load(), pub.lostKeys.Load(), pub.plis.Load(), long, rep.HLSWarnings)
 }
 
 // lossyPublisher is a pion WHIP publisher of one H.264 track that never sends some frames.

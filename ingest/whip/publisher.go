@@ -30,11 +30,11 @@ const (
 	trackSettle = 3 * time.Second
 	// maxLatePackets is how far (in packets) the sample builder waits for a lost packet.
 	maxLatePackets = 256
-	// maxLossWait is how long (in media time) the sample builder waits for a lost packet
-	// before it gives the frame up, holding the frames after it meanwhile. NACKs go out every
-	// 100 ms, so this leaves two retransmissions to a publisher up to 150 ms away; a frame that
-	// is lost for good freezes the video from it until the key frame then asked for, so the
-	// wait is most of that freeze.
+	// nackInterval is how often the missing packets are NACKed (pion's default is 100 ms): a
+	// retransmission can then come a round trip after the hole is seen, plus at most this.
+	nackInterval = 20 * time.Millisecond
+	// minLossWait and maxLossWait bound lossWait.
+	minLossWait = 150 * time.Millisecond
 	maxLossWait = 500 * time.Millisecond
 	// minKeyRequest is the least time between two key frame requests (PLIs).
 	minKeyRequest = 500 * time.Millisecond
@@ -182,7 +182,7 @@ func receives(m *sdp.MediaDescription) bool {
 	return false
 }
 
-func (p *publisher) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+func (p *publisher) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 	mime := t.Codec().MimeType
 	video := strings.EqualFold(mime, webrtc.MimeTypeH264) || strings.EqualFold(mime, webrtc.MimeTypeVP8) || strings.EqualFold(mime, webrtc.MimeTypeVP9)
 	switch {
@@ -190,13 +190,16 @@ func (p *publisher) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		if !strings.EqualFold(mime, webrtc.MimeTypeH264) {
 			p.sentVideo = strings.ToLower(strings.TrimPrefix(mime, "video/"))
 		}
+		rtt := roundTrip(r)
+		wait := lossWait(rtt)
+		p.log.Info("whip: video track", "codec", mime, "rtt", rtt, "loss_wait", wait)
 		p.readers.Add(1)
 		go func() {
 			defer p.readers.Done()
 			if strings.EqualFold(mime, webrtc.MimeTypeH264) {
-				p.readVideo(t)
+				p.readVideo(t, wait)
 			} else {
-				p.readVPX(t)
+				p.readVPX(t, wait)
 			}
 		}()
 	case strings.EqualFold(mime, webrtc.MimeTypeOpus) && p.audioTaken.CompareAndSwap(false, true):
@@ -209,6 +212,32 @@ func (p *publisher) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		// Only the first video and the first audio track are used.
 		p.log.Warn("whip: ignoring a track", "codec", mime, "kind", t.Kind().String())
 	}
+}
+
+// lossWait is how long (in media time) the sample builder waits for a missing packet before
+// it gives the frame up, holding the frames after it meanwhile, for a publisher rtt away (0:
+// not known). A frame lost for good freezes the video from it until the key frame then asked
+// for, so the wait is most of that freeze; it leaves two NACK rounds, each a round trip and a
+// NACK interval, after the packet that shows the hole, which can come a frame (40 ms at 25
+// fps) after the lost one, and 50 ms for jitter.
+func lossWait(rtt time.Duration) time.Duration {
+	if rtt <= 0 {
+		return maxLossWait
+	}
+	return min(max(2*(rtt+nackInterval)+90*time.Millisecond, minLossWait), maxLossWait)
+}
+
+// roundTrip is the round trip to the publisher on the receiver's ICE candidate pair, as its
+// connectivity checks last measured it (0: not measured yet).
+func roundTrip(r *webrtc.RTPReceiver) time.Duration {
+	if r == nil || r.Transport() == nil || r.Transport().ICETransport() == nil {
+		return 0
+	}
+	st, ok := r.Transport().ICETransport().GetSelectedCandidatePairStats()
+	if !ok {
+		return 0
+	}
+	return time.Duration(st.CurrentRoundTripTime * float64(time.Second))
 }
 
 // push queues an access unit for the session.
@@ -247,12 +276,12 @@ func (p *publisher) since() time.Duration { return time.Since(p.t0) }
 // one are dropped until a key frame comes: they refer to it, and when it was a key frame with
 // new parameter sets (a browser lowering its resolution under load sends one) they do not
 // even decode with the ones the player has, and Amazon's IVS player stops at the first with
-// ErrorInvalidData. A viewer sees a freeze of maxLossWait and the key frame's round trip
-// instead; its part runs longer than PART-TARGET.
-func (p *publisher) readVideo(t *webrtc.TrackRemote) {
+// ErrorInvalidData. A viewer sees a freeze of wait (lossWait) and the key frame's round trip
+// instead; its part can run longer than PART-TARGET.
+func (p *publisher) readVideo(t *webrtc.TrackRemote, wait time.Duration) {
 	p.tracks <- true
 	askKey := p.keyFrames(t, p.s.cfg.KeyFrameInterval, true)
-	sb := samplebuilder.New(maxLatePackets, &codecs.H264Packet{}, 90000, samplebuilder.WithMaxTimeDelay(maxLossWait))
+	sb := samplebuilder.New(maxLatePackets, &codecs.H264Packet{}, 90000, samplebuilder.WithMaxTimeDelay(wait))
 	tl := timeline{clock: 90000}
 	meter := p.sess.Meter()
 	keyed, started := false, false // passing frames on; a key frame has come
@@ -388,7 +417,7 @@ func (p *publisher) foretellKey() {
 // transcoder, whose output the session packages as it would a publisher's H.264. The
 // transcoder forces its own key frames, so the publisher is asked for one only when a frame
 // is lost or dropped (and at the start).
-func (p *publisher) readVPX(t *webrtc.TrackRemote) {
+func (p *publisher) readVPX(t *webrtc.TrackRemote, wait time.Duration) {
 	p.tracks <- true
 	mime := t.Codec().MimeType
 	askKey := p.keyFrames(t, 0, false)
@@ -400,7 +429,7 @@ func (p *publisher) readVPX(t *webrtc.TrackRemote) {
 	if strings.EqualFold(mime, webrtc.MimeTypeVP9) {
 		depack = &codecs.VP9Packet{}
 	}
-	sb := samplebuilder.New(maxLatePackets, depack, 90000, samplebuilder.WithMaxTimeDelay(maxLossWait))
+	sb := samplebuilder.New(maxLatePackets, depack, 90000, samplebuilder.WithMaxTimeDelay(wait))
 	tl := timeline{clock: 90000}
 	meter := p.sess.Meter()
 	keyed := false

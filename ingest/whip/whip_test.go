@@ -16,12 +16,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	mp4codecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
+	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	rtpcodecs "github.com/pion/rtp/codecs"
@@ -485,66 +487,16 @@ func TestWHIPTimeout(t *testing.T) {
 // TestWHIPLossDropsUntilKeyFrame: a video packet that never arrives (the publisher never sent
 // it, so no NACK brings it back) loses its frame, and the frames after it, which refer to it,
 // are not passed on: the session gets the frames before the loss, then nothing until the next
-// key frame (this publisher ignores PLIs and sends one a second). The loss is seen maxLossWait
+// key frame (this publisher ignores PLIs and sends one a second). The loss is seen lossWait
 // after it, and the frames held meanwhile are dropped with it.
 func TestWHIPLossDropsUntilKeyFrame(t *testing.T) {
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Fatal("ffmpeg is needed")
-	}
-	vf, _ := testMedia(t)
-	ing := &fakeIngest{key: "sk_good"}
-	s, _ := startServer(t, Config{UDPListen: "127.0.0.1:0", Timeout: 3 * time.Second},
-		ing, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	mux := http.NewServeMux()
-	mux.Handle("/whip", s)
-	mux.Handle("/whip/", s)
-	hs := httptest.NewServer(mux)
-	defer hs.Close()
-
 	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	vt, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "video", "glass")
-	if _, err := pc.AddTransceiverFromTrack(vt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
-		t.Fatal(err)
-	}
-	connected := onConnected(pc)
-	if code, _ := signalWHIP(t, pc, hs.URL+"/whip", "sk_good"); code != http.StatusCreated {
-		t.Fatalf("publish: status %d", code)
-	}
-	select {
-	case <-connected:
-	case <-time.After(5 * time.Second):
-		t.Fatal("not connected in 5 s")
-	}
 	const lost = 35 // the 11th frame of the second GOP (frames 25, 50 and 75 are key frames)
-	pz := rtp.NewPacketizer(1200, 96, 1, &rtpcodecs.H264Payloader{}, rtp.NewRandomSequencer(), 90000)
-	sendH264(context.Background(), vf, func(frame int, au []byte) {
-		for i, pkt := range pz.Packetize(au, 3600) {
-			if frame == lost && i == 0 {
-				continue
-			}
-			_ = vt.WriteRTP(pkt)
-		}
-	})
-	// The frames still on their way are written once they stop coming for a while.
-	for n, still := -1, 0; still < 3; time.Sleep(100 * time.Millisecond) {
-		ing.mu.Lock()
-		sess := ing.sessions[0]
-		ing.mu.Unlock()
-		sess.mu.Lock()
-		if len(sess.videoDTS) == n {
-			still++
-		} else {
-			n, still = len(sess.videoDTS), 0
-		}
-		sess.mu.Unlock()
-	}
-
-	sess := ing.sessions[0]
+	sess, _ := publishFrames(t, pc, func(frame, i int, pkt *rtp.Packet) bool { return frame != lost || i != 0 })
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	gaps := 0
@@ -563,6 +515,162 @@ func TestWHIPLossDropsUntilKeyFrame(t *testing.T) {
 	if want := 100 - (50 - lost) - 1; gaps != 1 || len(sess.videoDTS) != want {
 		t.Fatalf("%d gaps in %d frames written, want one in %d", gaps, len(sess.videoDTS), want)
 	}
+}
+
+// TestWHIPLossRepairedByNACK: a video packet lost on the wire once, and sent again when the
+// ingest NACKs it, loses nothing, although the ingest now waits for a missing packet only as
+// long as its round trip to the publisher leaves two NACK rounds (lossWait): on loopback the
+// least wait, not the 500 ms it falls back to when the round trip is not known.
+func TestWHIPLossRepairedByNACK(t *testing.T) {
+	// The publisher's own NACK responder keeps every packet it sends and sends it again when
+	// NACKed; the loss sits below it, on the wire: the first interceptor registered is the
+	// last a packet passes on its way out.
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	wire := &lossyWire{}
+	ir := &interceptor.Registry{}
+	ir.Add(wire)
+	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	const lost = 35
+	sess, log := publishFrames(t, pc, func(frame, i int, pkt *rtp.Packet) bool {
+		if frame == lost && i == 0 {
+			wire.lose.Store(uint32(pkt.SequenceNumber) | 1<<16)
+		}
+		return true
+	})
+	if wire.lost.Load() != 1 {
+		t.Fatalf("%d packets lost on the wire, want 1", wire.lost.Load())
+	}
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	for i := 1; i < len(sess.videoDTS); i++ {
+		if step := sess.videoDTS[i] - sess.videoDTS[i-1]; step != 40*time.Millisecond {
+			t.Errorf("after frame %d the next came %v later, want 40ms: the retransmission did not repair the loss", i-1, step)
+		}
+	}
+	if len(sess.videoDTS) != 99 {
+		t.Errorf("%d frames written, want 99 (the last stays in the sample builder)", len(sess.videoDTS))
+	}
+	if want := "loss_wait=" + minLossWait.String(); !strings.Contains(log, want) {
+		t.Errorf("the ingest's log has no %q (the round trip on loopback was not measured?):\n%s", want, log)
+	}
+	if strings.Contains(log, "packets lost") {
+		t.Errorf("the ingest logged a loss:\n%s", log)
+	}
+}
+
+// lossyWire is an interceptor that loses one outgoing RTP packet: the first with the sequence
+// number in lose (set in bit 16 when armed).
+type lossyWire struct {
+	interceptor.NoOp
+	lose, lost atomic.Uint32
+}
+
+func (w *lossyWire) NewInterceptor(string) (interceptor.Interceptor, error) { return w, nil }
+
+func (w *lossyWire) BindLocalStream(_ *interceptor.StreamInfo, next interceptor.RTPWriter) interceptor.RTPWriter {
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		if armed := w.lose.Load(); armed != 0 && uint16(armed) == h.SequenceNumber && w.lose.CompareAndSwap(armed, 0) {
+			w.lost.Add(1)
+			return len(payload), nil
+		}
+		return next.Write(h, payload, a)
+	})
+}
+
+// publishFrames publishes testMedia's 100 frames of 25 fps H.264 (a key frame every 25) over
+// pc to a fresh WHIP server, sending each packet that send (given the frame, the packet's
+// index in it and the packet) returns true for, and returns the session once the frames have
+// stopped coming, with what the server logged.
+func publishFrames(t *testing.T, pc *webrtc.PeerConnection, send func(frame, i int, pkt *rtp.Packet) bool) (*fakeSession, string) {
+	t.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Fatal("ffmpeg is needed")
+	}
+	vf, _ := testMedia(t)
+	ing := &fakeIngest{key: "sk_good"}
+	log := &lockedBuffer{}
+	s, _ := startServer(t, Config{UDPListen: "127.0.0.1:0", Timeout: 3 * time.Second}, ing, slog.New(slog.NewTextHandler(log, nil)))
+	mux := http.NewServeMux()
+	mux.Handle("/whip", s)
+	mux.Handle("/whip/", s)
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+
+	vt, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "video", "glass")
+	tr, err := pc.AddTransceiverFromTrack(vt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// RTCP reaches the interceptors (the NACK responder) only as it is read.
+	go func() {
+		for {
+			if _, _, err := tr.Sender().ReadRTCP(); err != nil {
+				return
+			}
+		}
+	}()
+	connected := onConnected(pc)
+	if code, _ := signalWHIP(t, pc, hs.URL+"/whip", "sk_good"); code != http.StatusCreated {
+		t.Fatalf("publish: status %d", code)
+	}
+	select {
+	case <-connected:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not connected in 5 s")
+	}
+	pz := rtp.NewPacketizer(1200, 96, 1, &rtpcodecs.H264Payloader{}, rtp.NewRandomSequencer(), 90000)
+	sendH264(context.Background(), vf, func(frame int, au []byte) {
+		for i, pkt := range pz.Packetize(au, 3600) {
+			if send(frame, i, pkt) {
+				_ = vt.WriteRTP(pkt)
+			}
+		}
+	})
+	// The frames still on their way are written once they stop coming for a while.
+	for n, still := -1, 0; still < 3; time.Sleep(100 * time.Millisecond) {
+		ing.mu.Lock()
+		sess := ing.sessions[0]
+		ing.mu.Unlock()
+		sess.mu.Lock()
+		if len(sess.videoDTS) == n {
+			still++
+		} else {
+			n, still = len(sess.videoDTS), 0
+		}
+		sess.mu.Unlock()
+	}
+	ing.mu.Lock()
+	defer ing.mu.Unlock()
+	return ing.sessions[0], log.String()
+}
+
+// lockedBuffer is a bytes.Buffer that a log may write to while a test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // The ICE UDP socket asks for a 4 MB receive buffer: the kernel grants up to net.core.rmem_max
