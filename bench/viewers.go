@@ -549,12 +549,13 @@ func resolve(base *url.URL, ref string) *url.URL {
 
 // FindMax searches the highest viewer count that passes (ViewersReport.Pass): it grows from
 // cfg.Viewers until a run fails, then bisects to within a tenth, each step a full run of
-// cfg.Duration. Each step's report goes to cfg.Progress. It returns the highest passing count
-// (0 when even cfg.Viewers fails) and that run's report.
-func FindMax(ctx context.Context, cfg ViewersConfig, limit int) (int, ViewersReport, error) {
+// cfg.Duration. The count found is run again until it has passed confirm runs in all (see
+// findMax). Each step's report goes to cfg.Progress. It returns the highest passing count (0
+// when even cfg.Viewers fails) and its last run's report.
+func FindMax(ctx context.Context, cfg ViewersConfig, limit, confirm int) (int, ViewersReport, error) {
 	out := cfg.Progress
 	cfg.Progress = nil
-	return findMax(max(1, cfg.Viewers), limit, func(n int) (ViewersReport, error) {
+	return findMax(max(1, cfg.Viewers), limit, confirm, func(n int) (ViewersReport, error) {
 		c := cfg
 		c.Viewers = n
 		rep, _ := Viewers(ctx, c)
@@ -572,37 +573,62 @@ func FindMax(ctx context.Context, cfg ViewersConfig, limit int) (int, ViewersRep
 	})
 }
 
-// findMax is FindMax's search over step, which runs n viewers.
-func findMax(start, limit int, step func(n int) (ViewersReport, error)) (int, ViewersReport, error) {
-	var best ViewersReport
+// findMax is FindMax's search over step, which runs n viewers. A count near the limit passes
+// one run and fails the next as the cores' other work comes and goes, so the count found is
+// run until it has passed confirm runs in all; when one fails, it becomes the upper bound and
+// the search goes on below it, from the highest count that passed before.
+func findMax(start, limit, confirm int, step func(n int) (ViewersReport, error)) (int, ViewersReport, error) {
+	passed := map[int]ViewersReport{}
 	good, bad := 0, 0
-	for n := start; n <= limit; n = grow(n, best) {
+	for n := start; n <= limit; n = grow(n, passed[good]) {
 		rep, err := step(n)
 		if err != nil {
-			return good, best, err
+			return good, passed[good], err
 		}
 		if !rep.Pass {
 			bad = n
 			break
 		}
-		good, best = n, rep
+		good, passed[n] = n, rep
 	}
-	if bad == 0 {
-		return good, best, nil
-	}
-	for bad-good > max(1, good/10) {
-		n := (good + bad) / 2
-		rep, err := step(n)
-		if err != nil {
-			return good, best, err
+	for {
+		for bad != 0 && bad-good > max(1, good/10) {
+			n := (good + bad) / 2
+			rep, err := step(n)
+			if err != nil {
+				return good, passed[good], err
+			}
+			if rep.Pass {
+				good, passed[n] = n, rep
+			} else {
+				bad = n
+			}
 		}
-		if rep.Pass {
-			good, best = n, rep
-		} else {
-			bad = n
+		if good == 0 {
+			return 0, ViewersReport{}, nil
+		}
+		confirmed := true
+		for range confirm - 1 {
+			rep, err := step(good)
+			if err != nil {
+				return good, passed[good], err
+			}
+			if !rep.Pass {
+				confirmed = false
+				break
+			}
+			passed[good] = rep
+		}
+		if confirmed {
+			return good, passed[good], nil
+		}
+		bad, good = good, 0
+		for n := range passed {
+			if n < bad {
+				good = max(good, n)
+			}
 		}
 	}
-	return good, best, nil
 }
 
 // grow is the next count to try after n passed with rep: double while the p99 part delay is

@@ -16,7 +16,7 @@ import (
 
 const benchUsage = `Usage:
   glasscast bench viewers --url <playback URL> [--viewers N] [--duration D] [--ramp D] [--max-error-rate F] [--json] [--cpuprofile FILE]
-  glasscast bench viewers --url <playback URL> --find-max [--viewers START] [--max-viewers N] [--duration D]
+  glasscast bench viewers --url <playback URL> --find-max [--viewers START] [--max-viewers N] [--confirm K] [--duration D]
   glasscast bench pollers --url <playback URL> [--pollers N] [--every D] [--duration D] [--gzip=false]
   glasscast bench chat --url ws://host:8080/chat --api http://host:8080 [--rooms R] [--clients N] [--rate M] [--duration D]
 `
@@ -39,6 +39,7 @@ func runBench(ctx context.Context, args []string) error {
 		gzipOn := fs.Bool("gzip", true, "ask for gzip-encoded playlists, as browsers do (false: unencoded, without the client's inflate on shared cores)")
 		findMax := fs.Bool("find-max", false, "search the highest viewer count that passes (p99 part delay under one part target, no stall, no error), starting at --viewers")
 		maxViewers := fs.Int("max-viewers", 20000, "upper bound of --find-max")
+		confirm := fs.Int("confirm", 2, "--find-max's count must pass this many runs in all (one that fails a rerun is the new upper bound)")
 		asJSON := fs.Bool("json", false, "print the report as JSON")
 		cpuProfile := fs.String("cpuprofile", "", "write the load client's own CPU profile to this file")
 		if err := fs.Parse(args[1:]); err != nil {
@@ -63,7 +64,7 @@ func runBench(ctx context.Context, args []string) error {
 		// The client shares the cores of the server it measures: trade memory for less GC.
 		debug.SetGCPercent(400)
 		if *findMax {
-			n, rep, err := bench.FindMax(ctx, cfg, *maxViewers)
+			n, rep, err := bench.FindMax(ctx, cfg, *maxViewers, max(1, *confirm))
 			fmt.Printf("highest passing viewer count: %d\n", n)
 			if n > 0 {
 				fmt.Print(rep)
