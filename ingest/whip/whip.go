@@ -195,7 +195,10 @@ func New(cfg Config, ing Ingest, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptorsWithOptions(me, ir, webrtc.WithNackGeneratorOptions(nack.GeneratorInterval(nackInterval))); err != nil {
+	// A missing packet is NACKed until its frame is given up (maxLossWait at most), not for as
+	// long as it stays in the receive log, seconds at a publisher's packet rate.
+	nacks := webrtc.WithNackGeneratorOptions(nack.GeneratorInterval(nackInterval), nack.GeneratorMaxNacksPerPacket(uint16(maxLossWait/nackInterval)))
+	if err := webrtc.RegisterDefaultInterceptorsWithOptions(me, ir, nacks); err != nil {
 		s.closeMuxes()
 		return nil, fmt.Errorf("whip: interceptors: %w", err)
 	}
