@@ -36,7 +36,8 @@ const (
 	// minLossWait and maxLossWait bound lossWait.
 	minLossWait = 150 * time.Millisecond
 	maxLossWait = 500 * time.Millisecond
-	// minKeyRequest is the least time between two key frame requests (PLIs).
+	// minKeyRequest is the least time between two key frame requests (PLIs) for losses: the
+	// losses of one burst are seen within it, and one key frame answers them all.
 	minKeyRequest = 500 * time.Millisecond
 	// maxKeyForetell is how long a key frame request waits for the packager to have been told
 	// of it (one video frame's write) before it goes out regardless; frames come every few
@@ -219,7 +220,10 @@ func (p *publisher) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 // not known). A frame lost for good freezes the video from it until the key frame then asked
 // for, so the wait is most of that freeze; it leaves two NACK rounds, each a round trip and a
 // NACK interval, after the packet that shows the hole, which can come a frame (40 ms at 25
-// fps) after the lost one, and 50 ms for jitter.
+// fps) after the lost one, and 50 ms for jitter. The builder counts it in media time from the
+// incomplete frame's first packet: below about 7 fps (a frame interval past the least wait)
+// the loss of a frame's last packet, seen only at the next frame, gets no NACK before the
+// frame is given up (at 500 ms, below 2 fps).
 func lossWait(rtt time.Duration) time.Duration {
 	if rtt <= 0 {
 		return maxLossWait
@@ -306,6 +310,9 @@ func (p *publisher) readVideo(t *webrtc.TrackRemote, wait time.Duration) {
 			var au h264.AnnexB
 			valid := au.Unmarshal(s.Data) == nil && len(au) > 0
 			key := valid && h264.IsRandomAccess(au)
+			if s.PrevDroppedPackets > 0 && !started && !key {
+				askKey() // the first key frame was lost: ask again, not at the next periodic request
+			}
 			if s.PrevDroppedPackets > 0 && started {
 				dropped += int(s.PrevDroppedPackets)
 				if !key {
@@ -357,6 +364,7 @@ func (p *publisher) keyFrames(t *webrtc.TrackRemote, interval time.Duration, for
 			defer tk.Stop()
 			tick = tk.C
 		}
+		periodic := false // the request just sent was the interval's, not a loss's
 		for {
 			if foretell {
 				p.foretellKey()
@@ -364,17 +372,29 @@ func (p *publisher) keyFrames(t *webrtc.TrackRemote, interval time.Duration, for
 			if err := p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.SSRC())}}); err != nil {
 				return
 			}
-			// Coalesce the requests of a burst of losses: the key frame answers them all.
+			// Coalesce the requests of a burst of losses: the key frame answers them all. A
+			// loss just after a periodic request goes out at once: the key frame lost may be
+			// that request's answer, and waiting froze the video 480-520 ms instead of 280.
+			// (Requests every 200 ms in a burst of losses made Chromium lose more.)
+			var loss <-chan struct{}
+			if periodic {
+				loss = pli
+			}
 			select {
 			case <-p.ctx.Done():
 				return
 			case <-time.After(minKeyRequest):
+			case <-loss:
+				periodic = false
+				continue
 			}
 			select {
 			case <-p.ctx.Done():
 				return
 			case <-tick:
+				periodic = true
 			case <-pli:
+				periodic = false
 			}
 		}
 	}()
@@ -449,8 +469,9 @@ func (p *publisher) readVPX(t *webrtc.TrackRemote, wait time.Duration) {
 				continue
 			}
 			key := vpxIsKey(mime, s.Data)
-			if s.PrevDroppedPackets > 0 && keyed && !key {
-				// What follows refers to a lost frame: wait for a key frame.
+			if s.PrevDroppedPackets > 0 && !key {
+				// What follows refers to a lost frame: wait for a key frame, and ask for one
+				// (also when the first key frame was lost: only one is asked for at the start).
 				keyed = false
 				askKey()
 			}

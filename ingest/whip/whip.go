@@ -195,8 +195,9 @@ func New(cfg Config, ing Ingest, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
-	// A missing packet is NACKed until its frame is given up (maxLossWait at most), not for as
-	// long as it stays in the receive log, seconds at a publisher's packet rate.
+	// A missing packet is NACKed at most 25 times (maxLossWait in rounds of nackInterval, the
+	// longest any frame is waited for), not for as long as it stays in the receive log,
+	// seconds at a publisher's packet rate.
 	nacks := webrtc.WithNackGeneratorOptions(nack.GeneratorInterval(nackInterval), nack.GeneratorMaxNacksPerPacket(uint16(maxLossWait/nackInterval)))
 	if err := webrtc.RegisterDefaultInterceptorsWithOptions(me, ir, nacks); err != nil {
 		s.closeMuxes()

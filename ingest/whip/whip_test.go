@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -496,7 +497,7 @@ func TestWHIPLossDropsUntilKeyFrame(t *testing.T) {
 	}
 	defer pc.Close()
 	const lost = 35 // the 11th frame of the second GOP (frames 25, 50 and 75 are key frames)
-	sess, _ := publishFrames(t, pc, func(frame, i int, pkt *rtp.Packet) bool { return frame != lost || i != 0 })
+	sess, _ := publishFrames(t, pc, func(frame, i, n int, pkt *rtp.Packet) bool { return frame != lost || i != 0 })
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	gaps := 0
@@ -520,7 +521,9 @@ func TestWHIPLossDropsUntilKeyFrame(t *testing.T) {
 // TestWHIPLossRepairedByNACK: a video packet lost on the wire once, and sent again when the
 // ingest NACKs it, loses nothing, although the ingest now waits for a missing packet only as
 // long as its round trip to the publisher leaves two NACK rounds (lossWait): on loopback the
-// least wait, not the 500 ms it falls back to when the round trip is not known.
+// least wait, not the 500 ms it falls back to when the round trip is not known. The packet
+// lost is the last of a key frame, which only the next frame shows missing: the wait counts in
+// media time from the frame's first packets, so a frame interval of it is gone by then.
 func TestWHIPLossRepairedByNACK(t *testing.T) {
 	// The publisher's own NACK responder keeps every packet it sends and sends it again when
 	// NACKed; the loss sits below it, on the wire: the first interceptor registered is the
@@ -540,9 +543,9 @@ func TestWHIPLossRepairedByNACK(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	const lost = 35
-	sess, log := publishFrames(t, pc, func(frame, i int, pkt *rtp.Packet) bool {
-		if frame == lost && i == 0 {
+	const lost = 50 // a key frame: many packets, of which the first wait in the builder
+	sess, log := publishFrames(t, pc, func(frame, i, n int, pkt *rtp.Packet) bool {
+		if frame == lost && i == n-1 {
 			wire.lose.Store(uint32(pkt.SequenceNumber) | 1<<16)
 		}
 		return true
@@ -553,15 +556,21 @@ func TestWHIPLossRepairedByNACK(t *testing.T) {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	for i := 1; i < len(sess.videoDTS); i++ {
-		if step := sess.videoDTS[i] - sess.videoDTS[i-1]; step != 40*time.Millisecond {
-			t.Errorf("after frame %d the next came %v later, want 40ms: the retransmission did not repair the loss", i-1, step)
+		if d := sess.videoDTS[i] - sess.videoDTS[i-1]; d != 40*time.Millisecond {
+			t.Errorf("after frame %d the next came %v later, want 40ms: the retransmission did not repair the loss", i-1, d)
 		}
 	}
 	if len(sess.videoDTS) != 99 {
 		t.Errorf("%d frames written, want 99 (the last stays in the sample builder)", len(sess.videoDTS))
 	}
-	if want := "loss_wait=" + minLossWait.String(); !strings.Contains(log, want) {
-		t.Errorf("the ingest's log has no %q (the round trip on loopback was not measured?):\n%s", want, log)
+	m := regexp.MustCompile(`rtt=(\S+) loss_wait=(\S+)`).FindStringSubmatch(log)
+	if m == nil {
+		t.Fatalf("the ingest logged no round trip and wait:\n%s", log)
+	}
+	rtt, err1 := time.ParseDuration(m[1])
+	wait, err2 := time.ParseDuration(m[2])
+	if err1 != nil || err2 != nil || rtt <= 0 || wait != lossWait(rtt) || wait >= maxLossWait {
+		t.Errorf("round trip %s, wait %s: want a measured round trip and its wait, under %v", m[1], m[2], maxLossWait)
 	}
 	if strings.Contains(log, "packets lost") {
 		t.Errorf("the ingest logged a loss:\n%s", log)
@@ -588,10 +597,10 @@ func (w *lossyWire) BindLocalStream(_ *interceptor.StreamInfo, next interceptor.
 }
 
 // publishFrames publishes testMedia's 100 frames of 25 fps H.264 (a key frame every 25) over
-// pc to a fresh WHIP server, sending each packet that send (given the frame, the packet's
-// index in it and the packet) returns true for, and returns the session once the frames have
-// stopped coming, with what the server logged.
-func publishFrames(t *testing.T, pc *webrtc.PeerConnection, send func(frame, i int, pkt *rtp.Packet) bool) (*fakeSession, string) {
+// pc to a fresh WHIP server, sending each packet that send (given the frame, the packet's index
+// in it, the frame's packet count and the packet) returns true for, and returns the session
+// once the frames have stopped coming, with what the server logged.
+func publishFrames(t *testing.T, pc *webrtc.PeerConnection, send func(frame, i, n int, pkt *rtp.Packet) bool) (*fakeSession, string) {
 	t.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		t.Fatal("ffmpeg is needed")
@@ -631,8 +640,9 @@ func publishFrames(t *testing.T, pc *webrtc.PeerConnection, send func(frame, i i
 	}
 	pz := rtp.NewPacketizer(1200, 96, 1, &rtpcodecs.H264Payloader{}, rtp.NewRandomSequencer(), 90000)
 	sendH264(context.Background(), vf, func(frame int, au []byte) {
-		for i, pkt := range pz.Packetize(au, 3600) {
-			if send(frame, i, pkt) {
+		pkts := pz.Packetize(au, 3600)
+		for i, pkt := range pkts {
+			if send(frame, i, len(pkts), pkt) {
 				_ = vt.WriteRTP(pkt)
 			}
 		}
