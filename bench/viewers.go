@@ -550,8 +550,9 @@ func resolve(base *url.URL, ref string) *url.URL {
 // FindMax searches the highest viewer count that passes (ViewersReport.Pass): it grows from
 // cfg.Viewers until a run fails, then bisects to within a tenth, each step a full run of
 // cfg.Duration. The count found is run again until it has passed confirm runs in all (see
-// findMax). Each step's report goes to cfg.Progress. It returns the highest passing count (0
-// when even cfg.Viewers fails) and its last run's report.
+// findMax). Each step's report goes to cfg.Progress. It returns the highest passing count (when
+// cfg.Viewers fails, the search bisects below it; 0 when nothing passes) and its last run's
+// report.
 func FindMax(ctx context.Context, cfg ViewersConfig, limit, confirm int) (int, ViewersReport, error) {
 	out := cfg.Progress
 	cfg.Progress = nil

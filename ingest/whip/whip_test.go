@@ -497,7 +497,12 @@ func TestWHIPLossDropsUntilKeyFrame(t *testing.T) {
 	}
 	defer pc.Close()
 	const lost = 35 // the 11th frame of the second GOP (frames 25, 50 and 75 are key frames)
-	sess, _ := publishFrames(t, pc, func(frame, i, n int, pkt *rtp.Packet) bool { return frame != lost || i != 0 })
+	sess, log := publishFrames(t, pc, func(frame, i, n int, pkt *rtp.Packet) bool { return frame != lost || i != 0 })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(log)
+		}
+	})
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	gaps := 0
