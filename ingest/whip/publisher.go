@@ -310,9 +310,6 @@ func (p *publisher) readVideo(t *webrtc.TrackRemote, wait time.Duration) {
 			var au h264.AnnexB
 			valid := au.Unmarshal(s.Data) == nil && len(au) > 0
 			key := valid && h264.IsRandomAccess(au)
-			if s.PrevDroppedPackets > 0 && !started && !key {
-				askKey() // the first key frame was lost: ask again, not at the next periodic request
-			}
 			if s.PrevDroppedPackets > 0 && started {
 				dropped += int(s.PrevDroppedPackets)
 				if !key {
@@ -323,6 +320,8 @@ func (p *publisher) readVideo(t *webrtc.TrackRemote, wait time.Duration) {
 					p.stopPassing()
 					askKey()
 				}
+			} else if s.PrevDroppedPackets > 0 && !key {
+				askKey() // the first key frame was lost: ask again, not at the next periodic request
 			}
 			if !valid || !keyed && !key {
 				continue
