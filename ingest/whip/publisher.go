@@ -312,16 +312,18 @@ func (p *publisher) readVideo(t *webrtc.TrackRemote, wait time.Duration) {
 			key := valid && h264.IsRandomAccess(au)
 			if s.PrevDroppedPackets > 0 && started {
 				dropped += int(s.PrevDroppedPackets)
-				if !key {
-					// A frame was lost despite NACKs: what follows refers to it, so nothing is
-					// passed on until a key frame, asked for again at each loss until one comes.
+			}
+			if s.PrevDroppedPackets > 0 && !key {
+				// A frame was lost despite NACKs: what follows refers to it, so nothing is passed
+				// on until a key frame, asked for again at each loss until one comes. Before the
+				// first frame passed on, the frame lost was the first key frame: it is asked for
+				// again at once, not at the next periodic request.
+				if started {
 					p.log.Info("whip: video packets lost; dropping the frames until a key frame", "packets", s.PrevDroppedPackets, "at", tl.at(s.PacketTimestamp, now))
 					keyed = false
 					p.stopPassing()
-					askKey()
 				}
-			} else if s.PrevDroppedPackets > 0 && !key {
-				askKey() // the first key frame was lost: ask again, not at the next periodic request
+				askKey()
 			}
 			if !valid || !keyed && !key {
 				continue
