@@ -396,7 +396,7 @@ func probeSegment(t *testing.T, playlistURL string) {
 	var seg []int
 	for _, m := range segs {
 		if d, _ := strconv.ParseFloat(pl[m[2]:m[3]], 64); d >= 1 {
-			seg = m[2:]
+			seg = m // [0] where it starts, [4]:[5] its URI
 		}
 	}
 	if len(inits) == 0 || seg == nil {
@@ -408,7 +408,7 @@ func probeSegment(t *testing.T, playlistURL string) {
 			init = pl[m[2]:m[3]]
 		}
 	}
-	segName := pl[seg[2]:seg[3]]
+	segName := pl[seg[4]:seg[5]]
 	var file []byte
 	for _, u := range []string{init, segName} {
 		code, body := get(t, base+u)
