@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,4 +85,79 @@ func TestListenerConnCaps(t *testing.T) {
 		c.Close()
 		tr.CloseIdleConnections()
 	}
+}
+
+// A handler that panics costs its request a 500, not the node: on the HTTP listener a native
+// fasthttp handler and a net/http one through the adaptor (either panic would otherwise end
+// the test binary), and on HTTPS over HTTP/2, where net/http alone would reset the stream.
+// The listeners go on serving, and the log has the panic with its stack.
+func TestListenerSurvivesPanics(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.HTTPListen, cfg.HTTPSListen, cfg.DataDir = benchAddr(t), benchAddr(t), t.TempDir()
+	var logs syncBuffer
+	n := &node{cfg: cfg, log: slog.New(slog.NewTextHandler(&logs, nil)), mux: http.NewServeMux(),
+		fastExt: map[string]fasthttp.RequestHandler{"/fast-boom": func(*fasthttp.RequestCtx) { panic("fast boom") }}}
+	n.mux.HandleFunc("GET /boom", func(http.ResponseWriter, *http.Request) { panic("net/http boom") })
+	n.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	srv, err := n.listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.shutdown()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, base := range []string{"http://" + cfg.HTTPListen, "https://" + cfg.HTTPSListen} {
+		for _, path := range []string{"/boom", "/fast-boom", "/boom"} {
+			if base[:5] == "https" && path == "/fast-boom" {
+				continue // fasthttp serves only the HTTP listener
+			}
+			if code, _ := get(base + path); code != http.StatusInternalServerError {
+				t.Errorf("%s%s: status %d, want 500", base, path, code)
+			}
+		}
+		if code, body := get(base + "/healthz"); code != http.StatusOK || body != "ok\n" {
+			t.Errorf("%s/healthz after the panics: %d %q", base, code, body)
+		}
+	}
+	for _, want := range []string{`panic="net/http boom"`, `panic="fast boom"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, logs.String())
+		}
+	}
+	// Each of the five panics is logged once, with the stack down to its handler.
+	if got := strings.Count(logs.String(), "handler panicked"); got != 5 {
+		t.Errorf("%d panics logged, want 5:\n%s", got, logs.String())
+	}
+	if got := strings.Count(logs.String(), "listen_test.go"); got < 5 {
+		t.Errorf("%d stacks reach the handler, want 5:\n%s", got, logs.String())
+	}
+}
+
+// syncBuffer is a log sink for handlers running on the servers' goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

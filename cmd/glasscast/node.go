@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -180,6 +181,27 @@ func runNode(ctx context.Context, name string, args []string, roles role) error 
 	return nil
 }
 
+// recovered answers 500 for a request whose handler panics, logged with its stack (the
+// path, never the query, which can carry a token), rather than net/http's dropped connection
+// or, through fasthttp's adaptor, a panic in a worker that does not recover. A handler that
+// gives up with http.ErrAbortHandler still does so.
+func recovered(log *slog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			log.Error("http handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
 // servers are the node's HTTP listeners.
 type servers struct {
 	errc     chan error
@@ -197,7 +219,7 @@ const headerTimeout = 10 * time.Second
 // body (http.bodyTimeout), and body memory: only the API takes a body, no larger than its
 // limit, buffered as it arrives, never at the size a client announces.
 func (n *node) listen() (*servers, error) {
-	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	root := recovered(n.log, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case n.apiMatch != nil && n.apiMatch(r):
 			n.api.ServeHTTP(w, r)
@@ -206,7 +228,7 @@ func (n *node) listen() (*servers, error) {
 		default:
 			n.mux.ServeHTTP(w, r)
 		}
-	})
+	}))
 	body := bodyLimit{timeout: n.cfg.HTTPBodyTimeout, log: n.log}
 	if api, ok := n.api.(*control.Server); ok {
 		body.max = api.MaxBodyBytes()
@@ -229,6 +251,20 @@ func (n *node) listen() (*servers, error) {
 		}
 		viaNetHTTP(ctx)
 	}
+	guarded := func(ctx *fasthttp.RequestCtx) {
+		// fasthttp's workers do not recover: a handler's panic (or the adaptor's, which
+		// panics again for a net/http handler that did) would end the process, and with it
+		// every role and every viewer of this node.
+		defer func() {
+			if v := recover(); v != nil {
+				n.log.Error("http handler panicked", "method", string(ctx.Method()), "path", string(ctx.Path()), "panic", v, "stack", string(debug.Stack()))
+				ctx.Response.Reset()
+				ctx.Error("Internal Server Error", fasthttp.StatusInternalServerError)
+				ctx.SetConnectionClose()
+			}
+		}()
+		fastRoot(ctx)
+	}
 	limits := netlimit.New(n.cfg.HTTPMaxConns, n.cfg.HTTPMaxConnsPerIP, func(ip string, perIP bool) {
 		n.log.Debug("http connection refused: cap reached", "remote", ip, "perIp", perIP)
 	})
@@ -241,7 +277,7 @@ func (n *node) listen() (*servers, error) {
 		return nil, fmt.Errorf("http listen: %w", err)
 	}
 	fs := &fasthttp.Server{
-		Handler:     fastRoot,
+		Handler:     guarded,
 		Name:        "glasscast",
 		ReadTimeout: headerTimeout, // from a request's first byte; a body gets its own below
 		IdleTimeout: 120 * time.Second,
