@@ -127,6 +127,9 @@ func (d *Director) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var last *fetched
 	for _, e := range edges {
 		f, err := d.fetch(r, e)
+		if err != nil && r.Context().Err() != nil {
+			return // the viewer hung up: that says nothing of the edge, and nobody is waiting
+		}
 		if err != nil {
 			// The edge is gone or hung: leave it out until a probe finds it again.
 			d.health.markDown(e.URL, true)

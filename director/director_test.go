@@ -213,6 +213,39 @@ func TestServeRewritesAndFailsOver(t *testing.T) {
 	}
 }
 
+// A viewer that hangs up while its playlist is being fetched says nothing of the edges: they
+// stay in rotation, and the next viewer is served. Marking them down left every viewer with
+// "no healthy edge" until the next probe, and anyone leaving a page could cause that.
+func TestViewerHangUpLeavesEdgesUp(t *testing.T) {
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			time.Sleep(100 * time.Millisecond) // an edge that is a little busy
+		}
+		w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+		_, _ = w.Write([]byte("#EXTM3U\n"))
+	})
+	e1, e2 := httptest.NewServer(slow), httptest.NewServer(slow)
+	defer e1.Close()
+	defer e2.Close()
+	now := time.Now().Add(time.Hour)
+	reg := &registry{edges: []Edge{{Name: "e1", Region: "a", URL: e1.URL, UpdatedAt: now}, {Name: "e2", Region: "a", URL: e2.URL, UpdatedAt: now}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d := New(ctx, Config{Region: region, Account: account, ProbeInterval: time.Hour}, reg, quiet())
+
+	rctx, hangUp := context.WithCancel(context.Background())
+	time.AfterFunc(20*time.Millisecond, hangUp)
+	d.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", media.MultivariantPath(region, account, "c"), nil).WithContext(rctx))
+	if got := d.Choose("a"); len(got) != 2 {
+		t.Fatalf("after a viewer hung up, %d of 2 edges in rotation", len(got))
+	}
+	w := httptest.NewRecorder()
+	d.ServeHTTP(w, httptest.NewRequest("GET", media.MultivariantPath(region, account, "c"), nil))
+	if w.Code != http.StatusOK {
+		t.Fatalf("next viewer: %d %q", w.Code, w.Header().Get("X-Glasscast-Reason"))
+	}
+}
+
 // The prober leaves out an edge that stops answering and brings it back when it answers again.
 func TestProbe(t *testing.T) {
 	var mu sync.Mutex
