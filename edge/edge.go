@@ -250,9 +250,50 @@ func plain(status int, reason string) response {
 	return r
 }
 
-// directives are the LL-HLS delivery directives: the only query parameters that reach the
-// upstream and the cache key, in a fixed order so equal requests share one key.
-var directives = []string{"_HLS_msn", "_HLS_part", "_HLS_skip"}
+// cacheKey is what a request is cached under and asked upstream as: the path and, for a media
+// playlist, its delivery directives (the only query that reaches the upstream), never the
+// viewer's token or session. The directives go in a fixed order and canonical form, numbers
+// as the origin reads them and _HLS_skip only with a value that means something, so that every
+// spelling of one request shares one key and one upstream fill; on other paths they change
+// nothing and are left out. blocking is whether the upstream holds the request (_HLS_msn;
+// _HLS_skip alone is a plain reload). A malformed or repeated number is refused here, as the
+// origin would refuse it, without an upstream request.
+func cacheKey(path string, kind pathKind, q url.Values) (key string, blocking bool, err error) {
+	if kind != mediaPlaylistPath {
+		return path, false, nil
+	}
+	var b strings.Builder
+	b.WriteString(path)
+	sep := byte('?')
+	add := func(k, v string) {
+		b.WriteByte(sep)
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(v)
+		sep = '&'
+	}
+	for _, d := range []struct {
+		name string
+		bits int
+	}{{"_HLS_msn", 64}, {"_HLS_part", 31}} {
+		vs, ok := q[d.name]
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(vs[0], 10, d.bits)
+		if err != nil || len(vs) > 1 {
+			return "", false, fmt.Errorf("malformed or repeated %s", d.name)
+		}
+		add(d.name, strconv.FormatUint(n, 10))
+	}
+	for _, v := range q["_HLS_skip"] {
+		if v == "YES" || v == "v2" {
+			add("_HLS_skip", v)
+			break
+		}
+	}
+	return b.String(), q.Has("_HLS_msn"), nil
+}
 
 // serve answers one playback request.
 func (e *Edge) serve(ctx context.Context, r request) response {
@@ -342,21 +383,13 @@ func (e *Edge) serve(ctx context.Context, r request) response {
 		e.viewers.Seen(ch.ID, r.clientKey(), time.Now())
 	}
 
-	// The cache key is the path and the directives, never the viewer's token or session.
-	key := r.path
-	var dq []string
-	for _, d := range directives {
-		if v, ok := q[d]; ok {
-			dq = append(dq, url.QueryEscape(d)+"="+url.QueryEscape(v[0]))
-		}
-	}
-	if len(dq) > 0 {
-		key += "?" + strings.Join(dq, "&")
+	key, blocking, err := cacheKey(r.path, kind, q)
+	if err != nil {
+		return plain(http.StatusBadRequest, err.Error())
 	}
 	o, fill := e.cache.lookup(key, time.Now())
 	if fill {
-		// Only _HLS_msn makes the upstream hold the request; _HLS_skip alone is a plain reload.
-		go e.fetch(o, e.upstreams(ch.ID), key, q.Has("_HLS_msn"))
+		go e.fetch(o, e.upstreams(ch.ID), key, blocking)
 	}
 	select {
 	case <-o.ready: // most often already: no timer is started for ctx

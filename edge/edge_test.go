@@ -81,6 +81,70 @@ func TestCoalescing(t *testing.T) {
 	}
 }
 
+// Every spelling of one request shares one cache entry and one upstream fill: directives on a
+// part (which change nothing there), numbers with leading zeros, a meaningless _HLS_skip. One
+// client could otherwise bypass coalescing, open an upstream request per spelling and push
+// real content out of the cache. A malformed or repeated number is refused at the edge.
+func TestDirectiveSpellingsShareOneFill(t *testing.T) {
+	r := newRig(t, Config{}, "test")
+	r.publish("test", 3)
+	for _, base := range []string{r.http, r.fast} {
+		msn, part := nextPart(t, base, "test")
+		hinted := path("test", fmt.Sprintf("720p/part%d.%d.m4s", msn, part))
+		playlist := path("test", "720p/index.m3u8")
+		before := map[string]bool{}
+		r.mu.Lock()
+		for uri := range r.upstream {
+			before[uri] = true
+		}
+		r.mu.Unlock()
+		var wg sync.WaitGroup
+		errs := make(chan error, 100)
+		for i := 0; i < 20; i++ {
+			for _, p := range []string{
+				hinted + fmt.Sprintf("?_HLS_msn=%d&_HLS_part=%d", i, i),
+				playlist + fmt.Sprintf("?_HLS_msn=%0*d&_HLS_part=%0*d&_HLS_skip=junk%d", 1+i, msn, 1+i, part, i),
+			} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if resp, _ := get(t, base+p); resp.StatusCode != http.StatusOK {
+						errs <- fmt.Errorf("%s: %d", p, resp.StatusCode)
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if n := r.count(hinted); n != 1 {
+			t.Errorf("%s: the part was fetched upstream %d times for 20 spellings, want 1", base, n)
+		}
+		canonical := playlist + fmt.Sprintf("?_HLS_msn=%d&_HLS_part=%d", msn, part)
+		r.mu.Lock()
+		var others []string
+		for uri := range r.upstream {
+			if strings.HasPrefix(uri, playlist+"?") && uri != canonical && !before[uri] {
+				others = append(others, uri)
+			}
+		}
+		r.mu.Unlock()
+		if n := r.count(canonical); n != 1 || len(others) > 0 {
+			t.Errorf("%s: %d upstream requests as %s for 20 spellings, and others: %v", base, n, canonical, others)
+		}
+		for _, q := range []string{"?_HLS_msn=x", "?_HLS_msn=1&_HLS_msn=2", "?_HLS_msn=1&_HLS_part=-1", "?_HLS_msn=99999999999999999999"} {
+			if resp, _ := get(t, base+playlist+q); resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("%s%s: %d, want 400", base, q, resp.StatusCode)
+			}
+			if n := r.count(playlist + q); n != 0 {
+				t.Errorf("%s: refused, yet asked upstream", q)
+			}
+		}
+	}
+}
+
 // 100 viewers streaming one growing segment cost one upstream request; each receives every
 // part's bytes before the origin has the next part (so the segment streams, rather than
 // arriving when it is complete), and the finished segment stays cached. How fast the fan-out
