@@ -317,19 +317,20 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 		since = d
 	}
 	flusher, _ := w.(http.Flusher)
+	out := stallBound(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	_, _ = io.WriteString(w, ": events\n\n")
+	_, _ = io.WriteString(out, ": events\n\n")
 	if flusher != nil {
 		flusher.Flush()
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), feedLifetime)
 	defer cancel()
-	err := h.cfg.Events(ctx, split(q.Get("type")), split(q.Get("channel")), since, &sseWriter{w: w, f: flusher})
+	err := h.cfg.Events(ctx, split(q.Get("type")), split(q.Get("channel")), since, &sseWriter{w: out, f: flusher})
 	if err != nil && ctx.Err() == nil {
 		b, _ := json.Marshal(map[string]string{"message": err.Error()})
-		_, _ = fmt.Fprintf(w, "event: failure\ndata: %s\n\n", b)
+		_, _ = fmt.Fprintf(out, "event: failure\ndata: %s\n\n", b)
 	}
 }
 
@@ -344,6 +345,31 @@ func (h *Handler) serveWebhooks(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, map[string]any{"webhooks": out})
+}
+
+// stallLimit is how long a response that streams for minutes (an event feed, a recording
+// download) may wait on a browser that has stopped reading.
+const stallLimit = time.Minute
+
+// stallBound is w with the connection's write deadline moved stallLimit ahead before each
+// write, in place of the listener's whole-response write timeout: such a response lasts as long
+// as the browser keeps reading, and no longer than stallLimit once it stops.
+func stallBound(w http.ResponseWriter) io.Writer {
+	d := deadlineWriter{w: w, rc: http.NewResponseController(w)}
+	d.extend()
+	return d
+}
+
+type deadlineWriter struct {
+	w  io.Writer
+	rc *http.ResponseController
+}
+
+func (d deadlineWriter) extend() { _ = d.rc.SetWriteDeadline(time.Now().Add(stallLimit)) }
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	d.extend()
+	return d.w.Write(p)
 }
 
 // sseWriter sends each line written to it as one Server-Sent Event.

@@ -118,7 +118,7 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, rest strin
 		w.Header().Set("Content-Type", ct)
 	}
 	w.Header().Set("Cache-Control", "private, max-age=60")
-	_, _ = io.Copy(w, body)
+	_, _ = io.Copy(stallBound(w), body)
 }
 
 // validName accepts bucket names and channel IDs: letters, digits, '.', '-', '_'.

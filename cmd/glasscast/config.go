@@ -22,6 +22,7 @@ type Config struct {
 	HTTPMaxConnsPerIP int
 	HTTPMaxConns      int
 	HTTPBodyTimeout   time.Duration
+	HTTPWriteTimeout  time.Duration
 
 	NATSURL    string
 	NATSListen string
@@ -124,6 +125,7 @@ func defaultConfig() *Config {
 		HTTPMaxConnsPerIP: 1000,
 		HTTPMaxConns:      20000,
 		HTTPBodyTimeout:   30 * time.Second,
+		HTTPWriteTimeout:  2 * time.Minute,
 		Quotas:            control.Quotas{Channels: 5000, StreamKeysPerChannel: 2, PlaybackKeyPairs: 3, RecordingConfigurations: 20, PlaybackRestrictionPolicies: 20, AdConfigurations: 20, ChatRooms: 50000, ChatLoggingConfigurations: 10},
 
 		RTMPListen:         ":1935",
@@ -175,6 +177,7 @@ func (c *Config) options() []option {
 		{"http.maxConnsPerIp", "Most connections one client address may hold on the HTTP and HTTPS listeners together; more are closed at once (0 = no cap).\nBehind a load balancer or reverse proxy every viewer shares its address, and a shield edge's clients are a few edges\nwith many fills each: there, raise it or set 0 (and cap at the proxy).", &c.HTTPMaxConnsPerIP},
 		{"http.maxConns", "Most connections the HTTP and HTTPS listeners hold together; more are closed at once (0 = no cap).", &c.HTTPMaxConns},
 		{"http.bodyTimeout", "Longest a client may take to send a request body after its headers, on the HTTP and HTTPS listeners.\nRequests without a body (playback, chat WebSockets) are not bound by it.", &c.HTTPBodyTimeout},
+		{"http.writeTimeout", "Longest a response may take to reach a client that stops reading, on the HTTP and HTTPS listeners (on HTTP/2, per stream).\nPlaylists, parts and segments take far less; a console event feed and a recording download keep extending theirs while the browser reads.", &c.HTTPWriteTimeout},
 		{"nats.url", "External NATS cluster URL(s), comma separated. Empty runs an embedded NATS server with JetStream in dataDir.", &c.NATSURL},
 		{"nats.listen", "When set (e.g. 127.0.0.1:4222), the embedded NATS server accepts other Glasscast processes on this address.\nEmpty keeps it private to this process.", &c.NATSListen},
 		{"nats.creds", "NATS credentials file for an external cluster.", &c.NATSCreds},

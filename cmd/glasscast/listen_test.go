@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -10,10 +11,13 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // The connection caps are shared by the HTTP and HTTPS listeners, and a connection's place is
@@ -160,4 +164,100 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// A client that stops reading holds a response for http.writeTimeout at most: on HTTP/1.1
+// (fasthttp) a connection that never reads, and on HTTP/2 a connection that grants no
+// flow-control window, where each stream held its handler for ever before. HTTP/2 also offers
+// at most 100 streams a connection.
+func TestListenerWriteTimeout(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.HTTPListen, cfg.HTTPSListen, cfg.DataDir = benchAddr(t), benchAddr(t), t.TempDir()
+	cfg.HTTPWriteTimeout = time.Second
+	n := &node{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), mux: http.NewServeMux(),
+		fastExt: map[string]fasthttp.RequestHandler{}}
+	var active atomic.Int64
+	n.mux.HandleFunc("GET /stream", func(w http.ResponseWriter, r *http.Request) {
+		active.Add(1)
+		defer active.Add(-1)
+		chunk := make([]byte, 64<<10)
+		for {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			if err := http.NewResponseController(w).Flush(); err != nil {
+				return
+			}
+		}
+	})
+	srv, err := n.listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.shutdown()
+	settle := func(what string, want int64) {
+		t.Helper()
+		for deadline := time.Now().Add(6 * time.Second); active.Load() != want; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d handlers still writing, want %d", what, active.Load(), want)
+			}
+		}
+	}
+
+	c, err := net.Dial("tcp", cfg.HTTPListen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.(*net.TCPConn).SetReadBuffer(4096)
+	fmt.Fprintf(c, "GET /stream HTTP/1.1\r\nHost: h\r\n\r\n")
+	settle("HTTP/1.1, streaming", 1)
+	settle("HTTP/1.1, the client not reading", 0)
+
+	tc, err := tls.Dial("tcp", cfg.HTTPSListen, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	_, _ = io.WriteString(tc, http2.ClientPreface)
+	fr := http2.NewFramer(tc, tc)
+	if err := fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0}); err != nil {
+		t.Fatal(err)
+	}
+	streamsOffered := make(chan uint32, 1)
+	go func() { // acknowledge settings, never grant a window
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+				if v, ok := sf.Value(http2.SettingMaxConcurrentStreams); ok {
+					streamsOffered <- v
+				}
+				_ = fr.WriteSettingsAck()
+			}
+		}
+	}()
+	const streams = 5
+	for i := range streams {
+		var hb bytes.Buffer
+		enc := hpack.NewEncoder(&hb)
+		for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "h"}, {":path", "/stream"}} {
+			_ = enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+		}
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle("HTTP/2, streaming", streams)
+	settle("HTTP/2, no window granted", 0)
+	select {
+	case v := <-streamsOffered:
+		if v != maxStreams {
+			t.Errorf("HTTP/2 offers %d streams a connection, want %d", v, maxStreams)
+		}
+	default:
+		t.Error("HTTP/2 settings name no stream limit")
+	}
 }

@@ -211,6 +211,10 @@ type servers struct {
 // headerTimeout bounds how long a client may take to send a request's headers.
 const headerTimeout = 10 * time.Second
 
+// maxStreams caps concurrent HTTP/2 streams per connection: a player needs a few (a playlist,
+// a part, a hinted part), a browser page some tens; RFC 9113 asks for at least 100.
+const maxStreams = 100
+
 // listen opens the HTTP (fasthttp, HTTP/1.1) and HTTPS (net/http, HTTP/2) listeners. Both
 // answer the same paths: playback from the edge, everything else from the shared mux.
 //
@@ -280,7 +284,10 @@ func (n *node) listen() (*servers, error) {
 		Handler:     guarded,
 		Name:        "glasscast",
 		ReadTimeout: headerTimeout, // from a request's first byte; a body gets its own below
-		IdleTimeout: 120 * time.Second,
+		// From the end of the handler: a client that stops reading does not hold its
+		// connection and goroutine for ever (a handler that streams longer sets its own).
+		WriteTimeout: n.cfg.HTTPWriteTimeout,
+		IdleTimeout:  120 * time.Second,
 		// Bodies stream: fasthttp otherwise allocates the announced Content-Length before
 		// reading a byte of it, for any path, before anything is authenticated.
 		StreamRequestBody:            true,
@@ -317,7 +324,11 @@ func (n *node) listen() (*servers, error) {
 		}
 		// No ReadTimeout: it would also end the context of a long blocking playlist request
 		// on HTTP/1.1. The body deadline is set per request that has a body.
+		// WriteTimeout counts from the request (per stream on HTTP/2) and includes a blocking
+		// reload's wait, seconds at most. Without it, an HTTP/2 client that grants no flow-control
+		// window held a handler per stream for ever; streams per connection are capped as well.
 		hs := &http.Server{Handler: body.deadline(root), TLSConfig: tlsCfg, ReadHeaderTimeout: headerTimeout, IdleTimeout: 120 * time.Second,
+			WriteTimeout: n.cfg.HTTPWriteTimeout, HTTP2: &http.HTTP2Config{MaxConcurrentStreams: maxStreams},
 			ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
 			ConnState: func(c net.Conn, st http.ConnState) {
 				if st == http.StateClosed || st == http.StateHijacked {
