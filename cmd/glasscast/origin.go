@@ -32,7 +32,8 @@ func (n *node) startOrigin(ctx context.Context) error {
 	n.defer_(func() { _ = org.Close() })
 	n.localOrigin = org
 	if n.roles&roleEdge == 0 {
-		n.playback = org // no edge in this process: the HTTP listeners serve the origin directly
+		// No edge in this process: the HTTP listeners serve the origin directly.
+		n.playback = publicOnly(org, n.store)
 	}
 	if cfg.OriginListen == "" {
 		return nil
@@ -88,4 +89,20 @@ func (n *node) tlsConfig() (*tls.Config, error) {
 		return nil, err
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// publicOnly serves playback of public channels from h, an origin, which checks no playback
+// tokens: a private channel's is refused (403), so that a process without an edge does not hand
+// its broadcast to anyone who knows its URL. Private channels play through an edge.
+func publicOnly(h http.Handler, st *store.Store) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if t, ok := media.ParsePlaybackPath(r.URL.Path); ok {
+			if ch, ok := st.Channels.Get(t.ChannelID); ok && ch.Authorized {
+				w.Header().Set("X-Glasscast-Reason", "private channel: play it through an edge")
+				http.Error(w, "Forbidden", http.StatusForbidden)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
