@@ -1,4 +1,5 @@
-// Package netlimit caps the connections a server holds, in total and per client IP address.
+// Package netlimit caps the connections a server holds, in total and per client (an IPv4
+// address or an IPv6 /64).
 // Every accepted connection costs a goroutine, buffers and a file descriptor before anything
 // is authenticated; the caps keep one client (or a few) from taking them all.
 package netlimit
@@ -67,7 +68,7 @@ func (l *Limiter) Open() int {
 func (l *Limiter) Refused() uint64 { return l.shed.Load() }
 
 func (l *Limiter) acquire(c net.Conn) bool {
-	ip := hostOf(c.RemoteAddr())
+	ip := clientOf(c.RemoteAddr())
 	l.mu.Lock()
 	perIPFull := l.perIP > 0 && l.byIP[ip] >= l.perIP
 	ok := !perIPFull && (l.total <= 0 || len(l.held) < l.total)
@@ -103,13 +104,24 @@ func (ln *listener) Accept() (net.Conn, error) {
 	}
 }
 
-func hostOf(a net.Addr) string {
+// clientOf is who a connection counts against for the per-address cap: its IPv4 address, or
+// its IPv6 /64, the block a single subscriber or host is given (and that edge tokens bind to).
+// Counted by the full address, one IPv6 host could take the whole total cap.
+func clientOf(a net.Addr) string {
+	var ip net.IP
 	if t, ok := a.(*net.TCPAddr); ok {
-		return t.IP.String()
+		ip = t.IP
+	} else {
+		h, _, err := net.SplitHostPort(a.String())
+		if err != nil {
+			return a.String()
+		}
+		if ip = net.ParseIP(h); ip == nil {
+			return h
+		}
 	}
-	h, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
+	if ip.To4() != nil {
+		return ip.To4().String()
 	}
-	return h
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }

@@ -122,3 +122,51 @@ func TestReleaseTwiceFreesOnce(t *testing.T) {
 type fakeConn struct{ net.Conn }
 
 func (f *fakeConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1} }
+
+// One IPv6 /64 is one client for the per-address cap, as an IPv4 address is: the hosts of a
+// subscriber's block share it. Another block counts apart, and an IPv4 address mapped into
+// IPv6 counts as that IPv4 address.
+func TestPerIPCapCountsIPv6By64(t *testing.T) {
+	var refused []string
+	l := New(0, 2, func(ip string, perIP bool) { refused = append(refused, ip) })
+	conns := make(chan net.Conn, 8)
+	ln := l.Listen(fakeListener{conns})
+	go func() {
+		for {
+			if _, err := ln.Accept(); err != nil {
+				return
+			}
+		}
+	}()
+	for _, a := range []string{"2001:db8::1", "2001:db8::2", "2001:db8::ffff:1", "2001:db8:0:0:8000::9", "2001:db8:0:1::1", "::ffff:192.0.2.1", "192.0.2.1", "192.0.2.1"} {
+		conns <- addrConn{addr: &net.TCPAddr{IP: net.ParseIP(a), Port: 1}}
+	}
+	close(conns)
+	if !eventually(t, func() bool { return l.Refused() == 3 }) || l.Open() != 5 {
+		t.Fatalf("refused %d, open %d; want 3 refused (two more from one /64, one more from one IPv4 address), 5 open: %v", l.Refused(), l.Open(), refused)
+	}
+	if refused[0] != "2001:db8::/64" || refused[2] != "192.0.2.1" {
+		t.Fatalf("refused as %q", refused)
+	}
+}
+
+type addrConn struct {
+	net.Conn
+	addr net.Addr
+}
+
+func (c addrConn) RemoteAddr() net.Addr { return c.addr }
+func (c addrConn) Close() error         { return nil }
+
+// fakeListener hands out the connections sent on its channel, then fails.
+type fakeListener struct{ conns chan net.Conn }
+
+func (l fakeListener) Accept() (net.Conn, error) {
+	c, ok := <-l.conns
+	if !ok {
+		return nil, net.ErrClosed
+	}
+	return c, nil
+}
+func (l fakeListener) Close() error   { return nil }
+func (l fakeListener) Addr() net.Addr { return &net.TCPAddr{} }
