@@ -169,12 +169,19 @@ var cwIDPattern = regexp.MustCompile(`^[a-z][a-zA-Z0-9_]*$`)
 // cwMaxDatapoints is GetMetricData's default and largest page.
 const cwMaxDatapoints = 100800
 
+// cwMaxQueries is the most MetricDataQueries one GetMetricData request may carry.
+const cwMaxQueries = 500
+
+// cwMaxOffset bounds a NextToken's offset: no request can have more datapoints than this, so a
+// larger offset was not issued by us, and offset+limit stays far from overflowing an int.
+const cwMaxOffset = cwMaxQueries * cwMaxDatapoints
+
 func (s *Server) getMetricData(ctx context.Context, in *cwInput) (any, error) {
 	if len(in.MetricDataQueries) == 0 {
 		return nil, cwMissing("MetricDataQueries")
 	}
-	if len(in.MetricDataQueries) > 500 {
-		return nil, cwInvalid("The collection MetricDataQueries must not have more than 500 members.")
+	if len(in.MetricDataQueries) > cwMaxQueries {
+		return nil, cwInvalid("The collection MetricDataQueries must not have more than %d members.", cwMaxQueries)
 	}
 	if in.StartTime == nil {
 		return nil, cwMissing("StartTime")
@@ -202,7 +209,7 @@ func (s *Server) getMetricData(ctx context.Context, in *cwInput) (any, error) {
 	if in.NextToken != "" {
 		b, err := base64.RawURLEncoding.DecodeString(in.NextToken)
 		n, aerr := strconv.Atoi(string(b))
-		if err != nil || aerr != nil || n < 0 {
+		if err != nil || aerr != nil || n < 0 || n > cwMaxOffset {
 			return nil, &cwError{Status: http.StatusBadRequest, Code: "InvalidNextToken", Shape: "InvalidNextToken", Message: "The NextToken is not valid."}
 		}
 		offset = n
@@ -265,10 +272,10 @@ func (s *Server) getMetricData(ctx context.Context, in *cwInput) (any, error) {
 	// Pages cut the concatenation of every result's datapoints; a result whose datapoints are
 	// all on another page is still listed, empty, as CloudWatch does.
 	out := cwGetMetricDataOutput{}
-	pos := 0
+	pos, stop := 0, offset+limit // both bounded above, so no sum or difference here overflows
 	for _, r := range results {
 		n := len(r.Values)
-		lo, hi := clamp(offset-pos, 0, n), clamp(offset+limit-pos, 0, n)
+		lo, hi := clamp(offset-pos, 0, n), clamp(stop-pos, 0, n)
 		r.Timestamps, r.Values = r.Timestamps[lo:hi], r.Values[lo:hi]
 		if hi < n {
 			r.StatusCode = "PartialData"
@@ -276,8 +283,8 @@ func (s *Server) getMetricData(ctx context.Context, in *cwInput) (any, error) {
 		out.Results = append(out.Results, r)
 		pos += n
 	}
-	if offset+limit < pos {
-		out.NextToken = base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(offset + limit)))
+	if stop < pos {
+		out.NextToken = base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(stop)))
 	}
 	return out, nil
 }

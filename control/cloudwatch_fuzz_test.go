@@ -2,6 +2,8 @@ package control
 
 import (
 	"context"
+	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -9,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -18,7 +21,7 @@ import (
 )
 
 // FuzzCloudWatch feeds arbitrary bodies to GetMetricData and ListMetrics in each of the three
-// protocols (form, JSON 1.0, CBOR) against a real metrics store: every request must get an
+// protocols (form, JSON 1.0, CBOR) against a real metrics store holding a minute of data: every request must get an
 // answer or a CloudWatch-shaped client error, never a panic or an internal error.
 func FuzzCloudWatch(f *testing.F) {
 	seeds := []string{
@@ -31,6 +34,18 @@ func FuzzCloudWatch(f *testing.F) {
 		"Action=GetMetricData&MetricDataQueries.member.1=x&MetricDataQueries.member.1.Id=y",
 		"Action=GetMetricData&MetricDataQueries.member=1",
 	}
+	// Seeds over the minute of data written below: paging arithmetic only runs on results that
+	// hold datapoints, which an empty store never reaches.
+	now := time.Now()
+	from, to := now.Add(-time.Hour).Unix(), now.Add(time.Minute).Unix()
+	q := `"MetricDataQueries":[{"Id":"q","MetricStat":{"Metric":{"Namespace":"AWS/IVS","MetricName":"ConcurrentViews","Dimensions":[{"Name":"Channel","Value":"fz"}]},"Period":1,"Stat":"Sum"}}]`
+	huge := base64.RawURLEncoding.EncodeToString([]byte("9223372036854775807"))
+	seeds = append(seeds,
+		fmt.Sprintf(`{"StartTime":%d,"EndTime":%d,"MaxDatapoints":7,%s}`, from, to, q),
+		fmt.Sprintf(`{"StartTime":%d,"EndTime":%d,"MaxDatapoints":7,"NextToken":"NTU","ScanBy":"TimestampAscending",%s}`, from, to, q),
+		fmt.Sprintf(`{"StartTime":%d,"EndTime":%d,"NextToken":%q,%s}`, from, to, huge, q),
+		fmt.Sprintf("Action=GetMetricData&StartTime=%d&EndTime=%d&NextToken=%s&MetricDataQueries.member.1.Id=q&MetricDataQueries.member.1.MetricStat.Period=1&MetricDataQueries.member.1.MetricStat.Stat=Sum&MetricDataQueries.member.1.MetricStat.Metric.MetricName=ConcurrentViews&MetricDataQueries.member.1.MetricStat.Metric.Namespace=AWS/IVS&MetricDataQueries.member.1.MetricStat.Metric.Dimensions.member.1.Name=Channel&MetricDataQueries.member.1.MetricStat.Metric.Dimensions.member.1.Value=fz", from, to, huge),
+	)
 	ops := []string{"GetMetricData", "ListMetrics"}
 	for _, s := range seeds {
 		for _, op := range ops {
@@ -59,6 +74,12 @@ func FuzzCloudWatch(f *testing.F) {
 	ms, err := metrics.OpenStore(ctx, b.JS, bus.Replication{})
 	if err != nil {
 		f.Fatal(err)
+	}
+	for i := int64(0); i < 60; i++ {
+		rec := metrics.Record{T: now.Add(-2*time.Minute).Unix() + i, S: 1, M: map[string]metrics.Agg{metrics.ConcurrentViews: metrics.One(3)}}
+		if err := ms.Write(ctx, "fz", rec); err != nil {
+			f.Fatal(err)
+		}
 	}
 	srv := New(Config{Region: "us-east-1", Account: "000000000000", Metrics: ms}, st, nil, nil, log)
 	f.Fuzz(func(t *testing.T, body, op string, proto uint8) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -157,6 +159,35 @@ func TestCloudWatchGoSDK(t *testing.T) {
 	}
 	if len(lm.Metrics) != 2 { // Channel, and Channel+Track
 		t.Fatalf("ListMetrics %+v", lm.Metrics)
+	}
+}
+
+// A NextToken is an offset into the page sequence; one we could not have issued is
+// InvalidNextToken, however large: 2^63-1 used to overflow offset+limit and panic slicing the
+// first result that held data.
+func TestCloudWatchNextTokenOutOfRange(t *testing.T) {
+	f := newCWFixture(t)
+	ctx := context.Background()
+	c := f.client()
+	in := func(token string) *cloudwatch.GetMetricDataInput {
+		return &cloudwatch.GetMetricDataInput{StartTime: aws.Time(f.now.Add(-10 * time.Minute)), EndTime: aws.Time(f.now),
+			NextToken: aws.String(base64.RawURLEncoding.EncodeToString([]byte(token))),
+			MetricDataQueries: []cwtypes.MetricDataQuery{{Id: aws.String("views"), MetricStat: &cwtypes.MetricStat{
+				Metric: &cwtypes.Metric{Namespace: aws.String("AWS/IVS"), MetricName: aws.String("ConcurrentViews"),
+					Dimensions: []cwtypes.Dimension{{Name: aws.String("Channel"), Value: aws.String("chan1")}}},
+				Period: aws.Int32(60), Stat: aws.String("Average")}}}}
+	}
+	for _, token := range []string{"9223372036854775807", "9223372036854674000", strconv.Itoa(cwMaxOffset + 1), "-1", "x"} {
+		_, err := c.GetMetricData(ctx, in(token))
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != "InvalidNextToken" {
+			t.Fatalf("NextToken %q: want InvalidNextToken, got %v", token, err)
+		}
+	}
+	// The largest offset we accept is past every datapoint: an empty page, not an error.
+	out, err := c.GetMetricData(ctx, in(strconv.Itoa(cwMaxOffset)))
+	if err != nil || len(out.MetricDataResults) != 1 || len(out.MetricDataResults[0].Values) != 0 || out.NextToken != nil {
+		t.Fatalf("offset %d: %+v %v", cwMaxOffset, out, err)
 	}
 }
 
