@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -277,6 +278,33 @@ func TestCloudWatchJSONAndQuery(t *testing.T) {
 	resp, b = signedPost(t, f.url+"/", "application/x-www-form-urlencoded; charset=utf-8", nil, []byte(form.Encode()))
 	if resp.StatusCode != 400 || !strings.Contains(string(b), "<Code>InvalidAction</Code>") {
 		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+}
+
+// An awsQuery key nested deeper than any real parameter is refused as the CBOR path refuses
+// over-nesting, before a tree is built: a megabyte of "a.a.a..." used to cost a recursion half
+// a million deep and about a gigabyte.
+func TestCloudWatchQueryKeyDepth(t *testing.T) {
+	for parts, ok := range map[int]bool{9: true, cwMaxKeyParts: true, cwMaxKeyParts + 1: false} {
+		var in cwInput
+		_, err := decodeQueryForm([]byte("Action=ListMetrics&"+strings.Repeat("a.", parts-1)+"a=1"), &in)
+		if (err == nil) != ok {
+			t.Errorf("%d parts: err %v", parts, err)
+		}
+	}
+
+	f := newCWFixture(t)
+	body := []byte("Action=GetMetricData&Version=2010-08-01&" + strings.Repeat("a.", 500000) + "a=1")
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	resp, b := signedPost(t, f.url+"/", "application/x-www-form-urlencoded; charset=utf-8", nil, body)
+	runtime.ReadMemStats(&after)
+	// The body is read, signed and parsed a few times over; a tree of it is hundreds of MB.
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
+		t.Errorf("a %d-byte request allocated %d MB", len(body), alloc>>20)
+	}
+	if resp.StatusCode != 400 || !strings.Contains(string(b), "<Code>InvalidParameterValue</Code>") || !strings.Contains(string(b), "nesting") {
+		t.Fatalf("%d %.300s", resp.StatusCode, b)
 	}
 }
 

@@ -231,6 +231,13 @@ func (n *formNode) tree() any {
 	return nil
 }
 
+// cwMaxKeyParts bounds the dotted parts of an awsQuery key, as cborDec's MaxNestedLevels bounds
+// the other protocols: the tree is built, marshalled and decoded recursively, so a megabyte of
+// "a.a.a..." would otherwise cost a recursion half a million deep and a gigabyte. The deepest
+// real key (MetricDataQueries.member.N.MetricStat.Metric.Dimensions.member.N.Value) has 9
+// parts. The number of keys is bounded by url.ParseQuery (10,000 parameters).
+const cwMaxKeyParts = 16
+
 // decodeQueryForm reads an awsQuery request and returns its Action.
 func decodeQueryForm(body []byte, in *cwInput) (string, error) {
 	form, err := url.ParseQuery(string(body))
@@ -241,6 +248,9 @@ func decodeQueryForm(body []byte, in *cwInput) (string, error) {
 	for k, vs := range form {
 		if k == "Action" || k == "Version" || len(vs) == 0 {
 			continue
+		}
+		if strings.Count(k, ".") >= cwMaxKeyParts {
+			return "", fmt.Errorf("parameter %.64q...: more than %d levels of nesting", k, cwMaxKeyParts)
 		}
 		if err := root.insert(strings.Split(k, "."), vs[0]); err != nil {
 			return "", fmt.Errorf("parameter %q: %w", k, err)
