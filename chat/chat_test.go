@@ -254,3 +254,88 @@ func TestConnRequestLimit(t *testing.T) {
 		t.Fatalf("5 requests against a burst of 3: %v", codes)
 	}
 }
+
+// TestDisconnectedUserIsNotServed: once a user is disconnected, whatever its connection still
+// sends (here it ignores the close and keeps posting) reaches nobody, and the connection is
+// dropped without waiting on the client.
+func TestDisconnectedUserIsNotServed(t *testing.T) {
+	e := newEnv(t, Config{})
+	bad := e.dial("bad", token.SendMessage, token.DeleteMessage, token.DisconnectUser)
+	watcher := e.dial("watcher")
+	ctx := context.Background()
+	if _, err := e.be.DisconnectUser(ctx, e.roomID, "bad", "banned"); err != nil {
+		t.Fatal(err)
+	}
+	if f := readFrame(t, watcher); f["EventName"] != "aws:DISCONNECT_USER" {
+		t.Fatalf("frame %v", f)
+	}
+	// Wait for the close to be queued on bad's connection, which never reads it.
+	deadline := time.Now().Add(5 * time.Second)
+	for !e.closeQueued("bad") {
+		if time.Now().After(deadline) {
+			t.Fatal("no close queued for the disconnected user")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := 0; i < 40; i++ {
+		if err := bad.WriteJSON(map[string]any{"Action": "SEND_MESSAGE", "RequestId": fmt.Sprint(i), "Content": "still here"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = bad.WriteJSON(map[string]any{"Action": "DELETE_MESSAGE", "RequestId": "d", "Id": "abcdefABCDEF"})
+	_ = bad.WriteJSON(map[string]any{"Action": "DISCONNECT_USER", "RequestId": "u", "UserId": "someone"})
+	// Once the server has dropped bad, it has served all it ever will of bad's frames.
+	for e.srv.Conns() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the disconnected user's connection is still open: %d connections", e.srv.Conns())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := e.be.SendEvent(ctx, e.roomID, "marker", nil); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f := readFrame(t, watcher)
+		if f["EventName"] == "marker" {
+			break
+		}
+		t.Errorf("after the disconnect the room got %v", f)
+	}
+}
+
+// TestCloseDoesNotWaitOnStalledClient: a client that stopped reading keeps its connection no
+// longer than closeGrace after it is told to go, although the frames ahead of the close (and
+// the close) can never be written and the write timeout is long.
+func TestCloseDoesNotWaitOnStalledClient(t *testing.T) {
+	e := newEnv(t, Config{WriteTimeout: time.Minute, SendQueue: 1024})
+	_ = e.dial("stalled") // never read
+	ctx := context.Background()
+	big := map[string]string{"pad": strings.Repeat("x", 32<<10)}
+	for i := 0; i < 512; i++ { // 16 MB: more than the socket buffers of both ends hold
+		if _, err := e.be.SendEvent(ctx, e.roomID, "flood", big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.be.DisconnectUser(ctx, e.roomID, "stalled", "banned"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for e.srv.Conns() != 0 {
+		if time.Since(start) > closeGrace+3*time.Second {
+			t.Fatalf("a stalled client is still connected %v after its disconnect", time.Since(start))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// closeQueued reports whether user has a connection on this server that was told to go.
+func (e *env) closeQueued(user string) bool {
+	e.srv.mu.Lock()
+	defer e.srv.mu.Unlock()
+	for c := range e.srv.conns {
+		if c.claims.UserID == user && c.closeQueued() {
+			return true
+		}
+	}
+	return false
+}

@@ -40,6 +40,14 @@ const maxFrame = 16 << 10
 
 var reMessageID = regexp.MustCompile(`^[a-zA-Z0-9]{12}$`)
 
+// closeGrace is how long a connection lives once a close is queued for it: time to write the
+// frames ahead of the close and for the client to answer it. A client that does neither (it
+// stopped reading, or ignores the close) is dropped then, whatever it is still sending.
+const closeGrace = 2 * time.Second
+
+// errClosing is a request the connection no longer serves: a close is queued for it.
+var errClosing = errors.New("the connection is closing")
+
 // out is one item of a client's send queue: a frame, or a close after the frames before it.
 type out struct {
 	frame       []byte // a complete WebSocket frame (header and payload), shared and read-only
@@ -90,10 +98,7 @@ type conn struct {
 	ip     string
 
 	limiter *rate.Limiter // frames from the client, well-formed or not
-	// Touched only by the reading goroutine: frames refused in a row, and whether the client
-	// was told to go (its frames are then read and dropped until the connection ends).
-	strikes  int
-	draining bool
+	strikes int           // frames refused in a row; touched only by the reading goroutine
 
 	// The send queue is a slice that grows with the backlog, not a buffered channel: most
 	// clients are idle most of the time, and a channel would hold SendQueue slots per client.
@@ -102,7 +107,7 @@ type conn struct {
 	rc         syscall.RawConn // raw's file descriptor, for writes that do not block
 	writing    bool            // the writer goroutine is writing a batch
 	queue      [][]byte
-	closing    *out // a queued close, sent after the frames before it
+	closing    *out // a queued close, sent after the frames before it; the client's frames are then dropped
 	wake       chan struct{}
 	done       chan struct{} // closed when the connection is over
 	once       sync.Once
@@ -213,6 +218,7 @@ func (c *conn) enqueue(o out) {
 	case c.closing != nil:
 	case o.frame == nil:
 		c.closing = &o
+		time.AfterFunc(closeGrace, c.kill)
 	case len(c.queue) >= c.s.cfg.SendQueue:
 		c.mu.Unlock()
 		c.s.log.Debug("chat: disconnecting a slow client", "room", c.room.id)
@@ -306,11 +312,8 @@ func (c *conn) writeLoop() {
 			if closing.echo {
 				return
 			}
-			// Give the client a moment to answer the close, then drop the connection.
-			select {
-			case <-c.done:
-			case <-time.After(2 * time.Second):
-			}
+			// The client may answer the close until closeGrace has passed since it was queued.
+			<-c.done
 			return
 		}
 	}
@@ -352,6 +355,11 @@ func (c *conn) readLoop() error {
 			return err
 		}
 		deadline()
+		// Once the client is told to go, what it still sends is read (to see its close) and
+		// dropped: a disconnected user must not post, delete or disconnect anyone.
+		if c.closeQueued() {
+			continue
+		}
 		// Every frame is charged before it is looked at: a malformed one costs an answer too.
 		var req wire.Request
 		var perr error
@@ -385,7 +393,7 @@ func (c *conn) readLoop() error {
 // still sending after ConnRequestBurst refusals in a row is not slowing down, and is closed
 // with 1008, which the SDK takes as final.
 func (c *conn) charge(answer bool, requestID func() string) bool {
-	if c.draining {
+	if c.closeQueued() {
 		return false
 	}
 	if c.limiter.Allow() {
@@ -394,7 +402,6 @@ func (c *conn) charge(answer bool, requestID func() string) bool {
 	}
 	c.strikes++
 	if c.strikes > c.s.cfg.ConnRequestBurst {
-		c.draining = true
 		c.s.log.Info("chat: disconnecting a client that keeps sending past its rate limit", "room", c.room.id, "user", c.claims.UserID, "ip", c.ip)
 		c.closeWith(websocket.ClosePolicyViolation, "too many requests")
 		return false
@@ -403,6 +410,13 @@ func (c *conn) charge(answer bool, requestID func() string) bool {
 		c.fail(requestID(), codeRateLimited, "too many requests on this connection")
 	}
 	return false
+}
+
+// closeQueued reports whether the connection was told to go.
+func (c *conn) closeQueued() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing != nil
 }
 
 // fail sends an ERROR frame to this client; it rejects the request with that RequestId.
@@ -531,6 +545,10 @@ func nonNil(m map[string]string) map[string]string {
 }
 
 func (c *conn) publish(ctx context.Context, requestID string, e wire.Envelope) error {
+	// The close may have come while the request was being served (a review takes a while).
+	if c.closeQueued() {
+		return errClosing
+	}
 	if err := c.s.relay.Publish(ctx, c.room.id, e); err != nil {
 		c.s.log.Error("chat: publishing failed", "room", c.room.id, "err", err)
 		c.fail(requestID, codeInternalError, "internal error")
