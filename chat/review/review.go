@@ -1,15 +1,18 @@
 // Package review calls a room's message review handler: it POSTs IVS Chat's review payload to a
-// webhook (where IVS would invoke a Lambda function) and reads ALLOW or DENY back. An error, an
-// answer it cannot read, or no answer within 200 ms yields the room's fallback result.
+// webhook (where IVS would invoke a Lambda function) and reads ALLOW or DENY back. An error, a
+// redirect, an answer it cannot read, or no answer within 200 ms yields the room's fallback
+// result.
 package review
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -44,12 +47,14 @@ type Result struct {
 	Fallback error
 }
 
-// Reviewer calls handlers.
+// Reviewer calls handlers. It never follows a redirect: the API accepts a handler URL only if
+// it is https or on the loopback interface, and a redirect, carrying the message with it, could
+// lead anywhere else (an internal http address); a handler that redirects has failed.
 type Reviewer struct {
 	// Targets maps a handler URI (a Lambda function ARN) to the webhook URL that stands in for it.
 	// URIs that are URLs themselves are called directly.
 	Targets map[string]string
-	Client  *http.Client
+	Client  *http.Client // its CheckRedirect is ignored
 }
 
 // URL returns where the handler uri is reached, or "" if nowhere.
@@ -82,16 +87,18 @@ func (r *Reviewer) call(ctx context.Context, uri string, req Request) (Result, e
 	body, _ := json.Marshal(req)
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return Result{}, fmt.Errorf("review request: %w", err)
+		return Result{}, fmt.Errorf("review request: %w", redactErr(err))
 	}
 	hr.Header.Set("Content-Type", "application/json")
-	client := r.Client
-	if client == nil {
-		client = http.DefaultClient
+	var client http.Client
+	if r.Client != nil {
+		client = *r.Client
 	}
+	// The redirect itself is the answer, and not a 2xx one.
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := client.Do(hr)
 	if err != nil {
-		return Result{}, fmt.Errorf("review handler: %w", err)
+		return Result{}, fmt.Errorf("review handler: %w", redactErr(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
@@ -119,4 +126,20 @@ func (r *Reviewer) call(ctx context.Context, uri string, req Request) (Result, e
 		return Result{Reason: out.Attributes["Reason"]}, nil
 	}
 	return Result{}, fmt.Errorf("review handler answered ReviewResult %q", out.ReviewResult)
+}
+
+// redactErr keeps a *url.Error's URL out of the error, which the relay logs: its query (or
+// user info) often carries the handler's token. events.redactErr does the same for webhooks;
+// importing events here would bring NATS and Prometheus into the relay for ten lines.
+func redactErr(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	u, perr := url.Parse(ue.URL)
+	if perr != nil {
+		return fmt.Errorf("%s <review handler URL>: %w", ue.Op, ue.Err)
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return fmt.Errorf("%s %s: %w", ue.Op, u, ue.Err)
 }

@@ -3,8 +3,11 @@ package review
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -56,5 +59,53 @@ func TestReview(t *testing.T) {
 	}
 	if r := rv.Review(ctx, "arn:aws:lambda:us-east-1:123456789012:function:unmapped", "DENY", in("x")); r.Allow || r.Fallback == nil {
 		t.Fatalf("unmapped handler: %+v", r)
+	}
+}
+
+// TestReviewRefusesRedirect: an https handler that redirects (here to an internal http
+// address, which the API would never accept as a handler) has failed; the message is not
+// posted to where it points, and the fallback result applies.
+func TestReviewRefusesRedirect(t *testing.T) {
+	var internal atomic.Int32
+	inner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		internal.Add(1)
+		_, _ = w.Write([]byte(`{"ReviewResult":"ALLOW","Content":"via the internal address"}`))
+	}))
+	defer inner.Close()
+	outer := httptest.NewTLSServer(http.RedirectHandler(inner.URL+"/admin", http.StatusTemporaryRedirect))
+	defer outer.Close()
+	rv := &Reviewer{Client: outer.Client()}
+	r := rv.Review(context.Background(), outer.URL, "DENY", Request{Content: "hello"})
+	if r.Allow || r.Fallback == nil {
+		t.Fatalf("redirecting handler: %+v", r)
+	}
+	if n := internal.Load(); n != 0 {
+		t.Fatalf("the review was posted to the redirect's target %d times", n)
+	}
+}
+
+// TestReviewErrorRedactsURL: a failing handler's error, which the relay logs, names the handler
+// without its query or user info, which may carry a token.
+func TestReviewErrorRedactsURL(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: the call fails with a *url.Error
+	lambda := "arn:aws:lambda:us-east-1:123456789012:function:review"
+	for _, target := range []string{"http://" + addr + "/hook?token=s3cret", "http://user:s3cret@" + addr + "/hook", "http://" + addr + "/hook#s3cret", "http://[::1%s3cret"} {
+		rv := &Reviewer{Targets: map[string]string{lambda: target}}
+		r := rv.Review(context.Background(), lambda, "ALLOW", Request{Content: "x"})
+		if r.Fallback == nil {
+			t.Fatalf("%s: no failure", target)
+		}
+		msg := r.Fallback.Error()
+		if strings.Contains(msg, "s3cret") {
+			t.Errorf("the error names the secret: %s", msg)
+		}
+		if strings.Contains(target, "/hook") && !strings.Contains(msg, "http://"+addr+"/hook") {
+			t.Errorf("the error does not name the handler: %s", msg)
+		}
 	}
 }
