@@ -78,7 +78,8 @@ func (s *segmenter) audioFollowed(now, prev time.Duration) bool {
 	if a == nil || a == s.p.lead || a.pending == nil {
 		return false
 	}
-	return (now - a.pendingIn).Abs() < (a.pendingIn - prev).Abs()
+	in := s.audioIn()
+	return (now - in).Abs() < (in - prev).Abs()
 }
 
 // videoFollows tells whether a long gap in the audio track is a pause in the audio rather

@@ -86,7 +86,7 @@ type Stats struct {
 	LongParts, ShortParts int
 
 	DroppedVideo   int // before the first key frame or its parameter sets, or decoded out of order
-	DroppedAudio   int // before the video started, or overlapping the audio already written
+	DroppedAudio   int // before the video started, overlapping the audio written, oversized, or past maxPartAudio
 	TimestampJumps int // input clock jumps the timeline was rebased over
 }
 
@@ -119,6 +119,11 @@ type Packager struct {
 	frameDur   time.Duration
 	partTarget atomic.Int64
 	n          int // frames per part
+	// What probe holds, counted as it comes so that no write reads all of it.
+	probeDTS    []time.Duration // of its video frames
+	probeParams *videoParams    // of the first of them, the key frame
+	probeTicks  int64           // its audio after the key frame, in audio ticks (probeFull)
+	probeBytes  int             // and that audio's bytes
 
 	seg    segmenter
 	closed bool
@@ -388,6 +393,10 @@ func (p *Packager) usable() error {
 func (p *Packager) write(f frame) error {
 	if err := p.usable(); err != nil {
 		return err
+	}
+	if !f.video && len(f.payload) > maxAudioFrame {
+		p.count(func(s *Stats) { s.DroppedAudio++ }) // no AAC or Opus frame is this large
+		return nil
 	}
 	p.earlierArrival(f)
 	var err error

@@ -11,7 +11,9 @@ import (
 const maxProbeAudio = 64
 
 // buffer holds input until the frame rate of the leading track is known, because the advertised
-// PART-TARGET depends on it and no part may be emitted before it is fixed.
+// PART-TARGET depends on it and no part may be emitted before it is fixed. What it holds is
+// bounded: audio before the first key frame by maxProbeAudio, after it by probeFull, which
+// ends the probe when video stalls.
 func (p *Packager) buffer(f frame) error {
 	if f.video {
 		if !p.keySeen {
@@ -21,38 +23,39 @@ func (p *Packager) buffer(f frame) error {
 			}
 			p.keySeen = true
 			p.firstWall, p.firstDTS = p.cfg.Now(), f.dts
+			p.probeParams = f.params
 		}
 		// The caller's NALUs are only borrowed; frames that wait must own their bytes.
 		f.payload, f.au = appendAVCC(nil, f.au, p.h265), nil
+		p.probeDTS = append(p.probeDTS, f.dts)
 	} else if p.video == nil && len(p.probe) == 0 {
 		p.firstWall, p.firstDTS = p.cfg.Now(), f.dts
 	}
 	p.probe = append(p.probe, f)
-	if p.video != nil && !p.keySeen && len(p.probe) > maxProbeAudio {
-		p.probe = append(p.probe[:0], p.probe[1:]...)
-		p.count(func(s *Stats) { s.DroppedAudio++ })
-	}
-	if p.probed() {
+	switch {
+	case f.video || p.video == nil:
+		if p.probed() {
+			return p.start()
+		}
+	case !p.keySeen:
+		if len(p.probe) > maxProbeAudio {
+			p.probe = append(p.probe[:0], p.probe[1:]...)
+			p.count(func(s *Stats) { s.DroppedAudio++ })
+		}
+	case p.probeFull(f):
 		return p.start()
 	}
 	return nil
 }
 
 // probed tells whether enough of the leading track has arrived to measure its frame duration.
+// Only a video frame changes the answer, and it reads the probe's video timestamps, never the
+// whole probe: at most probeFrames of them.
 func (p *Packager) probed() bool {
 	if p.video == nil {
 		return len(p.probe) > 0 // an audio codec states its frame duration
 	}
-	var dts []time.Duration
-	var first *frame
-	for i := range p.probe {
-		if f := &p.probe[i]; f.video {
-			if first == nil {
-				first = f
-			}
-			dts = append(dts, f.dts)
-		}
-	}
+	dts := p.probeDTS
 	n := len(dts)
 	if n >= probeFrames || n >= 3 && dts[n-1]-dts[0] >= probeLimit {
 		return true
@@ -66,7 +69,7 @@ func (p *Packager) probed() bool {
 	// Three frames that agree with the SPS's VUI frame rate are enough (start uses that rate
 	// then): the first part need not wait for twelve frames, 0.4 s at 30 fps.
 	if n >= 3 {
-		if info, err := p.describeVideo(first.params); err == nil && info.fps > 0 {
+		if info, err := p.describeVideo(p.probeParams); err == nil && info.fps > 0 {
 			hinted := time.Duration(math.Round(float64(time.Second) / info.fps))
 			return snapFrameDuration(measureFrameDuration(dts), info.fps) == hinted
 		}
@@ -77,39 +80,31 @@ func (p *Packager) probed() bool {
 // start fixes the frame duration and PART-TARGET, emits the init segment and replays the
 // buffered input. Close calls it with whatever was buffered, for a publisher that left early.
 func (p *Packager) start() error {
-	var fd time.Duration
-	var first *frame
+	var fd, from time.Duration
+	var params *videoParams
 	if p.video != nil {
-		var dts []time.Duration
-		for i := range p.probe {
-			if f := &p.probe[i]; f.video {
-				if first == nil {
-					first = f
-				}
-				dts = append(dts, f.dts)
-			}
-		}
-		if first == nil {
+		if len(p.probeDTS) == 0 {
 			p.probe = nil
 			return nil // no key frame ever came: nothing can be played
 		}
-		info, err := p.describeVideo(first.params)
+		info, err := p.describeVideo(p.probeParams)
 		if err != nil {
 			return err
 		}
-		fd = snapFrameDuration(measureFrameDuration(dts), info.fps)
+		fd = snapFrameDuration(measureFrameDuration(p.probeDTS), info.fps)
 		if fd <= 0 && info.fps > 0 {
 			fd = time.Duration(float64(time.Second) / info.fps)
 		}
 		if fd <= 0 {
 			fd = time.Second / 30 // a single frame and no VUI timing: any guess is as good
 		}
+		from, params = p.probeDTS[0], p.probeParams
 	} else {
 		if len(p.probe) == 0 {
 			return nil
 		}
-		first = &p.probe[0]
-		fd = toDuration(first.nominal, p.audio.timescale)
+		from = p.probe[0].dts
+		fd = toDuration(p.probe[0].nominal, p.audio.timescale)
 	}
 
 	target, n := advertisedPartTarget(p.cfg.PartTarget, fd)
@@ -121,10 +116,10 @@ func (p *Packager) start() error {
 	p.partTarget.Store(int64(target))
 	p.ready = true
 
-	avg := p.estimateBandwidth(first.dts, fd)
+	avg := p.estimateBandwidth(from, fd)
 	probe := p.probe
-	p.probe = nil
-	if err := p.seg.begin(first.dts, p.firstWall, first.params, avg); err != nil {
+	p.probe, p.probeDTS, p.probeParams = nil, nil, nil
+	if err := p.seg.begin(from, p.firstWall, params, avg); err != nil {
 		return err
 	}
 	for _, f := range probe {

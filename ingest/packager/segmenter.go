@@ -85,6 +85,12 @@ type segmenter struct {
 	bandwidth  int
 	arena      []byte // AVCC bytes of the part being built; reused once the part is out
 	loggedCuts bool
+
+	// Audio held in the part being built when it is not the lead (capAudio).
+	heldTicks int64 // by its frames' nominal durations, in audio ticks
+	heldBytes int
+	capped    bool          // the part holds all it may: audio is dropped until it goes out
+	capIn     time.Duration // the input time the audio reached meanwhile
 }
 
 func (s *segmenter) init(p *Packager) {
@@ -139,6 +145,9 @@ func (s *segmenter) push(f frame) error {
 		return s.pushLead(f)
 	}
 	t := p.audio
+	if s.capAudio(f) {
+		return nil
+	}
 	dts, ok := s.audioDTS(t, f, false)
 	if !ok {
 		return nil
@@ -147,6 +156,7 @@ func (s *segmenter) push(f frame) error {
 		t.finish(dts - t.pendingDTS)
 	}
 	s.place(t, f, dts)
+	s.holdAudio(f)
 	return nil
 }
 
@@ -534,6 +544,7 @@ func (s *segmenter) emitPart(end int64, last bool) error {
 		t.samples = t.samples[:0]
 	}
 	s.arena = s.arena[:0]
+	s.partOut()
 	s.seq++
 	s.partStart, s.partFrames = end, 0
 	if last {
