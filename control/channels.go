@@ -205,16 +205,25 @@ func (s *Server) applyChannelInput(c *store.Channel, in *channelInput) error {
 			return errValidation("multitrack input requires containerFormat FRAGMENTED_MP4")
 		}
 	}
-	if err := s.checkChannelAdConfig(c.AdConfigurationArn, true); err != nil {
-		return err
+	return s.checkChannelRefs(c, in)
+}
+
+// checkChannelRefs checks that the configurations in sets on c exist. A reference in does not
+// mention is left as it is and not checked, as in IVS: it may dangle after a delete that raced
+// an attach, and must not then make every later UpdateChannel fail.
+func (s *Server) checkChannelRefs(c *store.Channel, in *channelInput) error {
+	if in.AdConfigurationArn != nil {
+		if err := s.checkChannelAdConfig(c.AdConfigurationArn, true); err != nil {
+			return err
+		}
 	}
-	if c.RecordingConfigurationArn != "" {
+	if in.RecordingConfigurationArn != nil && c.RecordingConfigurationArn != "" {
 		a, _ := parseARN(c.RecordingConfigurationArn)
 		if _, ok := s.store.RecordingConfigs.Get(a.ID); !ok || !s.ownARN(a) {
 			return errNotFound("recording configuration %s not found", c.RecordingConfigurationArn)
 		}
 	}
-	if c.PlaybackRestrictionPolicyArn != "" && (in.PlaybackRestrictionPolicyArn != nil) {
+	if in.PlaybackRestrictionPolicyArn != nil && c.PlaybackRestrictionPolicyArn != "" {
 		a, _ := parseARN(c.PlaybackRestrictionPolicyArn)
 		if _, ok := s.store.PlaybackPolicies.Get(a.ID); !ok || !s.ownARN(a) {
 			return errNotFound("playback restriction policy %s not found", c.PlaybackRestrictionPolicyArn)
