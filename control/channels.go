@@ -264,6 +264,8 @@ func (s *Server) createChannel(ctx context.Context, r *request) (any, error) {
 	}
 	c.StreamKeys = []string{k.ID}
 	if err := s.store.Channels.Create(ctx, c.ID, c); err != nil {
+		// No channel lists the key: it would authorize nothing, but would stay forever.
+		s.removeStreamKey(ctx, k)
 		return nil, fmt.Errorf("create channel: %w", err)
 	}
 	return map[string]any{"channel": s.channelOut(r, c), "streamKey": s.streamKeyOut(k, true)}, nil
