@@ -119,12 +119,15 @@ func (s *Server) deleteAdConfiguration(ctx context.Context, r *request) (any, er
 		return nil, err
 	}
 	full := s.arn("ivs", "ad-configuration", c.ID)
-	for _, it := range s.store.Channels.List() {
-		if it.Value.AdConfigurationArn == full {
-			return nil, errConflict("ad configuration %s is used by channel %s; detach it first", full, s.channelARN(it.Key))
+	err = s.withRefs(func() error {
+		for _, it := range s.store.Channels.List() {
+			if it.Value.AdConfigurationArn == full {
+				return errConflict("ad configuration %s is used by channel %s; detach it first", full, s.channelARN(it.Key))
+			}
 		}
-	}
-	if err := s.store.AdConfigs.Delete(ctx, c.ID); err != nil {
+		return s.store.AdConfigs.Delete(ctx, c.ID)
+	})
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, errNotFound("ad configuration %s not found", resARN)
 		}

@@ -208,9 +208,10 @@ func (s *Server) applyChannelInput(c *store.Channel, in *channelInput) error {
 	return s.checkChannelRefs(c, in)
 }
 
-// checkChannelRefs checks that the configurations in sets on c exist. A reference in does not
-// mention is left as it is and not checked, as in IVS: it may dangle after a delete that raced
-// an attach, and must not then make every later UpdateChannel fail.
+// checkChannelRefs checks that the configurations in sets on c exist; callers hold s.refs until
+// the channel is written. A reference in does not mention is left as it is and not checked, as
+// in IVS: it may dangle after a delete on another node (see Server.refs) and must not then make
+// every later UpdateChannel fail.
 func (s *Server) checkChannelRefs(c *store.Channel, in *channelInput) error {
 	if in.AdConfigurationArn != nil {
 		if err := s.checkChannelAdConfig(c.AdConfigurationArn, true); err != nil {
@@ -230,6 +231,13 @@ func (s *Server) checkChannelRefs(c *store.Channel, in *channelInput) error {
 		}
 	}
 	return nil
+}
+
+// withRefs runs fn holding s.refs. fn must not call withRefs.
+func (s *Server) withRefs(fn func() error) error {
+	s.refs.Lock()
+	defer s.refs.Unlock()
+	return fn()
 }
 
 func (s *Server) ownARN(a arn) bool { return a.Region == s.cfg.Region && a.Account == s.cfg.Account }
@@ -253,20 +261,26 @@ func (s *Server) createChannel(ctx context.Context, r *request) (any, error) {
 	}
 	c := store.Channel{ID: auth.NewID(), LatencyMode: "LOW", Type: "STANDARD", ContainerFormat: "FRAGMENTED_MP4",
 		Tags: in.Tags, CreatedAt: time.Now().UTC(), SRTPassphrase: auth.NewSRTPassphrase()}
-	if err := s.applyChannelInput(&c, &in); err != nil {
-		return nil, err
-	}
 	// The first key is created with the channel, as IVS does: the key record and its value index
 	// go first so that the channel never lists a key that does not exist.
 	k := store.StreamKey{ID: auth.NewID(), ChannelID: c.ID, Value: auth.NewStreamKeyValue(s.cfg.Region), CreatedAt: c.CreatedAt}
-	if err := s.putStreamKey(ctx, k); err != nil {
+	err := s.withRefs(func() error {
+		if err := s.applyChannelInput(&c, &in); err != nil {
+			return err
+		}
+		if err := s.putStreamKey(ctx, k); err != nil {
+			return err
+		}
+		c.StreamKeys = []string{k.ID}
+		if err := s.store.Channels.Create(ctx, c.ID, c); err != nil {
+			// No channel lists the key: it would authorize nothing, but would stay forever.
+			s.removeStreamKey(ctx, k)
+			return fmt.Errorf("create channel: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
-	}
-	c.StreamKeys = []string{k.ID}
-	if err := s.store.Channels.Create(ctx, c.ID, c); err != nil {
-		// No channel lists the key: it would authorize nothing, but would stay forever.
-		s.removeStreamKey(ctx, k)
-		return nil, fmt.Errorf("create channel: %w", err)
 	}
 	return map[string]any{"channel": s.channelOut(r, c), "streamKey": s.streamKeyOut(k, true)}, nil
 }
@@ -393,11 +407,14 @@ func (s *Server) updateChannel(ctx context.Context, r *request) (any, error) {
 	if _, live := s.store.Live.Get(c.ID); live {
 		return nil, errConflict("channel %s is live; stop the stream before updating it", *in.Arn)
 	}
-	c, err = s.store.Channels.Update(ctx, c.ID, func(c *store.Channel) error {
-		if c.SRTPassphrase == "" {
-			c.SRTPassphrase = auth.NewSRTPassphrase() // a channel created before SRT ingest
-		}
-		return s.applyChannelInput(c, &in)
+	err = s.withRefs(func() error {
+		c, err = s.store.Channels.Update(ctx, c.ID, func(c *store.Channel) error {
+			if c.SRTPassphrase == "" {
+				c.SRTPassphrase = auth.NewSRTPassphrase() // a channel created before SRT ingest
+			}
+			return s.applyChannelInput(c, &in)
+		})
+		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errNotFound("channel %s not found", *in.Arn)
@@ -421,8 +438,16 @@ func (s *Server) deleteChannel(ctx context.Context, r *request) (any, error) {
 		return nil, errConflict("channel %s is live; stop the stream before deleting it", resARN)
 	}
 	// The channel goes first: once it is gone its keys authorize nothing, even if deleting a
-	// key below fails halfway.
-	if err := s.store.Channels.Delete(ctx, c.ID); err != nil {
+	// key below fails halfway. Its key list is read again under s.refs, so that it holds every
+	// key a CreateStreamKey on this node added before the delete.
+	err = s.withRefs(func() error {
+		var ok bool
+		if c, ok = s.store.Channels.Get(c.ID); !ok {
+			return store.ErrNotFound
+		}
+		return s.store.Channels.Delete(ctx, c.ID)
+	})
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, errNotFound("channel %s not found", resARN)
 		}

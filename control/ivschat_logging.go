@@ -203,14 +203,17 @@ func (s *Server) deleteLoggingConfiguration(ctx context.Context, r *request) (an
 		return nil, err
 	}
 	arn := s.arn("ivschat", "logging-configuration", id)
-	for _, it := range s.store.Rooms.List() {
-		if slices.Contains(it.Value.LoggingConfigurations, id) {
-			e := errConflict("logging configuration %s is used by room %s; remove it from the room first", arn, s.arn("ivschat", "room", it.Key))
-			e.Fields = map[string]any{"resourceId": arn, "resourceType": "LOGGING_CONFIGURATION"}
-			return nil, e
+	err = s.withRefs(func() error {
+		for _, it := range s.store.Rooms.List() {
+			if slices.Contains(it.Value.LoggingConfigurations, id) {
+				e := errConflict("logging configuration %s is used by room %s; remove it from the room first", arn, s.arn("ivschat", "room", it.Key))
+				e.Fields = map[string]any{"resourceId": arn, "resourceType": "LOGGING_CONFIGURATION"}
+				return e
+			}
 		}
-	}
-	if err := s.store.ChatLogging.Delete(ctx, id); errors.Is(err, store.ErrNotFound) {
+		return s.store.ChatLogging.Delete(ctx, id)
+	})
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, chatNotFound(arn, "LOGGING_CONFIGURATION")
 	} else if err != nil {
 		return nil, err

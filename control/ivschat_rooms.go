@@ -148,15 +148,19 @@ func (s *Server) createRoom(ctx context.Context, r *request) (any, error) {
 	}
 	now := time.Now().UTC()
 	rm := store.Room{ID: auth.NewID(), MaximumMessageRatePerSecond: 10, MaximumMessageLength: 500, Tags: in.Tags, CreatedAt: now, UpdatedAt: now}
-	if err := s.applyRoomInput(&rm, &in); err != nil {
-		return nil, err
-	}
-	if q := s.cfg.Quotas.ChatRooms; q > 0 && s.store.Rooms.Len() >= q {
-		e := errQuota("the account may have at most %d rooms", q)
-		e.Fields = map[string]any{"resourceId": "", "resourceType": "ROOM", "limit": q}
-		return nil, e
-	}
-	if err := s.store.Rooms.Create(ctx, rm.ID, rm); err != nil {
+	// s.refs: the logging configurations applyRoomInput found must still exist when the room is written.
+	err := s.withRefs(func() error {
+		if err := s.applyRoomInput(&rm, &in); err != nil {
+			return err
+		}
+		if q := s.cfg.Quotas.ChatRooms; q > 0 && s.store.Rooms.Len() >= q {
+			e := errQuota("the account may have at most %d rooms", q)
+			e.Fields = map[string]any{"resourceId": "", "resourceType": "ROOM", "limit": q}
+			return e
+		}
+		return s.store.Rooms.Create(ctx, rm.ID, rm)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return s.roomOut(rm, false), nil
@@ -205,12 +209,18 @@ func (s *Server) updateRoom(ctx context.Context, r *request) (any, error) {
 	if err := decode(r.body, &in); err != nil {
 		return nil, err
 	}
-	rm, err := s.store.Rooms.Update(ctx, id, func(rm *store.Room) error {
-		if err := s.applyRoomInput(rm, &in); err != nil {
-			return err
-		}
-		rm.UpdatedAt = time.Now().UTC()
-		return nil
+	// s.refs: the logging configurations applyRoomInput found must still exist when the room
+	// is written. Edges are told after it is released.
+	var rm store.Room
+	err = s.withRefs(func() error {
+		rm, err = s.store.Rooms.Update(ctx, id, func(rm *store.Room) error {
+			if err := s.applyRoomInput(rm, &in); err != nil {
+				return err
+			}
+			rm.UpdatedAt = time.Now().UTC()
+			return nil
+		})
+		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, chatNotFound(s.arn("ivschat", "room", id), "ROOM")

@@ -200,12 +200,15 @@ func (s *Server) deletePlaybackPolicy(ctx context.Context, r *request) (any, err
 		return nil, err
 	}
 	policyARN := s.arn("ivs", playbackPolicyType, p.ID)
-	for _, c := range s.store.Channels.List() {
-		if c.Value.PlaybackRestrictionPolicyArn == policyARN {
-			return nil, errConflict("playback restriction policy %s is used by channel %s", resARN, s.channelARN(c.Key))
+	err = s.withRefs(func() error {
+		for _, c := range s.store.Channels.List() {
+			if c.Value.PlaybackRestrictionPolicyArn == policyARN {
+				return errConflict("playback restriction policy %s is used by channel %s", resARN, s.channelARN(c.Key))
+			}
 		}
-	}
-	if err := s.store.PlaybackPolicies.Delete(ctx, p.ID); err != nil {
+		return s.store.PlaybackPolicies.Delete(ctx, p.ID)
+	})
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, errNotFound("playback restriction policy %s not found", resARN)
 		}

@@ -177,12 +177,15 @@ func (s *Server) deleteRecordingConfiguration(ctx context.Context, r *request) (
 		return nil, err
 	}
 	full := s.arn("ivs", "recording-configuration", c.ID)
-	for _, it := range s.store.Channels.List() {
-		if it.Value.RecordingConfigurationArn == full {
-			return nil, errConflict("recording configuration %s is used by channel %s; detach it first", full, s.channelARN(it.Key))
+	err = s.withRefs(func() error {
+		for _, it := range s.store.Channels.List() {
+			if it.Value.RecordingConfigurationArn == full {
+				return errConflict("recording configuration %s is used by channel %s; detach it first", full, s.channelARN(it.Key))
+			}
 		}
-	}
-	if err := s.store.RecordingConfigs.Delete(ctx, c.ID); err != nil {
+		return s.store.RecordingConfigs.Delete(ctx, c.ID)
+	})
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, errNotFound("recording configuration %s not found", resARN)
 		}

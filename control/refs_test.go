@@ -2,8 +2,10 @@ package control
 
 import (
 	"context"
+	"sync"
 	"testing"
 
+	"glasscast/auth"
 	"glasscast/store"
 )
 
@@ -21,6 +23,146 @@ func newChannel(t *testing.T, srv *Server, ctx context.Context) (arn, id string)
 	a := out.(map[string]any)["channel"].(channelJSON).Arn
 	p, _ := parseARN(a)
 	return a, p.ID
+}
+
+// TestAttachRacesDeleteIfUnused races an operation that makes a record refer to a resource with
+// the deletion of that resource if unused, round after round. Either may win, but no record may
+// end up referring to a deleted resource.
+func TestAttachRacesDeleteIfUnused(t *testing.T) {
+	srv, ctx := chatServer(t)
+	chARN, chID := newChannel(t, srv, ctx)
+	out, err := run(ctx, srv.createRoom, `{}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := out.(roomJSON)
+	channelRef := func(field string, get func(store.Channel) string) func(string) string {
+		return func(a string) string {
+			_, err := run(ctx, srv.updateChannel, `{"arn":"`+chARN+`","`+field+`":"`+a+`"}`)
+			if err != nil {
+				return err.Error()
+			}
+			c, _ := srv.store.Channels.Get(chID)
+			return get(c)
+		}
+	}
+	deleteBy := func(o op, field string) func(string) {
+		return func(a string) { _, _ = run(ctx, o, `{"`+field+`":"`+a+`"}`) }
+	}
+	cases := []struct {
+		name, service, typ string
+		put                func(id string) error
+		exists             func(id string) bool
+		del                func(a string)
+		// attach sets the reference to a ("" clears it) and returns what the record then holds.
+		attach func(a string) string
+	}{
+		{
+			name: "recording configuration", service: "ivs", typ: "recording-configuration",
+			put: func(id string) error {
+				return srv.store.RecordingConfigs.Create(ctx, id, store.RecordingConfiguration{ID: id, BucketName: "bkt", State: "ACTIVE"})
+			},
+			exists: func(id string) bool { _, ok := srv.store.RecordingConfigs.Get(id); return ok },
+			del:    deleteBy(srv.deleteRecordingConfiguration, "arn"),
+			attach: channelRef("recordingConfigurationArn", func(c store.Channel) string { return c.RecordingConfigurationArn }),
+		},
+		{
+			name: "ad configuration", service: "ivs", typ: "ad-configuration",
+			put: func(id string) error {
+				return srv.store.AdConfigs.Create(ctx, id, store.AdConfiguration{ID: id})
+			},
+			exists: func(id string) bool { _, ok := srv.store.AdConfigs.Get(id); return ok },
+			del:    deleteBy(srv.deleteAdConfiguration, "arn"),
+			attach: channelRef("adConfigurationArn", func(c store.Channel) string { return c.AdConfigurationArn }),
+		},
+		{
+			name: "playback restriction policy", service: "ivs", typ: playbackPolicyType,
+			put: func(id string) error {
+				return srv.store.PlaybackPolicies.Create(ctx, id, store.PlaybackRestrictionPolicy{ID: id})
+			},
+			exists: func(id string) bool { _, ok := srv.store.PlaybackPolicies.Get(id); return ok },
+			del:    deleteBy(srv.deletePlaybackPolicy, "arn"),
+			attach: channelRef("playbackRestrictionPolicyArn", func(c store.Channel) string { return c.PlaybackRestrictionPolicyArn }),
+		},
+		{
+			name: "logging configuration", service: "ivschat", typ: "logging-configuration",
+			put: func(id string) error {
+				return srv.store.ChatLogging.Create(ctx, id, store.ChatLoggingConfiguration{ID: id, State: "ACTIVE"})
+			},
+			exists: func(id string) bool { _, ok := srv.store.ChatLogging.Get(id); return ok },
+			del:    deleteBy(srv.deleteLoggingConfiguration, "identifier"),
+			attach: func(a string) string {
+				ids := `[]`
+				if a != "" {
+					ids = `["` + a + `"]`
+				}
+				if _, err := run(ctx, srv.updateRoom, `{"identifier":"`+room.Arn+`","loggingConfigurationIdentifiers":`+ids+`}`); err != nil {
+					return err.Error()
+				}
+				rm, _ := srv.store.Rooms.Get(room.ID)
+				if len(rm.LoggingConfigurations) == 0 {
+					return ""
+				}
+				return srv.arn("ivschat", "logging-configuration", rm.LoggingConfigurations[0])
+			},
+		},
+	}
+	const rounds = 100
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dangling := 0
+			for i := range rounds {
+				id := auth.NewID()
+				if err := tc.put(id); err != nil {
+					t.Fatal(err)
+				}
+				a := srv.arn(tc.service, tc.typ, id)
+				var wg sync.WaitGroup
+				var held string
+				wg.Go(func() { held = tc.attach(a) })
+				wg.Go(func() { tc.del(a) })
+				wg.Wait()
+				if held == a && !tc.exists(id) {
+					dangling++
+					t.Logf("round %d: the record refers to deleted %s", i, a)
+				}
+				if got := tc.attach(""); got != "" {
+					t.Fatalf("round %d: detaching left %q", i, got)
+				}
+			}
+			if dangling > 0 {
+				t.Errorf("%d of %d rounds left a reference to a deleted %s", dangling, rounds, tc.name)
+			}
+		})
+	}
+}
+
+// TestDeleteChannelRacesCreateStreamKey races CreateStreamKey with DeleteChannel: whichever
+// wins, no stream key of the deleted channel may survive it.
+func TestDeleteChannelRacesCreateStreamKey(t *testing.T) {
+	srv, ctx := chatServer(t)
+	const rounds = 100
+	orphans := 0
+	for i := range rounds {
+		chARN, chID := newChannel(t, srv, ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { _, _ = run(ctx, srv.createStreamKey, `{"channelArn":"`+chARN+`"}`) })
+		wg.Go(func() {
+			if _, err := run(ctx, srv.deleteChannel, `{"arn":"`+chARN+`"}`); err != nil {
+				t.Errorf("round %d: delete channel: %v", i, err)
+			}
+		})
+		wg.Wait()
+		for _, it := range srv.store.StreamKeys.List() {
+			if it.Value.ChannelID == chID {
+				orphans++
+				t.Logf("round %d: stream key %s outlived its channel", i, it.Key)
+			}
+		}
+	}
+	if orphans > 0 {
+		t.Errorf("%d stream keys outlived their channel in %d rounds", orphans, rounds)
+	}
 }
 
 // TestUpdateChannelKeepsDanglingReference: a reference that UpdateChannel does not mention is

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -92,6 +93,19 @@ type Server struct {
 	log        *slog.Logger
 	ivs        map[string]op
 	ivschat    map[string]op
+
+	// refs serializes, on this node, the operations that make one record refer to another
+	// (a channel to its recording, ad or playback restriction configuration or to a new stream
+	// key, a room to its logging configurations) with those that delete a record if nothing
+	// refers to it. Each side checks the other's records in the replica and then writes; without
+	// the lock both checks can pass and leave a reference to a deleted record. Held only across
+	// that check and the store writes that follow it, never across a call to another service,
+	// and never taken twice on one path.
+	//
+	// Across nodes it does not help: a delete on one node can still race an attach on another,
+	// as the store has no transaction spanning two tables. UpdateChannel therefore checks only
+	// the references it sets, so a reference left dangling that way does not block later updates.
+	refs sync.Mutex
 }
 
 type op func(ctx context.Context, r *request) (any, error)

@@ -82,13 +82,17 @@ func (s *Server) createStreamKey(ctx context.Context, r *request) (any, error) {
 		return nil, err
 	}
 	// The quota is checked again inside the compare-and-set so concurrent creations cannot
-	// exceed it.
-	_, err = s.store.Channels.Update(ctx, c.ID, func(c *store.Channel) error {
-		if q := s.cfg.Quotas.StreamKeysPerChannel; q > 0 && len(c.StreamKeys) >= q {
-			return errQuota("channel %s already has the maximum of %d stream keys", *in.ChannelArn, q)
-		}
-		c.StreamKeys = append(c.StreamKeys, k.ID)
-		return nil
+	// exceed it. s.refs keeps a DeleteChannel on this node from reading the key list before
+	// the key is added and deleting the channel after.
+	err = s.withRefs(func() error {
+		_, err := s.store.Channels.Update(ctx, c.ID, func(c *store.Channel) error {
+			if q := s.cfg.Quotas.StreamKeysPerChannel; q > 0 && len(c.StreamKeys) >= q {
+				return errQuota("channel %s already has the maximum of %d stream keys", *in.ChannelArn, q)
+			}
+			c.StreamKeys = append(c.StreamKeys, k.ID)
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		s.removeStreamKey(ctx, k)
