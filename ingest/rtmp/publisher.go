@@ -56,9 +56,16 @@ func (p *publisher) run(ctx context.Context) error {
 			if audio == nil && c.IDHeader != nil {
 				audio, audioTrack = &mp4codecs.Opus{ChannelCount: int(c.IDHeader.ChannelCount)}, t
 			}
-		default:
-			p.log.Warn("ignoring track with unsupported codec", "codec", fmt.Sprintf("%T", c))
 		}
+	}
+	for _, t := range r.Tracks() {
+		if t == videoTrack || t == audioTrack {
+			continue
+		}
+		if err := ignore(r, t); err != nil {
+			return err
+		}
+		p.log.Warn("ignoring rtmp track: its codec is not supported, or a track of its kind is already in use", "codec", fmt.Sprintf("%T", t.Codec))
 	}
 	if err := p.s.Start(ctx, ingest.Tracks{Video: video, Audio: audio, Encoder: encoder(p.metadata)}); err != nil {
 		return err
@@ -100,6 +107,40 @@ func (p *publisher) run(ctx context.Context) error {
 			return werr
 		}
 	}
+}
+
+// ignore makes the reader drop the data of a track the session does not take. The reader calls
+// a track's callback without checking that one is set, so a track left without one (ffmpeg's
+// default FLV audio is MP3) would panic on its first frame and take the process down.
+func ignore(r *gortmplib.Reader, t *gortmplib.Track) error {
+	switch t.Codec.(type) {
+	case *rtmpcodecs.H264:
+		r.OnDataH264(t, func(time.Duration, time.Duration, [][]byte) {})
+	case *rtmpcodecs.H265:
+		r.OnDataH265(t, func(time.Duration, time.Duration, [][]byte) {})
+	case *rtmpcodecs.AV1:
+		r.OnDataAV1(t, func(time.Duration, [][]byte) {})
+	case *rtmpcodecs.VP9:
+		r.OnDataVP9(t, func(time.Duration, []byte) {})
+	case *rtmpcodecs.MPEG4Audio:
+		r.OnDataMPEG4Audio(t, func(time.Duration, []byte) {})
+	case *rtmpcodecs.Opus:
+		r.OnDataOpus(t, func(time.Duration, []byte) {})
+	case *rtmpcodecs.MPEG1Audio:
+		r.OnDataMPEG1Audio(t, func(time.Duration, []byte) {})
+	case *rtmpcodecs.AC3:
+		r.OnDataAC3(t, func(time.Duration, []byte) {})
+	case *rtmpcodecs.FLAC:
+		r.OnDataFLAC(t, func(time.Duration, []byte) {})
+	case *rtmpcodecs.G711:
+		r.OnDataG711(t, func(time.Duration, []byte) {})
+	case *rtmpcodecs.LPCM:
+		r.OnDataLPCM(t, func(time.Duration, []byte) {})
+	default:
+		// A codec added to a newer gortmplib: refusing the publish beats a panic.
+		return fmt.Errorf("rtmp track with codec %T cannot be ignored", t.Codec)
+	}
+	return nil
 }
 
 // onData handles AMF data messages: the encoder description and in-band timed metadata.
