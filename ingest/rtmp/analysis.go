@@ -81,6 +81,11 @@ func (a *analysisConn) see(msg message.Message) {
 			_, a.wantVideo = meta["videocodecid"]
 			_, a.wantAudio = meta["audiocodecid"]
 			a.metadata = true
+			// Enhanced RTMP announces further tracks here; one of them may show itself only
+			// with its first frame (MP3 has no sequence start), after the shortcut would stop.
+			_, videoTracks := meta["videoTrackIdInfoMap"]
+			_, audioTracks := meta["audioTrackIdInfoMap"]
+			a.off = a.off || videoTracks || audioTracks
 		}
 	case *message.Video:
 		a.media()

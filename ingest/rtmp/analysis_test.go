@@ -177,4 +177,8 @@ func TestAnalysisWaitsForAnnouncedTracks(t *testing.T) {
 		avcConfig()}
 	multi = append(multi, frames(false)...)
 	full("multitrack", multi)
+	// Multitrack announced by onMetaData, a second audio track that shows itself only with its
+	// first frame: the shortcut would end the analysis before it and the track's first frame
+	// would end the publish.
+	full("multitrack in onMetaData", append([]message.Message{onMetaData("videocodecid", "audiocodecid", "audioTrackIdInfoMap"), avcConfig(), aacConfig()}, frames(true)...))
 }

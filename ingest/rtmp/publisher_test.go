@@ -12,6 +12,7 @@ import (
 
 	"github.com/bluenviron/gortmplib"
 	rtmpcodecs "github.com/bluenviron/gortmplib/pkg/codecs"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
 	"glasscast/bus"
 	"glasscast/ingest"
@@ -118,6 +119,15 @@ func TestIgnoredTracks(t *testing.T) {
 			func(w *gortmplib.Writer, tr *gortmplib.Track, pts time.Duration) error {
 				return w.WriteLPCM(tr, pts, silence)
 			}},
+		{"second audio track", []*gortmplib.Track{
+			{Codec: &rtmpcodecs.MPEG4Audio{Config: &mpeg4audio.AudioSpecificConfig{Type: 2, SampleRate: 48000, ChannelCount: 2}}},
+			{Codec: &rtmpcodecs.MPEG1Audio{}},
+		}, func(w *gortmplib.Writer, tr *gortmplib.Track, pts time.Duration) error {
+			if _, ok := tr.Codec.(*rtmpcodecs.MPEG1Audio); ok {
+				return w.WriteMPEG1Audio(tr, pts, mp3)
+			}
+			return w.WriteMPEG4Audio(tr, pts, []byte{0x21, 0x10})
+		}},
 		{"second video track", []*gortmplib.Track{{Codec: &rtmpcodecs.H264{SPS: sps, PPS: pps}}},
 			func(w *gortmplib.Writer, tr *gortmplib.Track, pts time.Duration) error {
 				return w.WriteH264(tr, pts, pts, [][]byte{{0x65, 0x88, 0x84, 0x00, 0x33}})
