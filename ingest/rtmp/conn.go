@@ -39,7 +39,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, pc *pendingConn, secur
 	defer s.adm.done(pc)
 	accepted := time.Now()
 	log := s.log.With("remote", nc.RemoteAddr().String(), "secure", secure)
-	conn := &budgetConn{Conn: nc, budget: preAuthBudget}
+	conn := newBudgetConn(nc, preAuthBudget)
 	// One deadline for the TLS handshake, RTMP's handshake, connect and publish: a peer that
 	// dawdles holds a pending slot for no longer than this.
 	_ = nc.SetDeadline(accepted.Add(s.cfg.HandshakeTimeout))
@@ -124,22 +124,52 @@ func (s *Server) authorize(path string, secure bool) (store.Channel, string, err
 	return s.in.Authorize(rest, secure)
 }
 
-// budgetConn fails reads once a byte budget is spent; a negative budget is unlimited.
+// budgetConn bounds what a client may make the server read and allocate before publishing: it
+// fails reads once a byte budget is spent (a negative budget is unlimited), and its guard
+// stops at a chunk the budget could never deliver, before the library allocates its body.
 type budgetConn struct {
 	net.Conn
 	budget int
+	guard  *chunkGuard
+	// held are bytes read past the guard's stop. The library asking for them before the
+	// budget is lifted means it is reading that chunk; after, they are simply the stream.
+	held []byte
+}
+
+func newBudgetConn(c net.Conn, budget int) *budgetConn {
+	return &budgetConn{Conn: c, budget: budget, guard: newChunkGuard(budget)}
 }
 
 func (c *budgetConn) Read(p []byte) (int, error) {
+	if c.budget < 0 && len(c.held) > 0 {
+		n := copy(p, c.held)
+		c.held = c.held[n:]
+		return n, nil
+	}
+	if c.budget < 0 {
+		return c.Conn.Read(p)
+	}
+	if len(c.held) > 0 {
+		return 0, errChunkPastBudget(preAuthBudget)
+	}
 	if c.budget == 0 {
 		return 0, fmt.Errorf("client sent more than %d bytes before publishing", preAuthBudget)
 	}
-	if c.budget > 0 && len(p) > c.budget {
+	if len(p) > c.budget {
 		p = p[:c.budget]
 	}
 	n, err := c.Conn.Read(p)
-	if c.budget > 0 {
-		c.budget -= n
+	c.budget -= n
+	pass, gerr := c.guard.scan(p[:n])
+	if gerr != nil {
+		return 0, gerr
+	}
+	if pass < n {
+		c.held = append([]byte(nil), p[pass:n]...)
+		if pass == 0 {
+			return 0, errChunkPastBudget(preAuthBudget)
+		}
+		return pass, nil
 	}
 	return n, err
 }

@@ -56,6 +56,12 @@ const testKey = "sk_us-east-1_testkey"
 // and returns its address.
 func startServer(t *testing.T, sink media.Sink) string {
 	t.Helper()
+	return startServerConfig(t, Config{}, sink)
+}
+
+// startServerConfig is startServer with cfg, whose Listen it sets.
+func startServerConfig(t *testing.T, cfg Config, sink media.Sink) string {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	b, err := bus.Open(context.Background(), bus.Config{DataDir: t.TempDir(), Name: "rtmp"}, log)
 	if err != nil {
@@ -78,7 +84,8 @@ func startServer(t *testing.T, sink media.Sink) string {
 		t.Fatal(err)
 	}
 	in := ingest.New(ingest.Config{Transcode: ingest.TranscodeConfig{Disabled: true}}, st, b.Conn, sink, log)
-	s := New(Config{Listen: "127.0.0.1:0"}, in, log)
+	cfg.Listen = "127.0.0.1:0"
+	s := New(cfg, in, log)
 	addrs, err := s.Listen()
 	if err != nil {
 		t.Fatal(err)
