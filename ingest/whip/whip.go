@@ -176,7 +176,7 @@ func New(cfg Config, ing Ingest, log *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("whip: ICE TCP listen: %w", err)
 		}
 		s.tcp = l
-		m := webrtc.NewICETCPMux(nil, l, 64)
+		m := newICETCPMux(l, cfg.MaxSessions, cfg.Timeout, log)
 		s.muxes = append(s.muxes, m)
 		se.SetICETCPMux(m)
 		types = append(types, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
