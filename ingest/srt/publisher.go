@@ -1,7 +1,6 @@
 package srt
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -94,7 +93,7 @@ func (p *publisher) run(ctx context.Context) error {
 		p.conn.Close()
 	})
 	defer wd.t.Stop()
-	r := &mpegts.Reader{R: bufio.NewReaderSize(wd, 64<<10)}
+	r := newTSReader(wd, maxPES)
 	if err := r.Initialize(); err != nil {
 		if timedOut.Load() {
 			return fmt.Errorf("no MPEG-TS program within %v", p.startTimeout)
