@@ -175,6 +175,7 @@ func (s *Server) accept(ctx context.Context, l *secureListener) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer ingest.Recovered(s.log, "an rtmp connection")
 			s.handle(ctx, conn, pc, l.secure)
 		}()
 	}

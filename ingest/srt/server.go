@@ -142,6 +142,7 @@ func (s *Server) accept(ctx context.Context) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer ingest.Recovered(s.log, "an srt connection")
 			s.handle(ctx, req)
 		}()
 	}

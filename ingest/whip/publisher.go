@@ -19,6 +19,8 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
+
+	"glasscast/ingest"
 )
 
 const (
@@ -197,6 +199,7 @@ func (p *publisher) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 		p.readers.Add(1)
 		go func() {
 			defer p.readers.Done()
+			defer ingest.Recovered(p.log, "a whip video track")
 			if strings.EqualFold(mime, webrtc.MimeTypeH264) {
 				p.readVideo(t, wait)
 			} else {
@@ -207,6 +210,7 @@ func (p *publisher) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 		p.readers.Add(1)
 		go func() {
 			defer p.readers.Done()
+			defer ingest.Recovered(p.log, "a whip audio track")
 			p.readAudio(t)
 		}()
 	default:
