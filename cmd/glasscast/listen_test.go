@@ -221,6 +221,7 @@ func TestListenerWriteTimeout(t *testing.T) {
 	defer tc.Close()
 	_, _ = io.WriteString(tc, http2.ClientPreface)
 	fr := http2.NewFramer(tc, tc)
+	var writing sync.Mutex // a Framer's writes share one buffer: the reader acks from its own goroutine
 	if err := fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0}); err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +236,9 @@ func TestListenerWriteTimeout(t *testing.T) {
 				if v, ok := sf.Value(http2.SettingMaxConcurrentStreams); ok {
 					streamsOffered <- v
 				}
+				writing.Lock()
 				_ = fr.WriteSettingsAck()
+				writing.Unlock()
 			}
 		}
 	}()
@@ -246,7 +249,10 @@ func TestListenerWriteTimeout(t *testing.T) {
 		for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "h"}, {":path", "/stream"}} {
 			_ = enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
 		}
-		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+		writing.Lock()
+		err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+		writing.Unlock()
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
