@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -69,12 +70,48 @@ type entry struct {
 
 func journalPath(dir string) string { return filepath.Join(dir, "journal.jsonl") }
 
+// openJournal opens dir's journal for appending. A torn tail left by a kill mid-write is cut
+// off first: readJournal stops at the first line it cannot read, so entries appended after a
+// torn line (a resumed recording's repairs, chunks and end) would be lost on the next replay,
+// and the recording rebuilt from an older state.
 func openJournal(dir string) (*journal, error) {
-	f, err := os.OpenFile(journalPath(dir), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(journalPath(dir), os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
+	b, err := io.ReadAll(f)
+	if err == nil {
+		n, whole := readablePrefix(b)
+		switch {
+		case n < len(b):
+			err = f.Truncate(int64(n))
+		case !whole:
+			_, err = f.Write([]byte{'\n'}) // a last entry that lacks only its newline is kept
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("journal: cut its torn tail: %w", err)
+	}
 	return &journal{f: f}, nil
+}
+
+// readablePrefix is the length of b's leading lines that readJournal reads, up to the first
+// that is not an entry (a torn one), and whether it ends with a newline: as readJournal does,
+// it takes a last line that is a whole entry without its newline.
+func readablePrefix(b []byte) (n int, whole bool) {
+	for n < len(b) {
+		line, rest, found := bytes.Cut(b[n:], []byte{'\n'})
+		var e entry
+		if json.Unmarshal(line, &e) != nil {
+			return n, true
+		}
+		if !found {
+			return len(b), false
+		}
+		n = len(b) - len(rest)
+	}
+	return n, true
 }
 
 // add appends entries and syncs them to disk.
