@@ -104,7 +104,7 @@ func TestSameMedia(t *testing.T) {
 // mid-write would, and reads the state back.
 func TestJournalReplay(t *testing.T) {
 	dir := t.TempDir()
-	j, err := openJournal(dir)
+	j, err := openJournal(dir, func(int64) {})
 	if err != nil {
 		t.Fatal(err)
 	}

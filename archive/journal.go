@@ -20,7 +20,8 @@ import (
 // recording holds is a line, written after the media it describes is on disk, so that a
 // process killed at any moment restarts with a recording that is exactly what its files hold.
 type journal struct {
-	f *os.File
+	f    *os.File
+	grew func(int64) // told of the bytes the journal adds to, or cuts from, the spool folder
 }
 
 // meta identifies a recording; it is the journal's first line.
@@ -74,7 +75,7 @@ func journalPath(dir string) string { return filepath.Join(dir, "journal.jsonl")
 // off first: readJournal stops at the first line it cannot read, so entries appended after a
 // torn line (a resumed recording's repairs, chunks and end) would be lost on the next replay,
 // and the recording rebuilt from an older state.
-func openJournal(dir string) (*journal, error) {
+func openJournal(dir string, grew func(int64)) (*journal, error) {
 	f, err := os.OpenFile(journalPath(dir), os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
@@ -84,16 +85,21 @@ func openJournal(dir string) (*journal, error) {
 		n, whole := readablePrefix(b)
 		switch {
 		case n < len(b):
-			err = f.Truncate(int64(n))
+			if err = f.Truncate(int64(n)); err == nil {
+				grew(int64(n - len(b)))
+			}
 		case !whole:
-			_, err = f.Write([]byte{'\n'}) // a last entry that lacks only its newline is kept
+			// A last entry that lacks only its newline is kept.
+			if _, err = f.Write([]byte{'\n'}); err == nil {
+				grew(1)
+			}
 		}
 	}
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("journal: cut its torn tail: %w", err)
 	}
-	return &journal{f: f}, nil
+	return &journal{f: f, grew: grew}, nil
 }
 
 // readablePrefix is the length of b's leading lines that readJournal reads, up to the first
@@ -125,7 +131,9 @@ func (j *journal) add(es ...entry) error {
 		buf.Write(b)
 		buf.WriteByte('\n')
 	}
-	if _, err := j.f.Write(buf.Bytes()); err != nil {
+	n, err := j.f.Write(buf.Bytes())
+	j.grew(int64(n))
+	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return j.f.Sync()

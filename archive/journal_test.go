@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"glasscast/archive/layout"
+	"glasscast/archive/spool"
 )
 
 // A kill mid-write leaves a torn last line. The resumed recording appends to the journal, and
@@ -20,7 +21,7 @@ func TestJournalResumesAfterATornWrite(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			j, err := openJournal(dir)
+			j, err := openJournal(dir, func(int64) {})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -39,7 +40,7 @@ func TestJournalResumesAfterATornWrite(t *testing.T) {
 			if err != nil || before.meta == nil || len(before.renditions) != 1 {
 				t.Fatalf("replay before resuming: %+v, %v", before, err)
 			}
-			j, err = openJournal(dir) // the resumed run
+			j, err = openJournal(dir, func(int64) {}) // the resumed run
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,5 +59,46 @@ func TestJournalResumesAfterATornWrite(t *testing.T) {
 				t.Fatalf("thumbnail count %d before resuming, %d after", before.thumbN, after.thumbN)
 			}
 		})
+	}
+}
+
+// The journal's bytes count against the spool's bound like the media's: once the recording's
+// folder is removed, the spool holds what it held before, not less. A journal written
+// unaccounted drove the count below what the disk held, and the bound up with it, by each
+// finished recording's journal for as long as the process ran.
+func TestJournalCountsInTheSpool(t *testing.T) {
+	sp, err := spool.New(spool.Config{Dir: t.TempDir(), MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		q, err := sp.Open("rec1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, err := openJournal(q.Dir(), q.Grew)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := meta{ID: "rec1", Bucket: "bkt", Prefix: "p", StartedAt: time.Now()}
+		for range 50 {
+			if err := j.add(entry{Kind: kindStart, Meta: &m}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		j.close()
+		fi, err := os.Stat(journalPath(q.Dir()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sp.Used() != fi.Size() {
+			t.Fatalf("round %d: the spool counts %d bytes, its journal holds %d", round, sp.Used(), fi.Size())
+		}
+		if err := q.Remove(); err != nil {
+			t.Fatal(err)
+		}
+		if sp.Used() != 0 {
+			t.Fatalf("round %d: the spool counts %d bytes with nothing on disk", round, sp.Used())
+		}
 	}
 }

@@ -109,7 +109,7 @@ func (a *Archive) newRecording(m meta, bkt bucket.Store, st *replayed) (*recordi
 	if err != nil {
 		return nil, err
 	}
-	j, err := openJournal(q.Dir())
+	j, err := openJournal(q.Dir(), q.Grew)
 	if err != nil {
 		return nil, err
 	}

@@ -106,6 +106,16 @@ func (q *Queue) Reserve(n int64) error { return q.s.reserve(n) }
 // Release gives back n reserved bytes that were not written after all.
 func (q *Queue) Release(n int64) { _ = q.s.reserve(-n) }
 
+// Grew accounts n bytes (negative: fewer) written to the recording's folder outside Reserve,
+// which had to be written whatever the bound: the recording's journal. Remove releases every
+// file in the folder, so a file written unaccounted would drive the spool's count below what
+// the disk holds, and its bound up, for as long as the process runs.
+func (q *Queue) Grew(n int64) {
+	q.s.mu.Lock()
+	q.s.used += n
+	q.s.mu.Unlock()
+}
+
 // Create opens rel for writing in place (a TS file that grows segment by segment). It is
 // uploaded once Commit names it; until then it lives under a ".part" name.
 func (q *Queue) Create(rel string) (*os.File, error) {
