@@ -110,11 +110,7 @@ func (q *Queue) Release(n int64) { _ = q.s.reserve(-n) }
 // which had to be written whatever the bound: the recording's journal. Remove releases every
 // file in the folder, so a file written unaccounted would drive the spool's count below what
 // the disk holds, and its bound up, for as long as the process runs.
-func (q *Queue) Grew(n int64) {
-	q.s.mu.Lock()
-	q.s.used += n
-	q.s.mu.Unlock()
-}
+func (q *Queue) Grew(n int64) { q.s.add(n) }
 
 // Create opens rel for writing in place (a TS file that grows segment by segment). It is
 // uploaded once Commit names it; until then it lives under a ".part" name.
@@ -307,7 +303,8 @@ func (q *Queue) remove(rel string) error {
 }
 
 // Run uploads pending objects to store under prefix until ctx ends, in order, one at a time,
-// retrying with exponential backoff. onDrop hears of media files given up after MaxAge.
+// retrying with exponential backoff. onDrop hears of media files given up after MaxAge, or
+// RefusedAge while the bucket refuses them.
 func (q *Queue) Run(ctx context.Context, store bucket.Store, prefix string, onDrop func(Drop)) {
 	backoff := q.s.cfg.MinBackoff
 	var downSince time.Time
@@ -342,8 +339,12 @@ func (q *Queue) Run(ctx context.Context, store bucket.Store, prefix string, onDr
 			downSince = time.Now()
 			q.log.Warn("upload failed; keeping objects in the spool and retrying", "key", e.rel, "bucket", store.Location(), "err", err)
 		}
-		if class(e.rel) == 1 && q.s.cfg.MaxAge > 0 && time.Since(e.since) > q.s.cfg.MaxAge {
-			d := Drop{Rel: e.rel, Reason: fmt.Sprintf("not uploaded within %v: %v", q.s.cfg.MaxAge, err)}
+		maxAge := q.s.cfg.MaxAge
+		if bucket.IsPermanent(err) && (maxAge <= 0 || q.s.cfg.RefusedAge < maxAge) {
+			maxAge = q.s.cfg.RefusedAge
+		}
+		if class(e.rel) == 1 && maxAge > 0 && time.Since(e.since) > maxAge {
+			d := Drop{Rel: e.rel, Reason: fmt.Sprintf("not uploaded within %v: %v", maxAge, err)}
 			q.log.Error("giving up a spooled object", "key", e.rel, "reason", d.Reason)
 			q.mu.Lock()
 			q.dropped = append(q.dropped, d)

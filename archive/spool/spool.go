@@ -26,6 +26,11 @@ type Config struct {
 	MaxBytes int64
 	// MaxAge is how long a media file may wait for its bucket before it is given up as lost.
 	MaxAge time.Duration
+	// RefusedAge replaces MaxAge while the bucket refuses uploads in a way retrying cannot
+	// fix (missing bucket, refused credentials: bucket.IsPermanent): time for an operator to
+	// mend it, without one recording's broken bucket filling the spool that every channel's
+	// recordings share for a day. 0 means 5 minutes.
+	RefusedAge time.Duration
 	// MinBackoff and MaxBackoff pace retries after a failed upload.
 	MinBackoff, MaxBackoff time.Duration
 	Logger                 *slog.Logger
@@ -49,6 +54,9 @@ func New(cfg Config) (*Spool, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RefusedAge <= 0 {
+		cfg.RefusedAge = 5 * time.Minute
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool folder: %w", err)

@@ -216,3 +216,44 @@ func TestRestart(t *testing.T) {
 		t.Fatal("a recording id leaving the spool folder was accepted")
 	}
 }
+
+// refusing is a bucket that answers every upload as a missing bucket would.
+type refusing struct{ bucket.Store }
+
+func (refusing) Put(context.Context, string, io.ReadSeeker, int64) error {
+	return bucket.Permanent(errors.New("NoSuchBucket: the specified bucket does not exist"))
+}
+
+// A bucket that refuses uploads in a way retrying cannot fix gives its media files up after
+// RefusedAge, not MaxAge (a day by default), so that one recording's broken bucket does not
+// fill the spool every channel's recordings share. An outage (TestBoundsAndAge) still keeps
+// them for MaxAge, and event files always wait.
+func TestRefusingBucketGivesUpSooner(t *testing.T) {
+	sp, err := New(Config{Dir: t.TempDir(), MaxAge: time.Hour, RefusedAge: 50 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := sp.Open("rec3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.WriteFile("media/thumbnails/thumb0.jpg", make([]byte, 80)); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := newBucket(t)
+	drops := make(chan Drop, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go q.Run(ctx, refusing{b}, "p", func(d Drop) { drops <- d })
+	select {
+	case d := <-drops:
+		if d.Rel != "media/thumbnails/thumb0.jpg" {
+			t.Fatalf("dropped %+v", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a refused media file is still kept 5 s on, with RefusedAge 50 ms")
+	}
+	if sp.Used() != 0 {
+		t.Fatalf("%d bytes still counted after the drop", sp.Used())
+	}
+}
