@@ -68,7 +68,7 @@ func (l *Limiter) Open() int {
 func (l *Limiter) Refused() uint64 { return l.shed.Load() }
 
 func (l *Limiter) acquire(c net.Conn) bool {
-	ip := clientOf(c.RemoteAddr())
+	ip := ClientOf(c.RemoteAddr())
 	l.mu.Lock()
 	perIPFull := l.perIP > 0 && l.byIP[ip] >= l.perIP
 	ok := !perIPFull && (l.total <= 0 || len(l.held) < l.total)
@@ -104,10 +104,10 @@ func (ln *listener) Accept() (net.Conn, error) {
 	}
 }
 
-// clientOf is who a connection counts against for the per-address cap: its IPv4 address, or
-// its IPv6 /64, the block a single subscriber or host is given (and that edge tokens bind to).
-// Counted by the full address, one IPv6 host could take the whole total cap.
-func clientOf(a net.Addr) string {
+// ClientOf is who a connection from a counts against for a per-address cap: its IPv4 address,
+// or its IPv6 /64, the block a single subscriber or host is given (and that edge tokens bind
+// to). Counted by the full address, one IPv6 host could take a whole total cap.
+func ClientOf(a net.Addr) string {
 	var ip net.IP
 	if t, ok := a.(*net.TCPAddr); ok {
 		ip = t.IP

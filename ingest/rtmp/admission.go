@@ -4,6 +4,8 @@ import (
 	"container/list"
 	"net"
 	"sync"
+
+	"glasscast/netlimit"
 )
 
 // admission decides which connections the ingest holds. A connection is pending from accept
@@ -41,7 +43,7 @@ func newAdmission(maxPending, maxPerIP, maxPublishers int) *admission {
 // admit puts a new connection in the pending pool and returns the connections it pushed out;
 // the caller closes them.
 func (a *admission) admit(raw net.Conn) (*pendingConn, []*pendingConn) {
-	pc := &pendingConn{raw: raw, ip: addressKey(raw.RemoteAddr())}
+	pc := &pendingConn{raw: raw, ip: netlimit.ClientOf(raw.RemoteAddr())}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var evicted []*pendingConn
@@ -117,27 +119,4 @@ func (a *admission) counts() (pending, publishers int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.pending.Len(), a.publishers
-}
-
-// addressKey is what the per-address cap counts by: the IPv4 address, or the IPv6 /64, which
-// one subscriber usually holds whole.
-func addressKey(addr net.Addr) string {
-	var ip net.IP
-	switch a := addr.(type) {
-	case *net.TCPAddr:
-		ip = a.IP
-	default:
-		host, _, err := net.SplitHostPort(addr.String())
-		if err != nil {
-			return addr.String()
-		}
-		ip = net.ParseIP(host)
-		if ip == nil {
-			return host
-		}
-	}
-	if v4 := ip.To4(); v4 != nil {
-		return v4.String()
-	}
-	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
