@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"glasscast/bus"
+	"glasscast/redact"
 )
 
 func TestEnvelopeShapes(t *testing.T) {
@@ -97,8 +98,8 @@ func TestParseWebhooks(t *testing.T) {
 			t.Errorf("%q: want an error", bad)
 		}
 	}
-	if redactURL("https://user:pw@h.example/p?token=s") != "https://h.example/p" {
-		t.Error(redactURL("https://user:pw@h.example/p?token=s"))
+	if redact.URL("https://user:pw@h.example/p?token=s", "webhook") != "https://h.example/p" {
+		t.Error(redact.URL("https://user:pw@h.example/p?token=s", "webhook"))
 	}
 }
 

@@ -18,6 +18,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"glasscast/redact"
 )
 
 // Webhook is one delivery target: a URL, optionally filtered by detail-type and channel.
@@ -221,7 +223,7 @@ func (d *Deliverer) consumer(ctx context.Context, w Webhook) (jetstream.Consumer
 }
 
 func (d *Deliverer) run(ctx context.Context, w Webhook) error {
-	log := d.log.With("webhook", redactURL(w.URL))
+	log := d.log.With("webhook", redact.URL(w.URL, "webhook"))
 	var cons jetstream.Consumer
 	for cons == nil {
 		c, err := d.consumer(ctx, w)
@@ -344,7 +346,7 @@ func (d *Deliverer) post(ctx context.Context, target, id string, body []byte) er
 	resp, err := d.cfg.Client.Do(req)
 	if err != nil {
 		d.deliveries.WithLabelValues("error").Inc()
-		return redactErr(err)
+		return redact.Err(err, "webhook")
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
@@ -354,25 +356,6 @@ func (d *Deliverer) post(ctx context.Context, target, id string, body []byte) er
 	}
 	d.deliveries.WithLabelValues("delivered").Inc()
 	return nil
-}
-
-// redactURL drops credentials and the query (which often carries a token) from logged URLs.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "<webhook>"
-	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
-}
-
-// redactErr keeps a *url.Error's URL out of logs for the same reason.
-func redactErr(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s %s: %w", ue.Op, redactURL(ue.URL), ue.Err)
-	}
-	return err
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -8,13 +8,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
+
+	"glasscast/redact"
 )
 
 // Timeout is IVS Chat's fixed limit on a review.
@@ -87,7 +87,7 @@ func (r *Reviewer) call(ctx context.Context, uri string, req Request) (Result, e
 	body, _ := json.Marshal(req)
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return Result{}, fmt.Errorf("review request: %w", redactErr(err))
+		return Result{}, fmt.Errorf("review request: %w", redact.Err(err, "review handler URL"))
 	}
 	hr.Header.Set("Content-Type", "application/json")
 	var client http.Client
@@ -98,7 +98,7 @@ func (r *Reviewer) call(ctx context.Context, uri string, req Request) (Result, e
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := client.Do(hr)
 	if err != nil {
-		return Result{}, fmt.Errorf("review handler: %w", redactErr(err))
+		return Result{}, fmt.Errorf("review handler: %w", redact.Err(err, "review handler URL"))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
@@ -126,20 +126,4 @@ func (r *Reviewer) call(ctx context.Context, uri string, req Request) (Result, e
 		return Result{Reason: out.Attributes["Reason"]}, nil
 	}
 	return Result{}, fmt.Errorf("review handler answered ReviewResult %q", out.ReviewResult)
-}
-
-// redactErr keeps a *url.Error's URL out of the error, which the relay logs: its query (or
-// user info) often carries the handler's token. events.redactErr does the same for webhooks;
-// importing events here would bring NATS and Prometheus into the relay for ten lines.
-func redactErr(err error) error {
-	var ue *url.Error
-	if !errors.As(err, &ue) {
-		return err
-	}
-	u, perr := url.Parse(ue.URL)
-	if perr != nil {
-		return fmt.Errorf("%s <review handler URL>: %w", ue.Op, ue.Err)
-	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return fmt.Errorf("%s %s: %w", ue.Op, u, ue.Err)
 }
